@@ -1,0 +1,3 @@
+"""linlab: Lightning + Hydra experiments for linear models trained by gradient descent."""
+
+__version__ = "0.1.0"

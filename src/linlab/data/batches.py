@@ -1,0 +1,90 @@
+"""Minibatches cut from tensors that already sit on the training device.
+
+No per-sample ``__getitem__`` and collate: an epoch is one permutation of indices, and each
+yielded item is a *chunk* of ``chunk_batches`` minibatches gathered with a single index
+operation, shaped ``(k, batch, d)`` and ``(k, batch)``. The training step then takes one
+exact optimiser step per minibatch, so Lightning's per-call cost is paid once per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+_GOLDEN = 0x9E3779B97F4A7C15  # spreads (seed, epoch) pairs apart before seeding
+
+
+class EpochPermutation:
+    """The order of the samples in an epoch, a pure function of (seed, epoch).
+
+    Lightning calls ``set_epoch`` at the start of every epoch (it looks for ``.sampler``), so
+    a resumed run shuffles exactly as an uninterrupted one, whatever global RNG state it has.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool) -> None:
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> Tensor:
+        if not self.shuffle:
+            return torch.arange(self.n)
+        gen = torch.Generator().manual_seed((self.seed * _GOLDEN + self.epoch) % 2**63)
+        return torch.randperm(self.n, generator=gen)
+
+
+class TensorBatches:
+    """Iterable of chunks of minibatches over ``(x, y)``; see the module docstring.
+
+    With ``num_shards > 1`` (data-parallel ranks) every minibatch of the epoch's shuffled order
+    is split into ``num_shards`` equal parts and this iterable yields part ``shard``.
+    """
+
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int | None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        chunk_batches: int = 1,
+        shard: int = 0,
+        num_shards: int = 1,
+    ) -> None:
+        n = y.numel()
+        self.x, self.y = x, y
+        self.batch_size = min(batch_size or n, n)
+        self.drop_last = drop_last
+        self.chunk_batches = max(1, chunk_batches)
+        self.shard, self.num_shards = shard, num_shards
+        self.sampler = EpochPermutation(n, seed, shuffle)
+        self.batch_sampler = None  # DataLoader's attribute, looked up by Lightning
+
+    @property
+    def num_batches(self) -> int:
+        full, rest = divmod(self.y.numel(), self.batch_size)
+        return full + (rest > 0 and not self.drop_last)
+
+    def __len__(self) -> int:
+        full = self.y.numel() // self.batch_size
+        rest = self.num_batches - full
+        return -(-full // self.chunk_batches) + rest
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = self.sampler.indices().to(self.y.device)
+        size, k = self.batch_size, self.chunk_batches
+        full = self.y.numel() // size
+        for start in range(0, full, k):
+            stop = min(start + k, full)
+            yield self._gather(order[start * size : stop * size].view(stop - start, size))
+        if self.num_batches > full:
+            yield self._gather(order[full * size :].view(1, -1))
+
+    def _gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        if self.num_shards > 1:
+            index = index.tensor_split(self.num_shards, dim=1)[self.shard]
+        return self.x[index], self.y[index]

@@ -1,0 +1,92 @@
+"""Regression losses, each the mean over the batch of a per-sample penalty on r = ŷ - y.
+
+Every loss also gives its gradient with respect to the predictions, ∂L/∂ŷ, in closed form:
+with a linear model that is all the analytic gradient needs (see ``LinearRegression``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def _aligned(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Return pred and target as the same shape, in float32 or wider.
+
+    A (N,) target against (N, 1) predictions would broadcast into an (N, N) loss (seed 004
+    shows that trap); equal sizes are reshaped, anything else is refused. Low-precision inputs
+    (autocast's float16/bfloat16) are promoted so that the sum of squares does not lose digits.
+    """
+    if pred.shape != target.shape:
+        if pred.numel() != target.numel():
+            raise ValueError(
+                f"loss got predictions of shape {tuple(pred.shape)} and targets of shape "
+                f"{tuple(target.shape)}: they must hold the same number of values"
+            )
+        target = target.reshape(pred.shape)
+    dtype = torch.promote_types(torch.promote_types(pred.dtype, target.dtype), torch.float32)
+    return pred.to(dtype), target.to(dtype)
+
+
+class RegressionLoss(nn.Module):
+    """Base class: ``forward`` is the mean penalty, ``grad_wrt_prediction`` its ∂L/∂ŷ."""
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        pred, target = _aligned(pred, target)
+        return self.penalty(pred - target).mean()
+
+    def grad_wrt_prediction(self, pred: Tensor, target: Tensor) -> Tensor:
+        pred, target = _aligned(pred, target)
+        return self.penalty_derivative(pred - target) / pred.numel()
+
+    def penalty(self, residual: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def penalty_derivative(self, residual: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class MSELoss(RegressionLoss):
+    """L = 1/N Σ r²;  ∂L/∂ŷ = 2r/N."""
+
+    def penalty(self, residual: Tensor) -> Tensor:
+        return residual.square()
+
+    def penalty_derivative(self, residual: Tensor) -> Tensor:
+        return 2.0 * residual
+
+
+class HalfSquaredLoss(RegressionLoss):
+    """L = 1/N Σ r²/2 (seed 004's squared loss, averaged);  ∂L/∂ŷ = r/N."""
+
+    def penalty(self, residual: Tensor) -> Tensor:
+        return 0.5 * residual.square()
+
+    def penalty_derivative(self, residual: Tensor) -> Tensor:
+        return residual
+
+
+class L1Loss(RegressionLoss):
+    """L = 1/N Σ |r|;  ∂L/∂ŷ = sign(r)/N (0 at r = 0, as autograd takes it)."""
+
+    def penalty(self, residual: Tensor) -> Tensor:
+        return residual.abs()
+
+    def penalty_derivative(self, residual: Tensor) -> Tensor:
+        return residual.sign()
+
+
+class HuberLoss(RegressionLoss):
+    """L = 1/N Σ h(r), h(r) = r²/2 for |r| ≤ δ, δ(|r| - δ/2) beyond;  ∂L/∂ŷ = clamp(r, -δ, δ)/N."""
+
+    def __init__(self, delta: float = 1.0) -> None:
+        super().__init__()
+        self.delta = delta
+
+    def penalty(self, residual: Tensor) -> Tensor:
+        return nn.functional.huber_loss(
+            residual, torch.zeros_like(residual), reduction="none", delta=self.delta
+        )
+
+    def penalty_derivative(self, residual: Tensor) -> Tensor:
+        return residual.clamp(-self.delta, self.delta)

@@ -1,0 +1,88 @@
+"""Linear models as plain ``nn.Module``s.
+
+``LinearRegression`` keeps its parameters as a weight vector ``w`` (shape ``(d,)``) and a
+scalar bias ``b`` so that their names read like the maths (``params/w0``, ``params/b``) and a
+tutorial's starting point can be written down directly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+INIT_MODES = ("default", "zeros", "normal")
+
+
+class LinearRegression(nn.Module):
+    """ŷ = x·w + b.
+
+    Args:
+        n_features: input dimension d.
+        bias: learn the intercept b (False: b is absent and ŷ = x·w).
+        init: ``default`` (U(-1/√d, 1/√d) for w and b, like ``nn.Linear``), ``zeros``,
+            ``normal`` (N(0, init_std²)), or explicit values ``{weight: [...], bias: ...}``.
+        init_std: standard deviation for ``init=normal``.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        bias: bool = True,
+        init: str | Mapping[str, float | Sequence[float]] = "default",
+        init_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.w = nn.Parameter(torch.empty(n_features))
+        self.b = nn.Parameter(torch.empty(())) if bias else None
+        self.reset_parameters(init, init_std)
+
+    @torch.no_grad()
+    def reset_parameters(self, init: str | Mapping, init_std: float = 0.01) -> None:
+        if isinstance(init, Mapping):
+            self._set_explicit(init)
+        elif init == "default":
+            bound = 1.0 / math.sqrt(self.n_features)
+            for p in self.parameters():
+                p.uniform_(-bound, bound)
+        elif init == "zeros":
+            for p in self.parameters():
+                p.zero_()
+        elif init == "normal":
+            for p in self.parameters():
+                p.normal_(0.0, init_std)
+        else:
+            raise ValueError(
+                f"model.init={init!r} is not one of {', '.join(INIT_MODES)} "
+                "or explicit values {weight: [...], bias: ...}"
+            )
+
+    def _set_explicit(self, init: Mapping) -> None:
+        unknown = set(init) - {"weight", "bias"}
+        if unknown:
+            raise ValueError(f"model.init has unknown keys {sorted(unknown)}; allowed: weight, bias")
+        weight = torch.as_tensor(init.get("weight", [0.0] * self.n_features), dtype=self.w.dtype)
+        weight = weight.reshape(-1)
+        if weight.numel() != self.n_features:
+            raise ValueError(
+                f"model.init.weight has {weight.numel()} values but n_features={self.n_features}"
+            )
+        self.w.copy_(weight)
+        if self.b is not None:
+            self.b.fill_(float(init.get("bias", 0.0)))
+        elif init.get("bias") is not None:
+            raise ValueError("model.init.bias is set but model.bias=false")
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x @ self.w
+        return y if self.b is None else y + self.b
+
+    def analytic_gradients(self, x: Tensor, dloss_dpred: Tensor) -> dict[str, Tensor]:
+        """∂L/∂w = xᵀ·g and ∂L/∂b = Σ g, where g = ∂L/∂ŷ comes from the loss."""
+        grads = {"w": x.transpose(-1, -2) @ dloss_dpred}
+        if self.b is not None:
+            grads["b"] = dloss_dpred.sum(-1)
+        return grads

@@ -1,0 +1,185 @@
+"""The LightningModule: a model, a loss and an optimiser, trained by exact minibatch steps.
+
+Each ``training_step`` receives a chunk of minibatches (see ``linlab.data.batches``) and takes
+one optimiser step per minibatch, so the trajectory is the plain loop's while Lightning's fixed
+per-call cost is paid once per chunk. Losses and parameters are collected as tensors and read
+back once per chunk: no ``.item()`` or device sync per step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from linlab.optim import ManualGradientDescent
+from linlab.params import flat_values, scalar_names
+
+GRADIENT_MODES = ("autograd", "analytic")
+UPDATE_MODES = ("optimizer", "manual")
+
+
+class RegressionModule(L.LightningModule):
+    """Trains ``model`` on ``loss`` with ``optimizer`` (a partial taking the parameters).
+
+    Args:
+        gradient: ``autograd`` (backward pass) or ``analytic`` (the closed form from
+            ``model.analytic_gradients`` and ``loss.grad_wrt_prediction``, no autograd).
+        update: ``optimizer`` (the configured ``torch.optim`` class) or ``manual`` (the
+            tutorials' ``p -= lr * p.grad``; needs plain SGD settings).
+        scheduler: optional partial building an LR scheduler, stepped once per epoch.
+        divergence_factor: a loss above this multiple of the first loss (or non-finite)
+            stops the run with status ``diverged``.
+        log_params_limit: log ``params/*`` and keep the trajectory for models with at
+            most this many scalars.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        gradient: str = "autograd",
+        update: str = "optimizer",
+        divergence_factor: float = 1e6,
+        log_params_limit: int = 16,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["model", "loss"], logger=False)
+        self.automatic_optimization = False
+        self.model, self.loss_fn = model, loss
+        self.gradient, self.update = gradient, update
+        self.divergence_factor = divergence_factor
+        self.param_names = scalar_names(model)
+        self.track_params = len(self.param_names) <= log_params_limit
+        self.status = "ok"
+        self.first_loss: float | None = None
+        self.trajectory: list[tuple[int, float, list[float]]] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def configure_optimizers(self) -> Any:
+        if self.update == "manual":
+            optimizer = ManualGradientDescent(self.model.parameters(), lr=_sgd_lr(self.hparams.optimizer))
+        else:
+            optimizer = self.hparams.optimizer(self.model.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.hparams.scheduler(optimizer)}
+
+    def batch_loss(self, x: Tensor, y: Tensor) -> Tensor:
+        """Loss of one minibatch; override to change what is minimised."""
+        return self.loss_fn(self.model(x), y)
+
+    def descent_step(self, optimizer: Any, x: Tensor, y: Tensor) -> Tensor:
+        """One exact optimiser step on one minibatch; returns its loss before the step."""
+        optimizer.zero_grad(set_to_none=False)
+        if self.gradient == "analytic":
+            with torch.no_grad():
+                pred = self.model(x)
+                loss = self.loss_fn(pred, y)
+                grads = self.model.analytic_gradients(x, self.loss_fn.grad_wrt_prediction(pred, y))
+                for name, p in self.model.named_parameters():
+                    p.grad = grads[name].to(p.dtype)
+        else:
+            loss = self.batch_loss(x, y)
+            self.manual_backward(loss)
+        optimizer.step()
+        return loss.detach()
+
+    def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:
+        optimizer = self.optimizers()
+        every = self.trainer.log_every_n_steps
+        first_step = self.global_step
+        before = flat_values(self.model)
+        losses, logged = [], []
+        for i, (x, y) in enumerate(zip(*chunk, strict=True)):
+            if self.track_params and (first_step + i) % every == 0:
+                logged.append((i, flat_values(self.model).clone()))
+            losses.append(self.descent_step(optimizer, x, y))
+        self._after_chunk(first_step, torch.stack(losses), logged, before)
+
+    def _after_chunk(
+        self, first_step: int, losses: Tensor, logged: list[tuple[int, Tensor]], before: Tensor
+    ) -> None:
+        values = losses.float().tolist()  # the one read-back of the chunk
+        if self.first_loss is None:
+            self.first_loss = values[0]
+        params = dict(zip([i for i, _ in logged], torch.stack([p for _, p in logged]).tolist(), strict=True)) if logged else {}
+        every = self.trainer.log_every_n_steps
+        for i, value in enumerate(values):
+            step = first_step + i
+            if step % every:
+                continue
+            metrics = {"train/loss": value}
+            if i in params:
+                metrics |= {f"params/{n}": v for n, v in zip(self.param_names, params[i], strict=True)}
+                self.trajectory.append((step, value, params[i]))
+            for logger in self.loggers:
+                logger.log_metrics(metrics, step=step)
+        self.log("train/epoch_loss", losses.float().mean(), on_step=False, on_epoch=True,
+                 batch_size=losses.numel())
+        if not all(math.isfinite(v) and v <= self.divergence_factor * max(self.first_loss, 1e-12) for v in values):
+            self._stop_diverged(before)
+
+    def _stop_diverged(self, before: Tensor) -> None:
+        """Keep the last parameters known finite and stop; divergence is a result, not an error."""
+        self.status = "diverged"
+        with torch.no_grad():
+            offset = 0
+            for p in self.model.parameters():
+                p.copy_(before[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+        self.trainer.should_stop = True
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    def on_train_end(self) -> None:
+        if self.track_params:
+            final = flat_values(self.model).tolist()
+            step = self.global_step
+            for logger in self.loggers:
+                logger.log_metrics({f"params/{n}": v for n, v in zip(self.param_names, final, strict=True)}, step=step)
+            self.trajectory.append((step, float("nan"), final))
+
+    def _eval_step(self, chunk: tuple[Tensor, Tensor], name: str) -> Tensor:
+        x, y = (t.flatten(0, 1) for t in chunk)
+        loss = self.loss_fn(self.model(x), y)
+        self.log(f"{name}/loss", loss, on_step=False, on_epoch=True, batch_size=y.numel())
+        return loss
+
+    def validation_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> Tensor:
+        return self._eval_step(chunk, "val")
+
+    def test_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> Tensor:
+        return self._eval_step(chunk, "test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["linlab"] = {"status": self.status, "first_loss": self.first_loss}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("linlab", {})
+        self.status = state.get("status", "ok")
+        self.first_loss = state.get("first_loss")
+
+
+def _sgd_lr(optimizer: Callable[..., torch.optim.Optimizer]) -> float:
+    """The learning rate of a plain-SGD partial; refuse settings a manual update would ignore."""
+    keywords = optimizer.keywords if isinstance(optimizer, partial) else {}
+    extras = {k: v for k, v in keywords.items() if k not in ("lr",) and v not in (0, 0.0, False, None)}
+    if getattr(optimizer, "func", None) is not torch.optim.SGD or extras:
+        raise ValueError(
+            "module.update=manual is plain gradient descent: it needs optimizer=sgd without "
+            f"momentum, weight decay or other extras (got {getattr(optimizer, 'func', optimizer)} {extras})"
+        )
+    return float(keywords["lr"])

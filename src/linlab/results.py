@@ -1,0 +1,58 @@
+"""``results.json``: the machine-readable record of one run, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from linlab.data.datamodule import LinearDataModule
+from linlab.module import RegressionModule
+
+RESULTS_FILE = "results.json"
+TIMING_KEYS = ("wall_time_s",)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, allow_nan=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_results(run_dir: Path | str) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
+
+
+@torch.no_grad()
+def split_losses(module: RegressionModule, datamodule: LinearDataModule) -> dict[str, float | None]:
+    """Exact loss of the final parameters on each whole split (None for an empty split)."""
+    losses: dict[str, float | None] = {}
+    for name in ("train", "val", "test"):
+        if not datamodule.split_size(name):
+            losses[f"{name}_loss"] = None
+            continue
+        x, y = datamodule.splits[name]
+        x = x.to(module.device, next(module.parameters()).dtype)
+        losses[f"{name}_loss"] = float(module.loss_fn(module.model(x), y.to(x)))
+    return losses
+
+
+def learned_parameters(module: RegressionModule) -> dict[str, Any]:
+    """``weights`` and ``bias`` of a LinearRegression-like model (``w`` and optional ``b``)."""
+    model = module.model
+    params = dict(model.named_parameters())
+    if "w" in params:
+        bias = params.get("b")
+        return {
+            "weights": params["w"].detach().double().reshape(-1).tolist(),
+            "bias": None if bias is None else float(bias.detach()),
+        }
+    return {"parameters": {n: p.detach().double().reshape(-1).tolist() for n, p in params.items()}}
