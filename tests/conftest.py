@@ -48,7 +48,11 @@ def run_cli(args: list[str], cwd: Path, env: dict | None = None, check: bool = T
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "linlab.train", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -53,5 +53,7 @@ def test_no_shuffle_is_identity_order():
 
 def test_shards_split_each_minibatch():
     whole = epoch_order(make(n=40, batch=8, shuffle=True), 0)
-    parts = [epoch_order(make(n=40, batch=8, shuffle=True, shard=r, num_shards=2), 0) for r in (0, 1)]
+    parts = [
+        epoch_order(make(n=40, batch=8, shuffle=True, shard=r, num_shards=2), 0) for r in (0, 1)
+    ]
     assert [p0 + p1 for p0, p1 in zip(*parts, strict=True)] == whole

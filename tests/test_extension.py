@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import torch
-
 from conftest import run_cli
 
 EXTENSION = Path(__file__).parent / "extension"
@@ -17,11 +16,16 @@ def test_own_model_and_loss_via_config_dir(tmp_path):
     env = {"PYTHONPATH": f"{EXTENSION}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     run_cli(
         [
-            f"--config-dir={EXTENSION / 'conf'}", "model=through_origin", "loss=log_cosh",
-            "data=fixed", "optimizer.lr=0.05", "trainer.max_epochs=50",
+            f"--config-dir={EXTENSION / 'conf'}",
+            "model=through_origin",
+            "loss=log_cosh",
+            "data=fixed",
+            "optimizer.lr=0.05",
+            "trainer.max_epochs=50",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
-        cwd=tmp_path, env=env,
+        cwd=tmp_path,
+        env=env,
     )
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["status"] == "ok"
@@ -40,11 +44,16 @@ def test_own_model_by_target_override(tmp_path):
     env = {"PYTHONPATH": f"{EXTENSION}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     run_cli(
         [
-            "model._target_=my_research.ThroughOrigin", "~model.bias", "~model.init",
-            "~model.init_std", "data=fixed", "trainer.max_epochs=3",
+            "model._target_=my_research.ThroughOrigin",
+            "~model.bias",
+            "~model.init",
+            "~model.init_std",
+            "data=fixed",
+            "trainer.max_epochs=3",
             f"hydra.run.dir={tmp_path / 'run'}",
         ],
-        cwd=tmp_path, env=env,
+        cwd=tmp_path,
+        env=env,
     )
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(results["parameters"]) == {"slope"}

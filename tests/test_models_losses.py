@@ -26,7 +26,7 @@ def test_init_modes():
 
 @pytest.mark.parametrize("init", ["ones", {"weight": [1.0, 2.0]}, {"weight": [1.0], "slope": 2}])
 def test_bad_init_is_refused(init):
-    with pytest.raises(ValueError, match="model.init"):
+    with pytest.raises(ValueError, match=r"model\.init"):
         LinearRegression(1, init=init)
 
 

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import venv
-from pathlib import Path
 
 from conftest import REPO
 
@@ -14,8 +13,19 @@ from conftest import REPO
 def test_wheel_installs_and_trains_outside_the_repo(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, REPO],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            dist,
+            REPO,
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(dist.glob("linlab-*.whl"))
     env_dir = tmp_path / "venv"
@@ -25,13 +35,19 @@ def test_wheel_installs_and_trains_outside_the_repo(tmp_path):
 
     where = subprocess.run(
         [python, "-c", "import linlab.train as t; print(t.__file__); print(t.config_dir())"],
-        cwd=tmp_path, check=True, capture_output=True, text=True,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     assert all(str(env_dir) in path for path in where), where
 
     proc = subprocess.run(
         [env_dir / "bin" / "linlab-train", "data=line_1d", "trainer.max_epochs=2"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     (results,) = (tmp_path / "outputs").glob("*/results.json")

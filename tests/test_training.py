@@ -34,7 +34,9 @@ def test_full_batch_gd_equals_plain_loop(train_in):
     data = line_1d(n_samples=61, weights=[-3.0], noise=0.1, seed=3)
     w, b = plain_full_batch_gd(data.x.float(), data.y.float(), lr=0.1, epochs=20)
     assert results["steps"] == 20 and results["epochs"] == 20
-    assert torch.allclose(torch.tensor(results["weights"], dtype=torch.float64), w.double(), atol=1e-6)
+    assert torch.allclose(
+        torch.tensor(results["weights"], dtype=torch.float64), w.double(), atol=1e-6
+    )
     assert math.isclose(results["bias"], float(b), abs_tol=1e-6)
 
 
@@ -63,9 +65,23 @@ def test_same_seed_same_results_other_seed_differs(train_in):
 def test_results_json_holds_the_contract(train_in):
     results = train_in(["trainer.max_epochs=2", "optimizer.lr=0.02", "data.batch_size=16"])
     for key in (
-        "lr", "batch_size", "precision", "accelerator", "seed", "train_loss", "val_loss",
-        "test_loss", "weights", "bias", "true_weights", "true_bias", "status", "message",
-        "epochs", "steps", "wall_time_s",
+        "lr",
+        "batch_size",
+        "precision",
+        "accelerator",
+        "seed",
+        "train_loss",
+        "val_loss",
+        "test_loss",
+        "weights",
+        "bias",
+        "true_weights",
+        "true_bias",
+        "status",
+        "message",
+        "epochs",
+        "steps",
+        "wall_time_s",
     ):
         assert key in results, key
     assert results["lr"] == 0.02 and results["batch_size"] == 16 and results["seed"] == 0
@@ -78,8 +94,14 @@ def test_null_seed_draws_and_records_a_seed(train_in):
 
 
 def test_tensorboard_holds_losses_and_parameters(train_in, tmp_path):
-    train_in(["data=line_1d", "trainer.max_epochs=5", "trainer.log_every_n_steps=1",
-              "data.val_fraction=0.2"])
+    train_in(
+        [
+            "data=line_1d",
+            "trainer.max_epochs=5",
+            "trainer.log_every_n_steps=1",
+            "data.val_fraction=0.2",
+        ]
+    )
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
     tags = set(events.Tags()["scalars"])

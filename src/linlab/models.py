@@ -63,7 +63,9 @@ class LinearRegression(nn.Module):
     def _set_explicit(self, init: Mapping) -> None:
         unknown = set(init) - {"weight", "bias"}
         if unknown:
-            raise ValueError(f"model.init has unknown keys {sorted(unknown)}; allowed: weight, bias")
+            raise ValueError(
+                f"model.init has unknown keys {sorted(unknown)}; allowed: weight, bias"
+            )
         weight = torch.as_tensor(init.get("weight", [0.0] * self.n_features), dtype=self.w.dtype)
         weight = weight.reshape(-1)
         if weight.numel() != self.n_features:

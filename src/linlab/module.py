@@ -57,6 +57,7 @@ class RegressionModule(L.LightningModule):
         self.gradient, self.update = gradient, update
         self.divergence_factor = divergence_factor
         self.param_names = scalar_names(model)
+        self.param_keys = [f"params/{name}" for name in self.param_names]
         self.track_params = len(self.param_names) <= log_params_limit
         self.status = "ok"
         self.first_loss: float | None = None
@@ -67,7 +68,9 @@ class RegressionModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         if self.update == "manual":
-            optimizer = ManualGradientDescent(self.model.parameters(), lr=_sgd_lr(self.hparams.optimizer))
+            optimizer = ManualGradientDescent(
+                self.model.parameters(), lr=_sgd_lr(self.hparams.optimizer)
+            )
         else:
             optimizer = self.hparams.optimizer(self.model.parameters())
         if self.hparams.scheduler is None:
@@ -96,38 +99,41 @@ class RegressionModule(L.LightningModule):
 
     def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:
         optimizer = self.optimizers()
-        every = self.trainer.log_every_n_steps
-        first_step = self.global_step
+        start, every = self.global_step, self.trainer.log_every_n_steps
         before = flat_values(self.model)
-        losses, logged = [], []
+        losses, snapshots = [], {}
         for i, (x, y) in enumerate(zip(*chunk, strict=True)):
-            if self.track_params and (first_step + i) % every == 0:
-                logged.append((i, flat_values(self.model).clone()))
+            if self.track_params and (start + i) % every == 0:
+                snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
-        self._after_chunk(first_step, torch.stack(losses), logged, before)
-
-    def _after_chunk(
-        self, first_step: int, losses: Tensor, logged: list[tuple[int, Tensor]], before: Tensor
-    ) -> None:
-        values = losses.float().tolist()  # the one read-back of the chunk
+        losses = torch.stack(losses).float()
+        self.log("train/epoch_loss", losses.mean(), on_epoch=True, batch_size=len(losses))
+        values = losses.tolist()  # the chunk's one read-back from the device
         if self.first_loss is None:
             self.first_loss = values[0]
-        params = dict(zip([i for i, _ in logged], torch.stack([p for _, p in logged]).tolist(), strict=True)) if logged else {}
+        self._log_steps(start, values, snapshots)
+        if self._diverged(values):
+            self._stop_diverged(before)
+
+    def _log_steps(self, start: int, values: list[float], snapshots: dict[int, Tensor]) -> None:
+        """``train/loss`` and ``params/*`` every k steps; step s holds θ_s and the loss at θ_s."""
         every = self.trainer.log_every_n_steps
-        for i, value in enumerate(values):
-            step = first_step + i
-            if step % every:
-                continue
-            metrics = {"train/loss": value}
-            if i in params:
-                metrics |= {f"params/{n}": v for n, v in zip(self.param_names, params[i], strict=True)}
-                self.trajectory.append((step, value, params[i]))
+        params = {}
+        if snapshots:
+            params = dict(
+                zip(snapshots, torch.stack(list(snapshots.values())).tolist(), strict=True)
+            )
+        for step in range(start + (-start) % every, start + len(values), every):
+            metrics = {"train/loss": values[step - start]}
+            if step in params:
+                metrics |= dict(zip(self.param_keys, params[step], strict=True))
+                self.trajectory.append((step, values[step - start], params[step]))
             for logger in self.loggers:
                 logger.log_metrics(metrics, step=step)
-        self.log("train/epoch_loss", losses.float().mean(), on_step=False, on_epoch=True,
-                 batch_size=losses.numel())
-        if not all(math.isfinite(v) and v <= self.divergence_factor * max(self.first_loss, 1e-12) for v in values):
-            self._stop_diverged(before)
+
+    def _diverged(self, values: list[float]) -> bool:
+        limit = self.divergence_factor * max(abs(self.first_loss), 1e-12)
+        return any(not math.isfinite(v) or v > limit for v in values)
 
     def _stop_diverged(self, before: Tensor) -> None:
         """Keep the last parameters known finite and stop; divergence is a result, not an error."""
@@ -149,7 +155,7 @@ class RegressionModule(L.LightningModule):
             final = flat_values(self.model).tolist()
             step = self.global_step
             for logger in self.loggers:
-                logger.log_metrics({f"params/{n}": v for n, v in zip(self.param_names, final, strict=True)}, step=step)
+                logger.log_metrics(dict(zip(self.param_keys, final, strict=True)), step=step)
             self.trajectory.append((step, float("nan"), final))
 
     def _eval_step(self, chunk: tuple[Tensor, Tensor], name: str) -> Tensor:
@@ -176,10 +182,12 @@ class RegressionModule(L.LightningModule):
 def _sgd_lr(optimizer: Callable[..., torch.optim.Optimizer]) -> float:
     """The learning rate of a plain-SGD partial; refuse settings a manual update would ignore."""
     keywords = optimizer.keywords if isinstance(optimizer, partial) else {}
-    extras = {k: v for k, v in keywords.items() if k not in ("lr",) and v not in (0, 0.0, False, None)}
+    extras = {
+        k: v for k, v in keywords.items() if k not in ("lr",) and v not in (0, 0.0, False, None)
+    }
     if getattr(optimizer, "func", None) is not torch.optim.SGD or extras:
         raise ValueError(
             "module.update=manual is plain gradient descent: it needs optimizer=sgd without "
-            f"momentum, weight decay or other extras (got {getattr(optimizer, 'func', optimizer)} {extras})"
+            f"momentum, weight decay or other extras (got {optimizer})"
         )
     return float(keywords["lr"])

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 def scalar_names(model: nn.Module) -> list[str]:
-    """``w0, w1, ..., b`` for LinearRegression; ``<name><i>`` for any vector, ``<name>`` for a scalar."""
+    """``w0, w1, ..., b`` for LinearRegression: ``<name><i>`` per vector entry, else ``<name>``."""
     names = []
     for name, p in model.named_parameters():
         label = name.replace(".", "_")

@@ -123,7 +123,8 @@ def summary(results: dict[str, Any]) -> str:
     lines = [
         f"status {results['status']} after {results['epochs']} epochs, {results['steps']} steps, "
         f"{results['wall_time_s']:.2f} s",
-        "loss  " + "  ".join(
+        "loss  "
+        + "  ".join(
             f"{split} {results[f'{split}_loss']:.6g}"
             for split in ("train", "val", "test")
             if results.get(f"{split}_loss") is not None
@@ -132,7 +133,9 @@ def summary(results: dict[str, Any]) -> str:
     if "weights" in results:
         lines.append(f"learned w = {_fmt(results['weights'])}  b = {_fmt(results['bias'])}")
     if results.get("true_weights") is not None:
-        lines.append(f"true    w = {_fmt(results['true_weights'])}  b = {_fmt(results['true_bias'])}")
+        lines.append(
+            f"true    w = {_fmt(results['true_weights'])}  b = {_fmt(results['true_bias'])}"
+        )
     return "\n".join(lines)
 
 
@@ -152,7 +155,9 @@ def task(cfg: DictConfig) -> float | None:
 
 
 naming.register_resolvers()
-hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(task)
+hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(
+    task
+)
 
 
 def quiet_lightning() -> None:

@@ -29,7 +29,7 @@ class LinearDataModule(L.LightningDataModule):
     """Synthetic regression data, split into train/val/test and served as tensor slices.
 
     Args:
-        generator: one of ``linlab.data.synthetic.GENERATORS`` (``line_1d``, ``gaussian``, ``fixed``).
+        generator: a key of ``GENERATORS``: ``line_1d``, ``gaussian`` or ``fixed``.
         n_features: input dimension; checked against what the generator makes.
         batch_size: minibatch size; ``None`` is full-batch gradient descent.
         val_fraction, test_fraction: shares of the samples held out (0 disables a split).
@@ -82,7 +82,8 @@ class LinearDataModule(L.LightningDataModule):
         self.data = self.make(seed=self.seed, **self.generator_params)
         if self.data.x.shape[1] != self.n_features:
             raise ValueError(
-                f"data.n_features={self.n_features} but the data has {self.data.x.shape[1]} features"
+                f"data.n_features={self.n_features} but the data has "
+                f"{self.data.x.shape[1]} features"
             )
         device, dtype = self._target_device_and_dtype()
         x, y = self.data.x.to(device, dtype), self.data.y.to(device, dtype)
