@@ -14,8 +14,13 @@ def _aligned(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Return pred and target as the same shape, in float32 or wider.
 
     A (N,) target against (N, 1) predictions would broadcast into an (N, N) loss (seed 004
-    shows that trap); equal sizes are reshaped, anything else is refused. Low-precision inputs
-    (autocast's float16/bfloat16) are promoted so that the sum of squares does not lose digits.
+    shows that trap); equal sizes are reshaped, anything else is refused.
+
+    Under autocast (``16-mixed``, ``bf16-mixed``) predictions arrive in float16/bfloat16, and
+    autocast does not promote a hand-written ``square().mean()``. In those formats r² overflows
+    float16 beyond |r| ≈ 256, and bfloat16's 8-bit mantissa makes a mean over N terms lose
+    about log2(N) of its bits; so the loss, and the ∂L/∂ŷ it sends back, are computed in
+    float32 or wider (checked in tests/test_precision.py).
     """
     if pred.shape != target.shape:
         if pred.numel() != target.numel():

@@ -17,6 +17,8 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from linlab.ddp import average_gradients, mean_over_ranks
+from linlab.devices import gradient_scaler
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, scalar_names
 
@@ -89,11 +91,14 @@ class RegressionModule(L.LightningModule):
                 pred = self.model(x)
                 loss = self.loss_fn(pred, y)
                 grads = self.model.analytic_gradients(x, self.loss_fn.grad_wrt_prediction(pred, y))
+                scaler = gradient_scaler(self.trainer)  # 16-mixed: scaled as a backward pass is
                 for name, p in self.model.named_parameters():
-                    p.grad = grads[name].to(p.dtype)
+                    grad = grads[name].to(p.dtype)
+                    p.grad = grad if scaler is None else scaler.scale(grad)
         else:
             loss = self.batch_loss(x, y)
             self.manual_backward(loss)
+        average_gradients(self.model.parameters())
         optimizer.step()
         return loss.detach()
 
@@ -106,7 +111,7 @@ class RegressionModule(L.LightningModule):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
-        losses = torch.stack(losses).float()
+        losses = mean_over_ranks(torch.stack(losses).float())  # one all-reduce per chunk
         self.log("train/epoch_loss", losses.mean(), on_epoch=True, batch_size=len(losses))
         values = losses.tolist()  # the chunk's one read-back from the device
         if self.first_loss is None:

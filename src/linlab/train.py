@@ -23,9 +23,10 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from linlab import naming
+from linlab import ddp, devices, naming
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
 log = logging.getLogger("linlab")
@@ -97,11 +98,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     seed = resolve_seed(cfg)
     L.seed_everything(seed, workers=True, verbose=False)
     datamodule, module = build(cfg)
-    trainer = build_trainer(cfg, run_dir)
+    with devices.lightning_precision_notice_silenced():
+        trainer = build_trainer(cfg, run_dir)
+    ddp.refuse_script_launcher_in_multirun(trainer.strategy)
+    placement = devices.record_placement(cfg, trainer)
     started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     results = {
         **hyperparameters(cfg, seed),
+        **placement,
         **split_losses(module, datamodule),
         **learned_parameters(module),
         "true_weights": datamodule.data.true_weights,
@@ -115,7 +120,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for callback in trainer.callbacks:
         if hasattr(callback, "results"):
             results |= callback.results()
-    write_json_atomic(run_dir / RESULTS_FILE, results)
+    if trainer.is_global_zero:
+        write_json_atomic(run_dir / RESULTS_FILE, results)
     return results
 
 
@@ -150,7 +156,8 @@ def _fmt(value: Any) -> str:
 def task(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     results = train(cfg, run_dir)
-    print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
+    if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
+        print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")
 
 
@@ -165,6 +172,7 @@ def quiet_lightning() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
 
 

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from linlab.data.batches import TensorBatches
 from linlab.data.synthetic import GENERATORS, SyntheticData
+from linlab.ddp import check_equal_shards
 
 _PRECISION_DTYPES = {
     "64-true": torch.float64,
@@ -117,6 +118,7 @@ class LinearDataModule(L.LightningDataModule):
         x, y = self.splits[name]
         trainer = self.trainer
         ranks = (trainer.global_rank, trainer.world_size) if trainer and training else (0, 1)
+        check_equal_shards(len(y), self.batch_size, self.drop_last and training, ranks[1])
         return TensorBatches(
             x,
             y,

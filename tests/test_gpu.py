@@ -1,0 +1,70 @@
+"""On a CUDA GPU: data and model on the device, 16-mixed scales gradients, bf16-mixed does not."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from conftest import compose_config, run_cli
+from test_precision import GAUSSIAN, least_squares, train_split_float64
+
+from linlab.train import build
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+
+
+@pytest.mark.parametrize(
+    ("precision", "tolerance"),
+    [("32-true", 1e-4), ("16-mixed", 3e-2), ("bf16-mixed", 3e-2), ("64-true", 1e-12)],
+)
+def test_gpu_precision_reaches_least_squares_optimum(train_in, tmp_path, precision, tolerance):
+    overrides = [*GAUSSIAN, "optimizer.lr=0.3", "trainer.max_epochs=150"]
+    results = train_in([*overrides, "trainer=gpu", f"trainer.precision={precision}"])
+    optimum = least_squares(*train_split_float64(overrides, tmp_path / "data"))
+    learned = torch.tensor([*results["weights"], results["bias"]], dtype=torch.float64)
+    assert results["precision_effective"] == precision
+    assert results["accelerator_effective"] == "gpu" and results["device"].startswith("cuda")
+    assert (learned - optimum).abs().max() < tolerance
+
+
+def fit_on_gpu(tmp_path, precision: str, gradient: str) -> tuple[L.Trainer, torch.Tensor]:
+    cfg = compose_config([*GAUSSIAN, f"module.gradient={gradient}"], tmp_path)
+    datamodule, module = build(cfg)
+    trainer = L.Trainer(
+        accelerator="gpu",
+        devices=1,
+        precision=precision,
+        max_epochs=20,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    assert datamodule.splits["train"][0].device.type == "cuda"
+    return trainer, torch.cat([module.model.w.detach(), module.model.b.detach()[None]]).cpu()
+
+
+@pytest.mark.parametrize(("precision", "scaled"), [("16-mixed", True), ("bf16-mixed", False)])
+@pytest.mark.parametrize("gradient", ["autograd", "analytic"])
+def test_gpu_gradient_scaler_only_for_16_mixed(tmp_path, precision, scaled, gradient):
+    trainer, learned = fit_on_gpu(tmp_path, precision, gradient)
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    assert isinstance(scaler, torch.amp.GradScaler) == scaled
+    _, full_precision = fit_on_gpu(tmp_path, "32-true", gradient)
+    assert torch.allclose(learned.float(), full_precision, atol=2e-2)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_ddp_on_two_gpus_equals_one(tmp_path, train_in):
+    overrides = ["data.n_samples=200", "data.batch_size=null", "trainer.max_epochs=8"]
+    run_cli([*overrides, "trainer=ddp", f"hydra.run.dir={tmp_path}/ddp"], cwd=tmp_path)
+    single = train_in([*overrides, "trainer=gpu"], name="single")
+    results = json.loads((tmp_path / "ddp" / "results.json").read_text())
+    assert results["world_size"] == 2
+    ddp_weights, single_weights = torch.tensor(results["weights"]), torch.tensor(single["weights"])
+    assert torch.allclose(ddp_weights, single_weights, atol=1e-5)
