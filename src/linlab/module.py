@@ -15,10 +15,13 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
+from linlab.direct_steps import count_optimizer_steps, direct_steps_apply
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, scalar_names
+from linlab.step_logging import log_rows
 
 GRADIENT_MODES = ("autograd", "analytic")
 UPDATE_MODES = ("optimizer", "manual")
@@ -82,7 +85,11 @@ class RegressionModule(L.LightningModule):
         return self.loss_fn(self.model(x), y)
 
     def descent_step(self, optimizer: Any, x: Tensor, y: Tensor) -> Tensor:
-        """One exact optimiser step on one minibatch; returns its loss before the step."""
+        """One exact optimiser step on one minibatch; returns its loss before the step.
+
+        ``optimizer`` is Lightning's wrapper or, where that changes nothing, the bare torch
+        optimiser (see ``linlab.direct_steps``).
+        """
         optimizer.zero_grad(set_to_none=False)
         if self.gradient == "analytic":
             with torch.no_grad():
@@ -93,12 +100,16 @@ class RegressionModule(L.LightningModule):
                     p.grad = grads[name].to(p.dtype)
         else:
             loss = self.batch_loss(x, y)
-            self.manual_backward(loss)
+            if isinstance(optimizer, LightningOptimizer):
+                self.manual_backward(loss)
+            else:
+                loss.backward()
         optimizer.step()
         return loss.detach()
 
     def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:
-        optimizer = self.optimizers()
+        direct = direct_steps_apply(self.trainer)
+        optimizer = self.optimizers(use_pl_optimizer=not direct)
         start, every = self.global_step, self.trainer.log_every_n_steps
         before = flat_values(self.model)
         losses, snapshots = [], {}
@@ -106,6 +117,8 @@ class RegressionModule(L.LightningModule):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
+        if direct:
+            count_optimizer_steps(self.trainer, len(losses))
         losses = torch.stack(losses).float()
         self.log("train/epoch_loss", losses.mean(), on_epoch=True, batch_size=len(losses))
         values = losses.tolist()  # the chunk's one read-back from the device
@@ -123,13 +136,14 @@ class RegressionModule(L.LightningModule):
             params = dict(
                 zip(snapshots, torch.stack(list(snapshots.values())).tolist(), strict=True)
             )
+        rows = []
         for step in range(start + (-start) % every, start + len(values), every):
             metrics = {"train/loss": values[step - start]}
             if step in params:
                 metrics |= dict(zip(self.param_keys, params[step], strict=True))
                 self.trajectory.append((step, values[step - start], params[step]))
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=step)
+            rows.append((step, metrics))
+        log_rows(self.loggers, rows)
 
     def _diverged(self, values: list[float]) -> bool:
         limit = self.divergence_factor * max(abs(self.first_loss), 1e-12)
