@@ -26,3 +26,13 @@ def count_optimizer_steps(trainer: L.Trainer, steps: int) -> None:
     progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
     progress.total.increment_by(steps)
     progress.current.increment_by(steps)
+
+
+def align_epoch_metric_steps(trainer: L.Trainer, steps: int) -> None:
+    """Count a chunk of ``steps`` minibatches as ``steps`` batches, not one.
+
+    Lightning logs epoch-level metrics (``val/loss``, ``train/epoch_loss``) at its count of
+    training-step calls; advancing that count by the chunk's extra minibatches puts them on the
+    same optimiser-step axis as ``train/loss`` (the epoch's last step).
+    """
+    trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1

@@ -18,7 +18,11 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
-from linlab.direct_steps import count_optimizer_steps, direct_steps_apply
+from linlab.direct_steps import (
+    align_epoch_metric_steps,
+    count_optimizer_steps,
+    direct_steps_apply,
+)
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, scalar_names
 from linlab.step_logging import log_rows
@@ -119,6 +123,7 @@ class RegressionModule(L.LightningModule):
             losses.append(self.descent_step(optimizer, x, y))
         if direct:
             count_optimizer_steps(self.trainer, len(losses))
+        align_epoch_metric_steps(self.trainer, len(losses))
         losses = torch.stack(losses).float()
         self.epoch_loss_sum = self.epoch_loss_sum + losses.sum()
         self.epoch_steps += len(losses)

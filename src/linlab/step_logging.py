@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
+from torch.utils.tensorboard.writer import FileWriter
 
 Rows = Sequence[tuple[int, Mapping[str, float]]]
 
@@ -23,14 +24,14 @@ def log_rows(loggers: Iterable[Logger], rows: Rows) -> None:
         return
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and not logger._prefix:
-            _tensorboard_rows(logger, rows)
+            write_tensorboard_rows(logger.experiment.file_writer, rows)
         else:
             for step, metrics in rows:
                 logger.log_metrics(dict(metrics), step=step)
 
 
-def _tensorboard_rows(logger: TensorBoardLogger, rows: Rows) -> None:
-    writer = logger.experiment.file_writer
+def write_tensorboard_rows(file_writer: FileWriter, rows: Rows) -> None:
+    """One event per row, holding all of the row's scalars."""
     for step, metrics in rows:
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
-        writer.add_summary(Summary(value=values), step)
+        file_writer.add_summary(Summary(value=values), step)
