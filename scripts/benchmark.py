@@ -104,8 +104,14 @@ def data_overrides(n: int, d: int, batch: int) -> list[str]:
 
 def training_split(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The same training split linlab's default config trains on."""
-    dm = LinearDataModule(generator="gaussian", n_features=d, n_samples=n, seed=seed,
-                          val_fraction=0.2, test_fraction=0.1)
+    dm = LinearDataModule(
+        generator="gaussian",
+        n_features=d,
+        n_samples=n,
+        seed=seed,
+        val_fraction=0.2,
+        test_fraction=0.1,
+    )
     dm.setup()
     return dm.splits["train"]
 
