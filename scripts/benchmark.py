@@ -21,27 +21,20 @@ import os
 os.environ.setdefault("OMP_PROC_BIND", "true")
 os.environ.setdefault("OMP_PLACES", "{0},{1}")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+import time
+from pathlib import Path
 
-import lightning as L  # noqa: E402
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
-from linlab.data.batches import EpochPermutation  # noqa: E402
-from linlab.data.datamodule import LinearDataModule  # noqa: E402
-from linlab.models import LinearRegression  # noqa: E402
-from linlab.train import config_dir, quiet_lightning, train  # noqa: E402
+from linlab.data.batches import EpochPermutation
+from linlab.data.datamodule import LinearDataModule
+from linlab.models import LinearRegression
+from linlab.train import config_dir, train
 
 SIZES = [  # (name, n_samples, n_features, batch_size)
     ("n=100k, d=10, batch 32", 100_000, 10, 32),

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import torch
+from conftest import REPO, compose_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linlab.data.streaming import StreamingBatches, StreamingGaussian
 from linlab.data.synthetic import gaussian
-
-from conftest import REPO, compose_config, run_cli
 
 GOLDEN = 0x9E3779B97F4A7C15  # the documented (seed, epoch) shuffling rule of EpochPermutation
 
@@ -62,7 +61,7 @@ def test_chunked_steps_follow_the_plain_loop(train_in, tmp_path, chunk):
         ]
     )
     data = gaussian(n_samples=203, n_features=3, seed=5)
-    losses, params, w, b = plain_minibatch_sgd(data.x.float(), data.y.float(), 0.05, 16, 3, 5)
+    losses, params, w, _ = plain_minibatch_sgd(data.x.float(), data.y.float(), 0.05, 16, 3, 5)
     assert results["steps"] == len(losses) == 3 * 13
     torch.testing.assert_close(torch.tensor(results["weights"]), w, atol=1e-6, rtol=1e-6)
     logged = scalars(tmp_path / "run")
@@ -184,5 +183,5 @@ def test_streaming_run_is_reproducible(train_in):
 
 
 def test_streaming_refuses_held_out_fractions(train_in):
-    with pytest.raises(ValueError, match="data.val_fraction=0"):
+    with pytest.raises(ValueError, match=r"data\.val_fraction=0"):
         train_in(["data.streaming=true"])

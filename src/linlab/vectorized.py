@@ -52,8 +52,9 @@ class StackedSGD:
         extra = {k: v for k, v in settings.items() if k not in allowed and v not in (False, None)}
         if optimizer.func is not torch.optim.SGD or extra:
             raise ValueError(
-                f"lr_sweep trains stacked models with SGD only; got optimizer {optimizer.func.__name__}"
-                f"{' with ' + str(extra) if extra else ''} (use optimizer=sgd)"
+                "lr_sweep trains stacked models with SGD only; got optimizer "
+                f"{optimizer.func.__name__}{' with ' + str(extra) if extra else ''} "
+                "(use optimizer=sgd)"
             )
         self.params, self.lrs = params, lrs
         self.momentum = float(settings.get("momentum", 0.0))

@@ -1,10 +1,11 @@
 """Gaussian regression data generated batch by batch: n beyond memory, peak memory flat in n.
 
 The n samples are ``ceil(n / batch)`` blocks of ``batch`` samples; block j is drawn from its own
-generator seeded by (seed, j), so a sample's values never change. An epoch visits the blocks in
-an order that is a pure function of (seed, epoch) (``EpochPermutation`` over the full blocks,
-O(n/batch) memory; a last, smaller block comes last), so every sample is seen once per epoch and a rerun sees the same batches in the same
-order. Only one chunk of ``chunk_batches`` blocks exists at a time.
+generator seeded by (seed, j), so a sample's values never change. An epoch visits the full
+blocks in an order that is a pure function of (seed, epoch) (``EpochPermutation`` over blocks,
+O(n/batch) memory) and ends with the last, smaller block if there is one: every sample is seen
+once per epoch and a rerun sees the same batches in the same order. Only one chunk of
+``chunk_batches`` blocks exists at a time.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def streaming_gaussian(
 
 
 class StreamingBatches:
-    """Chunks ``(k, batch, d)``/``(k, batch)`` of generated blocks, in an order set by (seed, epoch).
+    """Chunks ``(k, batch, d)``/``(k, batch)`` of generated blocks, ordered by (seed, epoch).
 
     The full blocks are shuffled; a last, smaller block (n not a multiple of the batch size)
     ends every epoch, in a chunk of its own.
