@@ -229,7 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems, about a minute")
     parser.add_argument("--only", choices=["epochs", "jobs", "sweep", "streaming"], action="append")
-    parser.add_argument("--out", default="benchmark.json")
+    parser.add_argument("--out", default="outputs/benchmark.json")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--streaming-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -279,6 +279,7 @@ def main() -> None:
             f"time per sample ratio {s['time_per_sample_ratio']:.2f} (linear: 1)",
             flush=True,
         )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     print(f"wrote {args.out}")
 
