@@ -170,7 +170,7 @@ def test_streaming_targets_follow_the_true_model():
     x = torch.cat([xs.reshape(-1, 2) for xs, _ in batches])
     y = torch.cat([ys.reshape(-1) for _, ys in batches])
     beta = torch.linalg.lstsq(torch.cat([x, torch.ones(len(y), 1, dtype=x.dtype)], 1), y).solution
-    true_w = torch.tensor(batches.data.true_w)
+    true_w = batches.data.true_w
     assert torch.allclose(beta[:2], true_w, atol=0.02) and abs(beta[2]) < 0.02
 
 
