@@ -15,12 +15,19 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
+from linlab.direct_steps import (
+    align_epoch_metric_steps,
+    count_optimizer_steps,
+    direct_steps_apply,
+)
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, scalar_names
+from linlab.step_logging import log_rows
 
 GRADIENT_MODES = ("autograd", "analytic")
 UPDATE_MODES = ("optimizer", "manual")
@@ -84,7 +91,11 @@ class RegressionModule(L.LightningModule):
         return self.loss_fn(self.model(x), y)
 
     def descent_step(self, optimizer: Any, x: Tensor, y: Tensor) -> Tensor:
-        """One exact optimiser step on one minibatch; returns its loss before the step."""
+        """One exact optimiser step on one minibatch; returns its loss before the step.
+
+        ``optimizer`` is Lightning's wrapper or, where that changes nothing, the bare torch
+        optimiser (see ``linlab.direct_steps``).
+        """
         optimizer.zero_grad(set_to_none=False)
         if self.gradient == "analytic":
             with torch.no_grad():
@@ -97,13 +108,17 @@ class RegressionModule(L.LightningModule):
                     p.grad = grad if scaler is None else scaler.scale(grad)
         else:
             loss = self.batch_loss(x, y)
-            self.manual_backward(loss)
+            if isinstance(optimizer, LightningOptimizer):
+                self.manual_backward(loss)
+            else:
+                loss.backward()
         average_gradients(self.model.parameters())
         optimizer.step()
         return loss.detach()
 
     def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:
-        optimizer = self.optimizers()
+        direct = direct_steps_apply(self.trainer)
+        optimizer = self.optimizers(use_pl_optimizer=not direct)
         start, every = self.global_step, self.trainer.log_every_n_steps
         before = flat_values(self.model)
         losses, snapshots = [], {}
@@ -111,8 +126,12 @@ class RegressionModule(L.LightningModule):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
+        if direct:
+            count_optimizer_steps(self.trainer, len(losses))
+        align_epoch_metric_steps(self.trainer, len(losses))
         losses = mean_over_ranks(torch.stack(losses).float())  # one all-reduce per chunk
-        self.log("train/epoch_loss", losses.mean(), on_epoch=True, batch_size=len(losses))
+        self.epoch_loss_sum = self.epoch_loss_sum + losses.sum()
+        self.epoch_steps += len(losses)
         values = losses.tolist()  # the chunk's one read-back from the device
         if self.first_loss is None:
             self.first_loss = values[0]
@@ -128,13 +147,14 @@ class RegressionModule(L.LightningModule):
             params = dict(
                 zip(snapshots, torch.stack(list(snapshots.values())).tolist(), strict=True)
             )
+        rows = []
         for step in range(start + (-start) % every, start + len(values), every):
             metrics = {"train/loss": values[step - start]}
             if step in params:
                 metrics |= dict(zip(self.param_keys, params[step], strict=True))
                 self.trajectory.append((step, values[step - start], params[step]))
-            for logger in self.loggers:
-                logger.log_metrics(metrics, step=step)
+            rows.append((step, metrics))
+        log_rows(self.loggers, rows)
 
     def _diverged(self, values: list[float]) -> bool:
         limit = self.divergence_factor * max(abs(self.first_loss), 1e-12)
@@ -150,7 +170,12 @@ class RegressionModule(L.LightningModule):
                 offset += p.numel()
         self.trainer.should_stop = True
 
+    def on_train_epoch_start(self) -> None:
+        self.epoch_loss_sum, self.epoch_steps = torch.zeros((), device=self.device), 0
+
     def on_train_epoch_end(self) -> None:
+        if self.epoch_steps:  # one self.log per epoch: it costs about 1 ms a call
+            self.log("train/epoch_loss", self.epoch_loss_sum / self.epoch_steps, on_epoch=True)
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()

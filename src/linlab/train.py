@@ -155,6 +155,10 @@ def _fmt(value: Any) -> str:
 
 def task(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.get("lr_sweep"):
+        from linlab.vectorized import report_lr_sweep, train_lr_sweep
+
+        return report_lr_sweep(train_lr_sweep(cfg, run_dir), run_dir)
     results = train(cfg, run_dir)
     if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
         print(summary(results), f"\nrun folder: {run_dir}", sep="\n")

@@ -75,16 +75,21 @@ class TensorBatches:
         return -(-full // self.chunk_batches) + rest
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        order = self.sampler.indices().to(self.y.device)
+        in_order = not self.sampler.shuffle and self.num_shards == 1
+        order = None if in_order else self.sampler.indices().to(self.y.device)
         size, k = self.batch_size, self.chunk_batches
         full = self.y.numel() // size
         for start in range(0, full, k):
             stop = min(start + k, full)
-            yield self._gather(order[start * size : stop * size].view(stop - start, size))
+            yield self._cut(order, start * size, stop * size, stop - start)
         if self.num_batches > full:
-            yield self._gather(order[full * size :].view(1, -1))
+            yield self._cut(order, full * size, self.y.numel(), 1)
 
-    def _gather(self, index: Tensor) -> tuple[Tensor, Tensor]:
+    def _cut(self, order: Tensor | None, lo: int, hi: int, k: int) -> tuple[Tensor, Tensor]:
+        """Samples ``order[lo:hi]`` as ``k`` minibatches: views in storage order, else a gather."""
+        if order is None:
+            return self.x[lo:hi].unflatten(0, (k, -1)), self.y[lo:hi].view(k, -1)
+        index = order[lo:hi].view(k, -1)
         if self.num_shards > 1:
             index = index.tensor_split(self.num_shards, dim=1)[self.shard]
         return self.x[index], self.y[index]

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from linlab.data.batches import TensorBatches
+from linlab.data.streaming import StreamingBatches, streaming_gaussian
 from linlab.data.synthetic import GENERATORS, SyntheticData
 from linlab.ddp import check_equal_shards
 
@@ -39,6 +40,8 @@ class LinearDataModule(L.LightningDataModule):
         chunk_batches: minibatches handed to one training step (speed only; the trajectory
             is the same for every value).
         seed: seeds the data and the shuffling.
+        streaming: generate each training batch when it is needed (``gaussian`` only; see
+            ``linlab.data.streaming``): memory flat in ``n_samples``, no val/test splits.
         **generator_params: the generator's own arguments (``n_samples``, ``noise``, ...).
     """
 
@@ -53,6 +56,7 @@ class LinearDataModule(L.LightningDataModule):
         drop_last: bool = False,
         chunk_batches: int = 64,
         seed: int = 0,
+        streaming: bool = False,
         **generator_params: Any,
     ) -> None:
         super().__init__()
@@ -73,12 +77,19 @@ class LinearDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.fractions = (val_fraction, test_fraction)
         self.shuffle, self.drop_last, self.chunk_batches = shuffle, drop_last, chunk_batches
-        self.seed = seed
+        self.seed, self.streaming = seed, streaming
         self.data: SyntheticData | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        if self.splits:
+        if self.splits or self.data is not None:
+            return
+        if self.streaming:
+            params = {**self.generator_params, "seed": self.seed}
+            self.stream = streaming_gaussian(
+                self.make.__name__, self.batch_size, self.fractions, params
+            )
+            self.data = self.stream.description()
             return
         self.data = self.make(seed=self.seed, **self.generator_params)
         if self.data.x.shape[1] != self.n_features:
@@ -131,7 +142,10 @@ class LinearDataModule(L.LightningDataModule):
             num_shards=ranks[1],
         )
 
-    def train_dataloader(self) -> TensorBatches:
+    def train_dataloader(self) -> TensorBatches | StreamingBatches:
+        if self.streaming:
+            device, dtype = self._target_device_and_dtype()
+            return StreamingBatches(self.stream, self.shuffle, self.chunk_batches, device, dtype)
         return self.loader("train", training=True)
 
     def val_dataloader(self) -> TensorBatches | list:

@@ -1,0 +1,288 @@
+"""linlab against a plain PyTorch loop: epoch time, per-job cost, vectorised sweep, streaming.
+
+    OMP_PROC_BIND=true OMP_PLACES="{0},{1}" PYTHONPATH=src python scripts/benchmark.py
+    PYTHONPATH=src python scripts/benchmark.py --quick            # about a minute
+    PYTHONPATH=src python scripts/benchmark.py --only streaming   # one part
+
+linlab runs its *default* batch-run configuration (``conf/train.yaml`` through Hydra's compose
+and ``linlab.train.train``: TensorBoard on, ``train/loss`` and ``params/*`` logged every
+``trainer.log_every_n_steps``, validation and a last checkpoint every epoch, no progress bar).
+The plain loop trains the same model on the same training split with the same SGD settings,
+slicing a shuffled index tensor per minibatch. The two alternate in this one process, epoch
+by epoch timings are taken with a callback, and the table reports medians. Threads are pinned
+(``OMP_PROC_BIND``/``OMP_PLACES``, set before torch loads) because an unpinned 2-core VM can
+pack both OpenMP threads on one core and run many times slower.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_PROC_BIND", "true")
+os.environ.setdefault("OMP_PLACES", "{0},{1}")
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from linlab.data.batches import EpochPermutation
+from linlab.data.datamodule import LinearDataModule
+from linlab.models import LinearRegression
+from linlab.train import config_dir, quiet_lightning, train
+
+SIZES = [  # (name, n_samples, n_features, batch_size)
+    ("n=100k, d=10, batch 32", 100_000, 10, 32),
+    ("n=100k, d=10, batch 1024", 100_000, 10, 1024),
+    ("n=1M, d=100, batch 1024", 1_000_000, 100, 1024),
+]
+TARGETS = {32: 1.5, 1024: 1.3}
+LR = 0.01
+
+
+class EpochClock(L.Callback):
+    """Wall time between consecutive epoch starts: everything an epoch costs, hooks included."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.perf_counter())
+
+    def epoch_times(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, self.starts[1:], strict=False)]
+
+
+CLOCK: EpochClock | None = None
+
+
+def make_clock() -> EpochClock:
+    """Hydra target for the benchmark's callback (kept in a global to read it after the run)."""
+    global CLOCK
+    CLOCK = EpochClock()
+    return CLOCK
+
+
+def compose_config(overrides: list[str], run_dir: Path):
+    """The config ``linlab-train`` builds for these overrides (as tests/conftest.py does)."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra
+    return cfg
+
+
+def linlab_run(overrides: list[str], workdir: Path, clock: bool = True) -> tuple[dict, list[float]]:
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    extra = [f"+callbacks.epoch_clock._target_={__name__}.make_clock"] if clock else []
+    results = train(compose_config([*overrides, *extra], run_dir), run_dir)
+    return results, (CLOCK.epoch_times() if clock else [])
+
+
+def data_overrides(n: int, d: int, batch: int) -> list[str]:
+    return [f"data.n_samples={n}", f"data.n_features={d}", f"data.batch_size={batch}"]
+
+
+def training_split(n: int, d: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same training split linlab's default config trains on."""
+    dm = LinearDataModule(
+        generator="gaussian",
+        n_features=d,
+        n_samples=n,
+        seed=seed,
+        val_fraction=0.2,
+        test_fraction=0.1,
+    )
+    dm.setup()
+    return dm.splits["train"]
+
+
+def plain_loop(x, y, batch: int, epochs: int, lr: float = LR, seed: int = 0) -> list[float]:
+    """The textbook loop over shuffled index slices; returns each epoch's wall time."""
+    torch.manual_seed(seed)
+    model = LinearRegression(x.shape[1])
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    order = EpochPermutation(len(y), seed, shuffle=True)
+    times = []
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        order.set_epoch(epoch)
+        perm = order.indices()
+        for i in range(0, len(y), batch):
+            idx = perm[i : i + batch]
+            loss = ((model(x[idx]) - y[idx]) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def epoch_ratios(n: int, d: int, batch: int, epochs: int, rounds: int, workdir: Path) -> dict:
+    """Alternate plain and linlab ``rounds`` times; medians of their epoch times (first dropped)."""
+    x, y = training_split(n, d)
+    plain, linlab = [], []
+    for _ in range(rounds):
+        plain += plain_loop(x, y, batch, epochs)[1:]
+        overrides = [*data_overrides(n, d, batch), f"trainer.max_epochs={epochs}"]
+        linlab += linlab_run(overrides, workdir)[1][1:]
+    p, q = statistics.median(plain), statistics.median(linlab)
+    return {
+        "plain_epoch_s": p,
+        "linlab_epoch_s": q,
+        "ratio": q / p,
+        "plain_all": plain,
+        "linlab_all": linlab,
+    }
+
+
+def per_job_cost(jobs: int, workdir: Path) -> dict:
+    """What each job of an in-process multirun costs on a tiny problem (n=200, 2 epochs):
+    compose the config, build data, module, trainer and logger, fit, write results.json."""
+    walls = []
+    for seed in range(jobs):
+        started = time.perf_counter()
+        overrides = ["data.n_samples=200", "trainer.max_epochs=2", f"seed={seed}"]
+        linlab_run(overrides, workdir, clock=False)
+        walls.append(time.perf_counter() - started)
+    return {"jobs": jobs, "walls_s": walls, "per_job_s": statistics.median(walls[1:])}
+
+
+def vectorised_sweep(n: int, k: int, epochs: int, workdir: Path) -> dict:
+    """One run against an ``lr_sweep`` of K learning rates (same data and batches)."""
+    from linlab.vectorized import train_lr_sweep
+
+    overrides = [*data_overrides(n, 10, 32), f"trainer.max_epochs={epochs}"]
+    started = time.perf_counter()
+    linlab_run(overrides, workdir, clock=False)
+    one = time.perf_counter() - started
+    lrs = [round(0.001 * 1.5**i, 6) for i in range(k)]
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    started = time.perf_counter()
+    train_lr_sweep(compose_config([*overrides, f"lr_sweep={lrs}"], run_dir), run_dir)
+    sweep = time.perf_counter() - started
+    return {"k": k, "one_run_s": one, "sweep_s": sweep, "ratio": sweep / one}
+
+
+def streaming_child(n: int, workdir: Path) -> None:
+    """Run in a fresh process: train on n streamed samples, print wall time and peak RSS."""
+    overrides = [
+        "data.streaming=true",
+        "data.val_fraction=0",
+        "data.test_fraction=0",
+        f"data.n_samples={n}",
+        "data.batch_size=1024",
+        "trainer.max_epochs=1",
+    ]
+    results, _ = linlab_run(overrides, workdir, clock=False)
+    wall = results["wall_time_s"]  # the fit itself, without start-up
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"n": n, "wall_s": wall, "peak_rss_mib": peak_kib / 1024}))
+
+
+def streaming(sizes: list[int], workdir: Path) -> dict:
+    runs = []
+    for n in sizes:
+        args = [sys.executable, __file__, "--streaming-child", str(n), "--workdir", str(workdir)]
+        out = subprocess.run(args, check=True, capture_output=True, text=True, env=os.environ)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    small, large = runs[0], runs[-1]
+    return {
+        "runs": runs,
+        "rss_ratio": large["peak_rss_mib"] / small["peak_rss_mib"],
+        "time_per_sample_ratio": (large["wall_s"] / large["n"]) / (small["wall_s"] / small["n"]),
+    }
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "threads": torch.get_num_threads(),
+        "OMP_PLACES": os.environ.get("OMP_PLACES"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller problems, about a minute")
+    parser.add_argument("--only", choices=["epochs", "jobs", "sweep", "streaming"], action="append")
+    parser.add_argument("--out", default="outputs/benchmark.json")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--streaming-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    quiet_lightning()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="linlab-bench-"))
+    if args.streaming_child:
+        streaming_child(args.streaming_child, workdir)
+        return
+    parts = set(args.only or ["epochs", "jobs", "sweep", "streaming"])
+    report: dict = {"machine": machine(), "quick": args.quick}
+    if "epochs" in parts:
+        report["epochs"] = {}
+        for name, n, d, batch in SIZES:
+            n = n // 10 if args.quick else n
+            epochs, rounds = (3, 2) if args.quick else (5, 3)
+            row = epoch_ratios(n, d, batch, epochs, rounds, workdir)
+            report["epochs"][name] = {"n": n, "target": TARGETS[batch], **row}
+            print(
+                f"{name:28s} n={n:>8d}  plain {row['plain_epoch_s'] * 1e3:8.2f} ms  "
+                f"linlab {row['linlab_epoch_s'] * 1e3:8.2f} ms  ratio {row['ratio']:.2f}  "
+                f"(target <= {TARGETS[batch]})",
+                flush=True,
+            )
+    if "jobs" in parts:
+        report["jobs"] = per_job_cost(6 if args.quick else 12, workdir)
+        print(
+            f"in-process multirun: {report['jobs']['per_job_s']:.3f} s per job (target <= 0.5)",
+            flush=True,
+        )
+    if "sweep" in parts:
+        report["sweep"] = vectorised_sweep(10_000 if args.quick else 100_000, 16, 2, workdir)
+        s = report["sweep"]
+        print(
+            f"lr_sweep K=16: {s['sweep_s']:.2f} s vs one run {s['one_run_s']:.2f} s, "
+            f"ratio {s['ratio']:.2f} (target <= 2)",
+            flush=True,
+        )
+    if "streaming" in parts:
+        sizes = [10**5, 10**7] if args.quick else [10**6, 10**8]
+        report["streaming"] = streaming(sizes, workdir)
+        s = report["streaming"]
+        for r in s["runs"]:
+            rss = r["peak_rss_mib"]
+            print(f"streaming n={r['n']:.0e}: fit {r['wall_s']:.2f} s, peak RSS {rss:.0f} MiB")
+        print(
+            f"streaming: peak RSS ratio {s['rss_ratio']:.3f} (target within 1.10), "
+            f"time per sample ratio {s['time_per_sample_ratio']:.2f} (linear: 1)",
+            flush=True,
+        )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
