@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from linlab import naming
+from linlab.preflight import check_command_line
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
 log = logging.getLogger("linlab")
@@ -171,6 +172,7 @@ def quiet_lightning() -> None:
 def main() -> None:
     """Console entry point ``linlab-train``."""
     naming.start_launch(sys.argv[1:])
+    check_command_line(sys.argv[1:], config_dir())
     quiet_lightning()
     hydra_main()
 
