@@ -23,7 +23,7 @@ from hydra._internal.utils import create_automatic_config_search_path, get_args_
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
+from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
@@ -62,11 +62,11 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
     hydra = _create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
-        mode = _compose(hydra, config_name, args.overrides, None, RunMode.RUN, mode_only=True)
-        if not (args.multirun or mode == RunMode.MULTIRUN):
+        if not args.multirun:
             cfg = _compose(hydra, config_name, args.overrides, None, RunMode.RUN)
-            yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"))
-            return
+            if cfg.hydra.mode != RunMode.MULTIRUN:
+                yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"))
+                return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         for job in _grid(master):
@@ -106,11 +106,9 @@ def _parse(arguments: list[str]):
         raise ConfigError(_first_line(error)) from None
 
 
-def _compose(hydra, config_name, overrides, sweep, run_mode, mode_only=False):
+def _compose(hydra, config_name, overrides, sweep, run_mode):
     """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
     try:
-        if mode_only:
-            return hydra.get_mode(config_name=config_name, overrides=list(overrides))
         if sweep is not None:
             master, job = sweep
             return hydra.config_loader.load_sweep_config(master, job)

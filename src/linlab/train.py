@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from linlab import naming
+from linlab import faults, naming
 from linlab.preflight import check_command_line
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
@@ -100,7 +100,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     datamodule, module = build(cfg)
     trainer = build_trainer(cfg, run_dir)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     results = {
         **hyperparameters(cfg, seed),
         **split_losses(module, datamodule),
@@ -117,6 +117,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if hasattr(callback, "results"):
             results |= callback.results()
     write_json_atomic(run_dir / RESULTS_FILE, results)
+    faults.exit_if_interrupted(module)
     return results
 
 
