@@ -57,6 +57,7 @@ REFUSED = [
     (["model.n_features=3"], ["model.n_features=3", "data.n_features (5)"]),
     (["module.update=manual", "optimizer=adam"], ["module.update='manual'", "optimizer=sgd"]),
     (["seed=-1"], ["seed=-1", "2**32"]),
+    (["ckpt_path=/no/such.ckpt"], ["ckpt_path='/no/such.ckpt'", "existing checkpoint file"]),
     (["model._target_=nowhere.Model"], ["model._target_=nowhere.Model", "'nowhere'"]),
     (["loss._target_=torch.nn.NoSuchLoss"], ["loss._target_=torch.nn.NoSuchLoss", "NoSuchLoss"]),
     (["hydra.run.dir=/etc/hostname/run"], ["/etc/hostname", "not a folder", "hydra.run.dir"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 from linlab.data.datamodule import split_sizes
@@ -38,6 +39,13 @@ def check(values: dict[str, Any]) -> None:
         "seed",
         seed,
         "null or an integer in [0, 2**32)",
+    )
+    ckpt_path = values.get("ckpt_path")
+    require(
+        ckpt_path in (None, "last") or (isinstance(ckpt_path, str) and Path(ckpt_path).is_file()),
+        "ckpt_path",
+        ckpt_path,
+        "null, last (this run folder's checkpoints/last.ckpt) or an existing checkpoint file",
     )
     optimizer = values.get("optimizer") or {}
     if "lr" in optimizer:
