@@ -60,6 +60,7 @@ REFUSED = [
     (["ckpt_path=/no/such.ckpt"], ["ckpt_path='/no/such.ckpt'", "existing checkpoint file"]),
     (["model._target_=nowhere.Model"], ["model._target_=nowhere.Model", "'nowhere'"]),
     (["loss._target_=torch.nn.NoSuchLoss"], ["loss._target_=torch.nn.NoSuchLoss", "NoSuchLoss"]),
+    (["trainer.plugins=[{_target_:linlab.Nope}]"], ["trainer.plugins[0]._target_=linlab.Nope"]),
     (["hydra.run.dir=/etc/hostname/run"], ["/etc/hostname", "not a folder", "hydra.run.dir"]),
     (["-m", "optimizer.lr=0.1,-1"], ["optimizer.lr=-1", "> 0"]),
     (["-m", "data=gaussian,line_1d", "data.n_features=5"], ["data.n_features=5", "line_1d"]),

@@ -69,6 +69,9 @@ def target_nodes(values: Any, path: str = "") -> list[tuple[str, dict[str, Any]]
             found.append((path, values))
         for key, value in values.items():
             found += target_nodes(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(values, list):
+        for index, value in enumerate(values):
+            found += target_nodes(value, f"{path}[{index}]")
     return found
 
 
