@@ -42,8 +42,9 @@ def fit(trainer: L.Trainer, module: L.LightningModule, **fit_kwargs) -> None:
     try:
         trainer.fit(module, **fit_kwargs)
     except SystemExit:
-        if getattr(module, "status", None) != INTERRUPTED:
+        if not trainer.interrupted:
             raise
+        module.status = INTERRUPTED  # also without the callback (callbacks=none)
 
 
 def exit_if_interrupted(module: L.LightningModule) -> None:
