@@ -201,7 +201,12 @@ class RegressionModule(L.LightningModule):
         return self._eval_step(chunk, "test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only plain hyper-parameters, so that ``torch.load(weights_only=True)`` reads it."""
         checkpoint["linlab"] = {"status": self.status, "first_loss": self.first_loss}
+        hparams = checkpoint.get("hyper_parameters", {})
+        checkpoint["hyper_parameters"] = {
+            k: v for k, v in hparams.items() if isinstance(v, (bool, int, float, str, type(None)))
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("linlab", {})

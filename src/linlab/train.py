@@ -26,7 +26,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from linlab import ddp, devices, naming
+from linlab import ddp, devices, faults, naming
+from linlab.preflight import check_command_line
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
 log = logging.getLogger("linlab")
@@ -103,7 +104,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfg, trainer)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     results = {
         **hyperparameters(cfg, seed),
         **placement,
@@ -122,6 +123,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             results |= callback.results()
     if trainer.is_global_zero:
         write_json_atomic(run_dir / RESULTS_FILE, results)
+    faults.exit_if_interrupted(module)
     return results
 
 
@@ -183,6 +185,7 @@ def quiet_lightning() -> None:
 def main() -> None:
     """Console entry point ``linlab-train``."""
     naming.start_launch(sys.argv[1:])
+    check_command_line(sys.argv[1:], config_dir())
     quiet_lightning()
     hydra_main()
 

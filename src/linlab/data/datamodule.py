@@ -27,6 +27,12 @@ def dtype_for_precision(precision: str) -> torch.dtype:
     return _PRECISION_DTYPES.get(str(precision), torch.float32)
 
 
+def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
+    """(train, val, test) sizes of n samples: each held-out share rounded, training the rest."""
+    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+    return n - n_val - n_test, n_val, n_test
+
+
 class LinearDataModule(L.LightningDataModule):
     """Synthetic regression data, split into train/val/test and served as tensor slices.
 
@@ -105,12 +111,11 @@ class LinearDataModule(L.LightningDataModule):
 
     def split_indices(self, n: int) -> dict[str, Tensor]:
         """Disjoint index sets from one seeded permutation (no shuffle when nothing is held out)."""
-        n_val, n_test = (round(f * n) for f in self.fractions)
+        n_train, n_val, n_test = split_sizes(n, *self.fractions)
         if n_val == n_test == 0:
             order = torch.arange(n)
         else:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + 1))
-        n_train = n - n_val - n_test
         return {
             "train": order[:n_train],
             "val": order[n_train : n_train + n_val],

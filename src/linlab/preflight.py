@@ -1,0 +1,189 @@
+"""Check a command line before Hydra runs it: compose every job's config and validate it.
+
+Hydra makes the run (or sweep) folder before it calls the task function, and prints its own
+composition errors over several lines. ``main()`` therefore calls :func:`check_command_line`
+first: it parses ``argv`` with Hydra's own parser, composes the config of every job the
+command would launch exactly as Hydra will (same search path, ``--config-dir``,
+``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid), and runs
+:func:`linlab.validation.validate` on each. A problem is refused with one line on stderr and
+exit code 2, before any folder, logger or data exists.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from linlab.validation import ConfigError, validate
+
+EXIT_CONFIG_ERROR = 2
+
+
+def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
+    """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config."""
+    message = problem(argv, primary_config_dir)
+    if message is not None:
+        print(f"linlab-train: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG_ERROR)
+
+
+def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
+    """The one-line refusal of the first bad job config ``argv`` launches, or None."""
+    try:
+        for cfg in job_configs(argv, primary_config_dir):
+            validate(cfg)
+    except ConfigError as error:
+        return str(error)
+    return None
+
+
+def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictConfig]:
+    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches.
+
+    Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
+    """
+    args = get_args_parser().parse_args(list(argv))
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return
+    hydra = _create_hydra(args, primary_config_dir)
+    try:
+        config_name = args.config_name or "train"
+        if not args.multirun:
+            cfg = _compose(hydra, config_name, args.overrides, None, RunMode.RUN)
+            if cfg.hydra.mode != RunMode.MULTIRUN:
+                yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"))
+                return
+        master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
+        sweep_dir = _output_dir(master, "hydra.sweep.dir")
+        for job in _grid(master):
+            cfg = _compose(hydra, config_name, args.overrides, (master, job), RunMode.RUN)
+            yield _with_output_dir(cfg, sweep_dir)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _create_hydra(args, primary_config_dir: Path) -> Hydra:
+    search_path = create_automatic_config_search_path(
+        str(Path(__file__).with_name("train.py")), None, args.config_path or str(primary_config_dir)
+    )
+    if args.config_dir is not None:
+        extra = os.path.abspath(args.config_dir)
+        if not os.path.isdir(extra):
+            raise ConfigError(f"--config-dir={args.config_dir}: no such folder")
+        search_path.prepend(provider="command-line", path=f"file://{extra}")
+    GlobalHydra.instance().clear()
+    return Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
+
+
+def _grid(master: DictConfig) -> list[list[str]]:
+    """The basic sweeper's jobs: the product of the swept values (command line + config)."""
+    params = OmegaConf.select(master, "hydra.sweeper.params") or {}
+    arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
+    parsed = _parse(arguments)
+    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
+        return [arguments]  # interval/range searches belong to an optimising sweeper
+    return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def _parse(arguments: list[str]):
+    try:
+        return OverridesParser.create().parse_overrides(arguments)
+    except HydraException as error:
+        raise ConfigError(_first_line(error)) from None
+
+
+def _compose(hydra, config_name, overrides, sweep, run_mode):
+    """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
+    try:
+        if sweep is not None:
+            master, job = sweep
+            return hydra.config_loader.load_sweep_config(master, job)
+        return hydra.compose_config(
+            config_name, list(overrides), run_mode=run_mode, with_log_configuration=False
+        )
+    except MissingConfigException as error:
+        raise ConfigError(_missing_option_message(hydra, error, overrides)) from None
+    except (HydraException, OmegaConfBaseException) as error:
+        raise ConfigError(_composition_message(hydra, config_name, error, overrides)) from None
+
+
+def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrides) -> str:
+    missing = error.missing_cfg_file or ""
+    group, _, option = missing.rpartition("/")
+    if not group:
+        return _first_line(error)
+    options = sorted(hydra.config_loader.get_group_options(group))
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f"; did you mean {group}={close[0]}?" if close else ""
+    return f"{group}={option} is not an option of {group}; available: {', '.join(options)}{hint}"
+
+
+def _composition_message(hydra: Hydra, config_name: str, error: Exception, overrides) -> str:
+    cause = error.__cause__ or error
+    key = getattr(cause, "full_key", None) or _key_of_failed_override(error)
+    if key and "not in struct" in str(cause):
+        others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
+        return _unknown_key_message(hydra, config_name, key, others)
+    first = _first_line(error)
+    detail = _first_line(cause) if cause is not error else ""
+    return f"{first} ({detail})" if detail and detail not in first else first
+
+
+def _key_of_failed_override(error: Exception) -> str | None:
+    text = str(error)
+    if text.startswith("Could not override '"):
+        return text.split("'")[1]
+    return None
+
+
+def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[str]) -> str:
+    parent, _, name = key.rpartition(".")
+    try:
+        base = hydra.compose_config(
+            config_name, others, run_mode=RunMode.RUN, with_log_configuration=False
+        )
+        node = OmegaConf.select(base, parent) if parent else base
+        keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
+    except (HydraException, OmegaConfBaseException):
+        keys = []
+    keys = [k for k in keys if not k.startswith("_") and k != "hydra"]
+    close = difflib.get_close_matches(name, keys, n=1)
+    where = parent or "the top level"
+    hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
+    return (
+        f"{key} is not a key of {where}; {hint}allowed: {', '.join(keys)} "
+        f"(or +{key}=... to add a new one)"
+    )
+
+
+def _output_dir(cfg: DictConfig, key: str) -> str:
+    try:
+        return str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{key}: {_first_line(error)}") from None
+
+
+def _with_output_dir(cfg: DictConfig, folder: str) -> DictConfig:
+    """Set ``hydra.runtime.output_dir`` (as the launcher will) so ``${hydra:...}`` resolves."""
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(folder)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
