@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
 from torch import Tensor
 from torch.func import functional_call
 
@@ -112,16 +113,14 @@ class FigureLogger(L.Callback):
         folder = Path(trainer.default_root_dir) / self.folder
         folder.mkdir(parents=True, exist_ok=True)
         for name, figure in figures.items():
+            pixels = plots.render(figure)
             path = folder / f"{name}{suffix}.png"
-            figure.savefig(path)
+            imsave(path, pixels)
             self.saved.append(path)
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_image(
-                        f"figures/{name}",
-                        plots.to_rgb(figure),
-                        trainer.global_step,
-                        dataformats="HWC",
+                        f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
                     )
 
     @torch.no_grad()
@@ -157,23 +156,17 @@ class FigureLogger(L.Callback):
         ]
         axes = [np.linspace(lo, hi, self.resolution) for lo, hi in axes]
         if len(index) == 1:
-            curve = np.array([loss(final, {index[0]: v}) for v in axes[0]])
-            path_loss = [loss(final, {index[0]: v}) for v in path[:, index[0]]]
             return plots.loss_curve_figure(
                 axes[0],
-                curve,
+                loss(final, index, axes[0]),
                 chosen[0],
                 path[:, index[0]],
-                np.array(path_loss),
+                loss(final, index, path[:, index]),
                 None if optimum is None else optimum[index[0]],
             )
         grid_a, grid_b = np.meshgrid(*axes)
-        z = np.array(
-            [
-                loss(final, {index[0]: a, index[1]: b})
-                for a, b in zip(grid_a.ravel(), grid_b.ravel(), strict=True)
-            ]
-        ).reshape(grid_a.shape)
+        points = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
+        z = loss(final, index, points).reshape(grid_a.shape)
         note = "" if len(names) == 2 else " (other parameters at their final values)"
         return plots.surface_figure(
             grid_a,
@@ -198,7 +191,8 @@ class FigureLogger(L.Callback):
 
 
 class _LossOnGrid:
-    """L(θ) on the training split with some flat parameter entries replaced, in float64."""
+    """L(θ) on the training split (float64, CPU) at many θ that differ from ``base`` in a few
+    flat entries; vectorised with ``torch.vmap`` over ``chunk`` points at a time."""
 
     def __init__(self, pl_module: L.LightningModule, x: Tensor, y: Tensor, max_samples: int):
         self.model, self.loss_fn = pl_module.model, pl_module.loss_fn
@@ -206,17 +200,23 @@ class _LossOnGrid:
         self.y = y[:max_samples].double().cpu()
         self.shapes = [(n, p.shape) for n, p in self.model.named_parameters()]
 
-    def __call__(self, base: Tensor, changes: dict[int, float]) -> float:
-        flat = base.clone()
-        for i, value in changes.items():
-            flat[i] = value
+    def __call__(
+        self, base: Tensor, index: list[int], values: np.ndarray, chunk: int = 256
+    ) -> np.ndarray:
+        if len(values) == 0:
+            return np.zeros(0)
+        flats = base.double().cpu().repeat(len(values), 1)
+        flats[:, index] = torch.as_tensor(values, dtype=torch.float64).reshape(len(values), -1)
+        batched = torch.vmap(self._loss_at)
+        return torch.cat([batched(part) for part in flats.split(chunk)]).numpy()
+
+    def _loss_at(self, flat: Tensor) -> Tensor:
         params, offset = {}, 0
         for name, shape in self.shapes:
-            count = int(np.prod(shape))
+            count = shape.numel()
             params[name] = flat[offset : offset + count].view(shape)
             offset += count
-        pred = functional_call(self.model, params, (self.x,))
-        return float(self.loss_fn(pred, self.y))
+        return self.loss_fn(functional_call(self.model, params, (self.x,)), self.y)
 
 
 def _axis(path: np.ndarray, final: float, optimum: float | None) -> tuple[float, float]:

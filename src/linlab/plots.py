@@ -13,13 +13,15 @@ from matplotlib.figure import Figure
 
 
 def new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    """A figure on its own Agg canvas, with fixed margins (automatic layouts cost ~0.1 s each)."""
+    figure = Figure(figsize=(width, height), dpi=100)
+    figure.subplots_adjust(left=0.13, right=0.95, bottom=0.11, top=0.93, hspace=0.35)
     FigureCanvasAgg(figure)
     return figure
 
 
-def to_rgb(figure: Figure) -> np.ndarray:
-    """The rendered figure as an (H, W, 3) uint8 array, as TensorBoard's ``add_image`` takes."""
+def render(figure: Figure) -> np.ndarray:
+    """Draw once; the figure as an (H, W, 3) uint8 array (TensorBoard's image, the PNG's pixels)."""
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
 

@@ -56,11 +56,12 @@ def hessian(x: Tensor, bias: bool, curvature: float) -> Tensor:
 
 
 def quadratic_loss(x: Tensor, y: Tensor, w: Tensor, b: Tensor | float | None, c: float) -> float:
-    """L(w, b) = c/2 · 1/N Σ (x·w + b − y)², in float64 (MSE for c = 2, half-squared for c = 1)."""
-    pred = x.to(torch.float64).cpu() @ torch.as_tensor(w, dtype=torch.float64).cpu()
+    """L(w, b) = c/2 · 1/N Σ (x·w + b − y)², in float64 on x's device (MSE: c = 2, half: c = 1)."""
+    x = x.to(torch.float64)
+    pred = x @ torch.as_tensor(w, dtype=torch.float64).to(x.device)
     if b is not None:
-        pred = pred + float(b)
-    return float(c / 2 * (pred - y.to(torch.float64).reshape(-1).cpu()).square().mean())
+        pred = pred + torch.as_tensor(b, dtype=torch.float64).to(x.device)
+    return float(c / 2 * (pred - y.to(x).reshape(-1)).square().mean())
 
 
 def reference(

@@ -34,7 +34,7 @@ class TheoryMetrics(L.Callback):
         self.enabled = enabled
         self.reference: theory.Reference | None = None
         self.curvature: float | None = None
-        self.true_weights: torch.Tensor | None = None
+        self.true_weights: list[float] | None = None
         self.train_split: tuple[torch.Tensor, torch.Tensor] | None = None
         self.lr_exceeds_bound: bool | None = None
         self.latest: dict[str, float] = {}
@@ -52,7 +52,7 @@ class TheoryMetrics(L.Callback):
         )
         data = getattr(trainer.datamodule, "data", None)
         if data is not None and data.true_weights is not None:
-            self.true_weights = torch.tensor(data.true_weights, dtype=torch.float64)
+            self.true_weights = list(data.true_weights)
         once = {
             f"theory/{key}": value
             for key, value in self.reference.as_dict().items()
@@ -86,11 +86,11 @@ class TheoryMetrics(L.Callback):
     @torch.no_grad()
     def _distances(self, pl_module: L.LightningModule) -> dict[str, float]:
         model = pl_module.model
-        w = model.w.detach().to(torch.float64).cpu().reshape(-1)
+        w = model.w.detach().to(torch.float64).reshape(-1)
         b = getattr(model, "b", None)
-        metrics = {"theory/dist_w_opt": float(torch.linalg.vector_norm(w - self._w_opt()))}
+        metrics = {"theory/dist_w_opt": _distance(w, self.reference.w_opt)}
         if self.true_weights is not None:
-            metrics["theory/dist_w_true"] = float(torch.linalg.vector_norm(w - self.true_weights))
+            metrics["theory/dist_w_true"] = _distance(w, self.true_weights)
         if self.reference.optimum_loss is not None:
             loss = theory.quadratic_loss(
                 *self.train_split, w, None if b is None else b.detach(), self.curvature
@@ -98,9 +98,6 @@ class TheoryMetrics(L.Callback):
             metrics["theory/excess_loss"] = loss - self.reference.optimum_loss
         self.latest = metrics
         return metrics
-
-    def _w_opt(self) -> torch.Tensor:
-        return torch.tensor(self.reference.w_opt, dtype=torch.float64)
 
     @staticmethod
     def _log(trainer: L.Trainer, metrics: dict[str, float]) -> None:
@@ -123,3 +120,8 @@ class TheoryMetrics(L.Callback):
                 **final,
             }
         }
+
+
+def _distance(w: torch.Tensor, other: list[float]) -> float:
+    """‖w − other‖₂ (one device-to-host read)."""
+    return float(torch.linalg.vector_norm(w - torch.tensor(other, dtype=w.dtype, device=w.device)))
