@@ -148,7 +148,8 @@ class FigureLogger(L.Callback):
         index = [names.index(n) for n in chosen]
         final = flat_values(pl_module.model).double().cpu()
         path = np.array([p for _, _, p in pl_module.trajectory]).reshape(-1, len(names))
-        optimum = self._optimum(trainer, pl_module)
+        # θ* lies on the plotted plane only when no other parameter is held fixed
+        optimum = self._optimum(trainer, pl_module) if len(index) == len(names) else None
         loss = _LossOnGrid(pl_module, *self._train_split(trainer), self.max_samples)
         axes = [
             _axis(path[:, i], final[i].item(), None if optimum is None else optimum[i])
