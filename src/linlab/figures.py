@@ -9,6 +9,7 @@ into ``<run folder>/figures/<name>.png``, and every ``every_n_epochs`` epochs in
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +23,8 @@ from torch.func import functional_call
 
 from linlab import plots, theory
 from linlab.params import flat_values
+
+log = logging.getLogger("linlab")
 
 
 class FigureLogger(L.Callback):
@@ -59,6 +62,9 @@ class FigureLogger(L.Callback):
         self.saved: list[Path] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled and "train" not in getattr(trainer.datamodule, "splits", {}):
+            log.info("figures: off, the datamodule has no `splits` (LinearDataModule has)")
+            self.enabled = False
         if self.enabled and self.surface_params is not None:
             unknown = set(self.surface_params) - set(pl_module.param_names)
             if len(self.surface_params) != 2 or unknown:
