@@ -37,7 +37,8 @@ class FigureLogger(L.Callback):
             None: both parameters of a 2-parameter model, else the first two. The others are
             held at their final values.
         resolution: grid points per axis of the loss surface.
-        max_samples: the surface's loss is evaluated on at most this many training samples.
+        max_samples: the surface's loss is evaluated on, and the fit figure shows, at most
+            this many training samples (the first ones).
         folder: sub-folder of the run folder for the PNG files.
     """
 
@@ -59,7 +60,6 @@ class FigureLogger(L.Callback):
         self.epochs: list[int] = []
         self.losses: dict[str, tuple[list[int], list[float]]] = {"train": ([], []), "val": ([], [])}
         self.params: list[list[float]] = []
-        self.saved: list[Path] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled and "train" not in getattr(trainer.datamodule, "splits", {}):
@@ -122,7 +122,6 @@ class FigureLogger(L.Callback):
             pixels = plots.render(figure)
             path = folder / f"{name}{suffix}.png"
             imsave(path, pixels)
-            self.saved.append(path)
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_image(
@@ -131,7 +130,7 @@ class FigureLogger(L.Callback):
 
     @torch.no_grad()
     def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
-        x, y = self._train_split(trainer)
+        x, y = (t[: self.max_samples] for t in self._train_split(trainer))
         pred = pl_module.model(x)
         data = getattr(trainer.datamodule, "data", None)
         truth = None
