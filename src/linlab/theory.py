@@ -37,22 +37,27 @@ class Reference:
 
 
 def design_matrix(x: Tensor, bias: bool) -> Tensor:
-    """X̃ = [X, 1] with a bias, else X; float64."""
+    """X̃ = [X, 1] with a bias, else X; float64, on x's device."""
     x = x.to(torch.float64)
-    return torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1) if bias else x
+    ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+    return torch.cat([x, ones], dim=1) if bias else x
+
+
+def normal_equations(x: Tensor, y: Tensor, bias: bool) -> tuple[Tensor, Tensor]:
+    """X̃ᵀX̃ and X̃ᵀy, computed where the data lives and returned on the CPU (small: d+1)."""
+    design = design_matrix(x, bias)
+    return (design.T @ design).cpu(), (design.T @ y.to(design).reshape(-1)).cpu()
 
 
 def least_squares(x: Tensor, y: Tensor, bias: bool) -> tuple[Tensor, Tensor | None]:
-    """θ* = X̃⁺y: the weights and (with a bias) the intercept minimising ‖X̃θ − y‖²."""
-    design = design_matrix(x, bias).cpu()
-    theta = torch.linalg.pinv(design) @ y.to(torch.float64).reshape(-1).cpu()
+    """θ* = (X̃ᵀX̃)⁺X̃ᵀy = X̃⁺y: the weights and (with a bias) the intercept minimising
+    ‖X̃θ − y‖², the minimum-norm one when X̃ is rank-deficient."""
+    return _solve(*normal_equations(x, y, bias), bias)
+
+
+def _solve(gram: Tensor, moment: Tensor, bias: bool) -> tuple[Tensor, Tensor | None]:
+    theta = torch.linalg.pinv(gram, hermitian=True) @ moment
     return (theta[:-1], theta[-1]) if bias else (theta, None)
-
-
-def hessian(x: Tensor, bias: bool, curvature: float) -> Tensor:
-    """H = c/N·X̃ᵀX̃."""
-    design = design_matrix(x, bias).cpu()
-    return curvature / design.shape[0] * design.T @ design
 
 
 def quadratic_loss(x: Tensor, y: Tensor, w: Tensor, b: Tensor | float | None, c: float) -> float:
@@ -73,10 +78,11 @@ def reference(
     singular_tol: float = 1e-12,
 ) -> Reference:
     """The least-squares optimum, its loss and the curvature figures for this data and loss."""
-    w_opt, b_opt = least_squares(x, y, bias)
+    gram, moment = normal_equations(x, y, bias)
+    w_opt, b_opt = _solve(gram, moment, bias)
     eig_max = eig_min = condition = stable_lr = optimum_loss = None
     if curvature is not None:
-        eigenvalues = torch.linalg.eigvalsh(hessian(x, bias, curvature))
+        eigenvalues = torch.linalg.eigvalsh(curvature / x.shape[0] * gram)
         eig_min, eig_max = max(float(eigenvalues[0]), 0.0), float(eigenvalues[-1])
         if eig_max > 0:
             stable_lr = 2.0 / eig_max
