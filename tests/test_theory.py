@@ -7,8 +7,10 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import theory
 from linlab.data.synthetic import line_1d
 
 NO_FIGURES = "callbacks.figures.enabled=false"
@@ -89,3 +91,17 @@ def test_l1_has_no_curvature_bound_but_keeps_the_least_squares_distance(train_in
     assert theory["max_stable_lr"] is None and theory["hessian_eig_max"] is None
     assert theory["optimum_loss"] is None and "excess_loss" not in theory
     assert theory["dist_w_opt"] >= 0
+
+
+def test_rank_deficient_design_gives_the_minimum_norm_optimum_and_no_condition_number():
+    x, y = torch.eye(3), torch.tensor([1.0, 2.0, 3.0])
+    reference = theory.reference(x, y, bias=True, curvature=1.0, quadratic=True)
+    design = np.column_stack([np.eye(3), np.ones(3)])
+    minimum_norm = np.linalg.lstsq(design, y.double().numpy(), rcond=None)[0]
+    assert [*reference.w_opt, reference.b_opt] == pytest.approx(minimum_norm, abs=1e-12)
+    assert reference.optimum_loss == pytest.approx(0.0, abs=1e-20)
+    assert reference.hessian_eig_min == pytest.approx(0.0, abs=1e-12)
+    assert reference.condition_number is None
+    assert reference.max_stable_lr == pytest.approx(
+        2 / np.linalg.eigvalsh(design.T @ design / 3)[-1]
+    )
