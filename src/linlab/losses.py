@@ -34,7 +34,16 @@ def _aligned(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class RegressionLoss(nn.Module):
-    """Base class: ``forward`` is the mean penalty, ``grad_wrt_prediction`` its ∂L/∂ŷ."""
+    """Base class: ``forward`` is the mean penalty, ``grad_wrt_prediction`` its ∂L/∂ŷ.
+
+    ``curvature`` is the largest second derivative c of the per-sample penalty, so that for a
+    linear model the Hessian of the loss is at most c/N·X̃ᵀX̃ (``linlab.theory`` uses it);
+    None when the penalty has no useful curvature bound. ``quadratic`` says that c is exact
+    everywhere, so the least-squares solution is the loss's minimiser.
+    """
+
+    curvature: float | None = None
+    quadratic: bool = False
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         pred, target = _aligned(pred, target)
@@ -54,6 +63,9 @@ class RegressionLoss(nn.Module):
 class MSELoss(RegressionLoss):
     """L = 1/N Σ r²;  ∂L/∂ŷ = 2r/N."""
 
+    curvature = 2.0
+    quadratic = True
+
     def penalty(self, residual: Tensor) -> Tensor:
         return residual.square()
 
@@ -63,6 +75,9 @@ class MSELoss(RegressionLoss):
 
 class HalfSquaredLoss(RegressionLoss):
     """L = 1/N Σ r²/2 (seed 004's squared loss, averaged);  ∂L/∂ŷ = r/N."""
+
+    curvature = 1.0
+    quadratic = True
 
     def penalty(self, residual: Tensor) -> Tensor:
         return 0.5 * residual.square()
@@ -83,6 +98,8 @@ class L1Loss(RegressionLoss):
 
 class HuberLoss(RegressionLoss):
     """L = 1/N Σ h(r), h(r) = r²/2 for |r| ≤ δ, δ(|r| - δ/2) beyond;  ∂L/∂ŷ = clamp(r, -δ, δ)/N."""
+
+    curvature = 1.0
 
     def __init__(self, delta: float = 1.0) -> None:
         super().__init__()

@@ -60,6 +60,7 @@ class RegressionModule(L.LightningModule):
         log_params_limit: int = 16,
     ) -> None:
         super().__init__()
+        check_modes(model, loss, gradient, update)
         self.save_hyperparameters(ignore=["model", "loss"], logger=False)
         self.automatic_optimization = False
         self.model, self.loss_fn = model, loss
@@ -212,6 +213,22 @@ class RegressionModule(L.LightningModule):
         state = checkpoint.get("linlab", {})
         self.status = state.get("status", "ok")
         self.first_loss = state.get("first_loss")
+
+
+def check_modes(model: nn.Module, loss: nn.Module, gradient: str, update: str) -> None:
+    """Refuse unknown modes, and ``gradient=analytic`` for a pair that has no closed form."""
+    if gradient not in GRADIENT_MODES:
+        raise ValueError(f"module.gradient={gradient!r} is not one of {', '.join(GRADIENT_MODES)}")
+    if update not in UPDATE_MODES:
+        raise ValueError(f"module.update={update!r} is not one of {', '.join(UPDATE_MODES)}")
+    if gradient == "analytic" and not (
+        hasattr(model, "analytic_gradients") and hasattr(loss, "grad_wrt_prediction")
+    ):
+        raise ValueError(
+            f"module.gradient=analytic needs a model with analytic_gradients() and a loss with "
+            f"grad_wrt_prediction(); {type(model).__name__} with {type(loss).__name__} lacks "
+            "one: use module.gradient=autograd"
+        )
 
 
 def _sgd_lr(optimizer: Callable[..., torch.optim.Optimizer]) -> float:

@@ -1,0 +1,238 @@
+"""Lightning callback: draw a run's figures, log them to TensorBoard and save them as PNG.
+
+``figures/fit`` (data and fitted line, or predicted against true), ``figures/loss_surface``
+(loss contours over two parameters with the descent path, or loss against the single
+parameter) and ``figures/curves`` (loss and parameters against epoch). Drawn at the end of fit
+into ``<run folder>/figures/<name>.png``, and every ``every_n_epochs`` epochs into
+``<name>_epoch<E>.png`` when asked. ``enabled=false`` turns it off (sweeps).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
+from matplotlib.image import imsave
+from torch import Tensor
+from torch.func import functional_call
+
+from linlab import plots, theory
+from linlab.params import flat_values
+
+log = logging.getLogger("linlab")
+
+
+class FigureLogger(L.Callback):
+    """Draws the tutorial pictures for a run.
+
+    Args:
+        enabled: False draws nothing.
+        every_n_epochs: also draw every k epochs (0: only at the end of fit).
+        surface_params: the two parameter names the loss surface spans, e.g. ``[w0, w1]``;
+            None: both parameters of a 2-parameter model, else the first two. The others are
+            held at their final values.
+        resolution: grid points per axis of the loss surface.
+        max_samples: the surface's loss is evaluated on, and the fit figure shows, at most
+            this many training samples (the first ones).
+        folder: sub-folder of the run folder for the PNG files.
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        every_n_epochs: int = 0,
+        surface_params: list[str] | None = None,
+        resolution: int = 41,
+        max_samples: int = 10_000,
+        folder: str = "figures",
+    ) -> None:
+        self.enabled = enabled
+        self.every_n_epochs = every_n_epochs
+        self.surface_params = list(surface_params) if surface_params else None
+        self.resolution = resolution
+        self.max_samples = max_samples
+        self.folder = folder
+        self.epochs: list[int] = []
+        self.losses: dict[str, tuple[list[int], list[float]]] = {"train": ([], []), "val": ([], [])}
+        self.params: list[list[float]] = []
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled and "train" not in getattr(trainer.datamodule, "splits", {}):
+            log.info("figures: off, the datamodule has no `splits` (LinearDataModule has)")
+            self.enabled = False
+        if self.enabled and self.surface_params is not None:
+            unknown = set(self.surface_params) - set(pl_module.param_names)
+            if len(self.surface_params) != 2 or unknown:
+                raise ValueError(
+                    f"callbacks.figures.surface_params={self.surface_params} must name two of "
+                    f"this model's parameters: {', '.join(pl_module.param_names)}"
+                )
+        if self.enabled:
+            self._record(trainer, pl_module, trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
+        epoch = trainer.current_epoch + 1
+        self._record(trainer, pl_module, epoch)
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            self.draw(trainer, pl_module, suffix=f"_epoch{epoch}")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled:
+            self.draw(trainer, pl_module)
+
+    @torch.no_grad()
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
+        """Epoch E: the exact training loss at the parameters after E epochs, and those."""
+        x, y = self._train_split(trainer)
+        self.epochs.append(epoch)
+        self._add("train", epoch, float(pl_module.loss_fn(pl_module.model(x), y)))
+        val = trainer.callback_metrics.get("val/loss")
+        if val is not None and len(self.epochs) > 1:
+            self._add("val", epoch, float(val))
+        if pl_module.track_params:
+            self.params.append(flat_values(pl_module.model).tolist())
+
+    def _add(self, split: str, epoch: int, loss: float) -> None:
+        epochs, losses = self.losses[split]
+        epochs.append(epoch)
+        losses.append(loss)
+
+    @staticmethod
+    def _train_split(trainer: L.Trainer) -> tuple[Tensor, Tensor]:
+        return trainer.datamodule.splits["train"]
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> None:
+        if not trainer.is_global_zero:
+            return
+        figures = {
+            "fit": self._fit(trainer, pl_module),
+            "loss_surface": self._surface(trainer, pl_module),
+            "curves": self._curves(pl_module),
+        }
+        folder = Path(trainer.default_root_dir) / self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, figure in figures.items():
+            pixels = plots.render(figure)
+            path = folder / f"{name}{suffix}.png"
+            imsave(path, pixels)
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_image(
+                        f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
+                    )
+
+    @torch.no_grad()
+    def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
+        x, y = (t[: self.max_samples] for t in self._train_split(trainer))
+        pred = pl_module.model(x)
+        data = getattr(trainer.datamodule, "data", None)
+        truth = None
+        if data is not None and data.true_weights is not None:
+            truth = (data.true_weights, data.true_bias or 0.0)
+        return plots.fit_figure(*(_numpy(t) for t in (x, y, pred)), truth=truth)
+
+    def _curves(self, pl_module: L.LightningModule) -> Figure:
+        losses = {name: curve for name, curve in self.losses.items() if curve[0]}
+        params = None
+        if self.params:
+            columns = np.array(self.params).T
+            params = dict(zip(pl_module.param_names, columns.tolist(), strict=True))
+        return plots.curves_figure(self.epochs, losses, params)
+
+    @torch.no_grad()
+    def _surface(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
+        names = pl_module.param_names
+        chosen = self.surface_params or names[:2]
+        index = [names.index(n) for n in chosen]
+        final = flat_values(pl_module.model).double().cpu()
+        path = np.array([p for _, _, p in pl_module.trajectory]).reshape(-1, len(names))
+        # θ* lies on the plotted plane only when no other parameter is held fixed
+        optimum = self._optimum(trainer, pl_module) if len(index) == len(names) else None
+        loss = _LossOnGrid(pl_module, *self._train_split(trainer), self.max_samples)
+        axes = [
+            _axis(path[:, i], final[i].item(), None if optimum is None else optimum[i])
+            for i in index
+        ]
+        axes = [np.linspace(lo, hi, self.resolution) for lo, hi in axes]
+        if len(index) == 1:
+            return plots.loss_curve_figure(
+                axes[0],
+                loss(final, index, axes[0]),
+                chosen[0],
+                path[:, index[0]],
+                loss(final, index, path[:, index]),
+                None if optimum is None else optimum[index[0]],
+            )
+        grid_a, grid_b = np.meshgrid(*axes)
+        points = np.stack([grid_a.ravel(), grid_b.ravel()], axis=1)
+        z = loss(final, index, points).reshape(grid_a.shape)
+        note = "" if len(names) == 2 else " (other parameters at their final values)"
+        return plots.surface_figure(
+            grid_a,
+            grid_b,
+            z,
+            (chosen[0], chosen[1]),
+            path[:, index],
+            None if optimum is None else [optimum[i] for i in index],
+            note,
+        )
+
+    @staticmethod
+    def _optimum(trainer: L.Trainer, pl_module: L.LightningModule) -> list[float] | None:
+        """θ* in ``param_names`` order, for a linear model with a quadratic loss."""
+        model = pl_module.model
+        if not (hasattr(model, "w") and getattr(pl_module.loss_fn, "quadratic", False)):
+            return None
+        w_opt, b_opt = theory.least_squares(
+            *FigureLogger._train_split(trainer), getattr(model, "b", None) is not None
+        )
+        return w_opt.tolist() + ([] if b_opt is None else [float(b_opt)])
+
+
+class _LossOnGrid:
+    """L(θ) on the training split (float64, CPU) at many θ that differ from ``base`` in a few
+    flat entries; vectorised with ``torch.vmap`` over ``chunk`` points at a time."""
+
+    def __init__(self, pl_module: L.LightningModule, x: Tensor, y: Tensor, max_samples: int):
+        self.model, self.loss_fn = pl_module.model, pl_module.loss_fn
+        self.x = x[:max_samples].double().cpu()
+        self.y = y[:max_samples].double().cpu()
+        self.shapes = [(n, p.shape) for n, p in self.model.named_parameters()]
+
+    def __call__(
+        self, base: Tensor, index: list[int], values: np.ndarray, chunk: int = 256
+    ) -> np.ndarray:
+        if len(values) == 0:
+            return np.zeros(0)
+        flats = base.double().cpu().repeat(len(values), 1)
+        flats[:, index] = torch.as_tensor(values, dtype=torch.float64).reshape(len(values), -1)
+        batched = torch.vmap(self._loss_at)
+        return torch.cat([batched(part) for part in flats.split(chunk)]).numpy()
+
+    def _loss_at(self, flat: Tensor) -> Tensor:
+        params, offset = {}, 0
+        for name, shape in self.shapes:
+            count = shape.numel()
+            params[name] = flat[offset : offset + count].view(shape)
+            offset += count
+        return self.loss_fn(functional_call(self.model, params, (self.x,)), self.y)
+
+
+def _axis(path: np.ndarray, final: float, optimum: float | None) -> tuple[float, float]:
+    """A range holding the path, the final value and the optimum, with a margin around them."""
+    points = [*path.tolist(), final] + ([] if optimum is None else [optimum])
+    points = [p for p in points if np.isfinite(p)] or [0.0]
+    lo, hi = min(points), max(points)
+    margin = max(0.25 * (hi - lo), 1.0)
+    return lo - margin, hi + margin
+
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().double().cpu().numpy()
