@@ -11,7 +11,8 @@ scalars (``train/loss``, ``params/*``, ``train/epoch_loss``, ``val/loss``) as a 
 
 It applies when only the learning rate varies: same data, batch size, seed, model
 (``LinearRegression``), a ``RegressionLoss`` and ``optimizer=sgd`` (momentum, dampening,
-weight decay and Nesterov included). No checkpoints or callbacks; a diverging member is frozen
+weight decay and Nesterov included). No checkpoints or callbacks (so no ``theory/*`` metrics
+and no figures); a diverging member is frozen
 at its last finite parameters and marked ``diverged`` while the others go on.
 """
 
