@@ -26,6 +26,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from linlab import naming
+from linlab.failures import record_failure
+from linlab.hparams import log_hparams, param_distance
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
 log = logging.getLogger("linlab")
@@ -115,6 +117,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for callback in trainer.callbacks:
         if hasattr(callback, "results"):
             results |= callback.results()
+    results["param_distance"] = param_distance(results)
+    log_hparams(trainer.loggers, cfg, results)
     write_json_atomic(run_dir / RESULTS_FILE, results)
     return results
 
@@ -148,8 +152,17 @@ def _fmt(value: Any) -> str:
 
 
 def task(cfg: DictConfig) -> float | None:
+    """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    results = train(cfg, run_dir)
+    started = time.perf_counter()
+    try:
+        results = train(cfg, run_dir)
+    except Exception as error:
+        seconds = time.perf_counter() - started
+        record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
+        if HydraConfig.get().mode == RunMode.RUN:
+            raise
+        return None
     print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")
 
