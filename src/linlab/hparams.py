@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
@@ -109,11 +110,16 @@ def write_session(
 
 
 def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, Any]) -> None:
-    """Write the session into every TensorBoard logger of a finished run."""
+    """Write the session beside each TensorBoard logger's events (same folder, same run).
+
+    Lightning has closed its writer when fit ends, so a fresh writer adds one more event
+    file to the folder; TensorBoard reads every file of a folder as that one run.
+    """
     hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results)
     for logger in loggers:
-        if isinstance(getattr(logger, "experiment", None), SummaryWriter):
-            write_session(logger.experiment, hparams, metrics, int(results.get("steps") or 0))
+        if isinstance(logger, TensorBoardLogger):
+            with SummaryWriter(logger.log_dir) as writer:
+                write_session(writer, hparams, metrics, int(results.get("steps") or 0))
 
 
 def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:

@@ -153,6 +153,7 @@ def _fmt(value: Any) -> str:
 
 def task(cfg: DictConfig) -> float | None:
     """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
+    quiet_lightning()  # again here: joblib and submitit workers do not go through main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     started = time.perf_counter()
     try:
