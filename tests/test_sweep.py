@@ -16,10 +16,12 @@ import time
 import urllib.request
 
 import pytest
+from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 
 from linlab.report import load_jobs, main
 from linlab.report_plots import MARKED, heatmap_figure
+from linlab.train import config_dir
 
 TIMING = {"wall_time_s"}
 
@@ -108,15 +110,12 @@ def test_submitit_local_runs_the_shipped_slurm_settings(sweeps):
 
 
 def test_slurm_config_composes_for_the_slurm_launcher():
-    proc = subprocess.run(
-        [sys.executable, "-m", "linlab.train", "hydra/launcher=slurm", "--cfg", "hydra"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in proc.stdout
-    assert "partition: null" in proc.stdout and "array_parallelism: 64" in proc.stdout
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", ["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition is None and launcher.array_parallelism == 64
+    assert launcher.submitit_folder.endswith("/.submitit/%j")
 
 
 def test_preset_sweep_over_seed_and_precision(sweeps):
@@ -248,7 +247,13 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
         assert "final/val_loss" in {m["name"]["tag"] for m in experiment["metricInfos"]}
         groups = http_json(
             f"{base}/plugin/hparams/session_groups",
-            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "colParams": []},
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_UNKNOWN"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 100,
+            },
         )["sessionGroups"]
         assert {g["name"] for g in groups} == GRID_NAMES
         for group in groups:
