@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from linlab.hparams import param_distance
 from linlab.results import RESULTS_FILE
@@ -203,7 +203,7 @@ def _overrides(folder: Path) -> dict[str, Any]:
     path = folder / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
-    overrides = OverridesParser.create().parse_overrides(yaml.safe_load(path.read_text()) or [])
+    overrides = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
     return {o.key_or_group: o.value() for o in overrides}
 
 
