@@ -135,9 +135,10 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     """Every job's val-loss curve over epochs; diverged jobs dashed, failed ones absent."""
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
-    fig = Figure(figsize=(5.5 * cols, 4.0 * rows), layout="constrained")
+    fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
+        ax.set_prop_cycle(color=colormaps["tab20"].colors)
         for job in members:
             curve = val_curve(job)
             if curve:
@@ -150,7 +151,7 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         ax.set_xlabel("epoch")
         ax.set_ylabel("val/loss")
         if ax.get_lines():
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 
 
