@@ -16,6 +16,9 @@ EXTENSION = Path(__file__).parent / "extension"
 SRC = Path(__file__).parents[1] / "src"  # this checkout's linlab, whatever is installed
 TINY = ["data.n_samples=200", "trainer.max_epochs=2", "callbacks=none"]
 GRID = ["optimizer.lr=0.01,0.1", "data.batch_size=16,64"]
+# The default folder is multirun/<date>_<time>_<id>; pinning <date>_<time> makes the two
+# sweeps that share a folder collide unless their launch ids keep them apart.
+SAME_SECOND = "hydra.sweep.dir=multirun/same-second_${linlab.unique_id:}"
 GRID_NAMES = {f"lr={lr},batch_size={b}" for lr in ("0.01", "0.1") for b in (16, 64)}
 FAILING = [
     "optimizer.lr=0.05,1e4",
@@ -25,8 +28,8 @@ FAILING = [
     "+module.fail_at_batch_size=32",
 ]
 SWEEPS = {
-    "sequential": [*GRID, *TINY],
-    "joblib": [*GRID, *TINY, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "sequential": [*GRID, *TINY, SAME_SECOND],
+    "joblib": [*GRID, *TINY, SAME_SECOND, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit": [
         "optimizer.lr=0.01,0.1",
         "data.batch_size=16",

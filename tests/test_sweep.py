@@ -70,13 +70,19 @@ def test_2x2_multirun_makes_named_jobs_results_and_hparams(sweeps):
     assert {n for _, n, _ in progress} == GRID_NAMES
 
 
-def test_two_sweeps_started_together_get_their_own_folders(sweeps):
+def test_two_sweeps_in_the_same_second_get_their_own_folders(sweeps):
     sequential, parallel = sweeps["sequential"], sweeps["joblib"]
     assert sequential.folder.parent == parallel.folder.parent
-    assert sequential.folder != parallel.folder
-    id_of = re.compile(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_([0-9a-f]{6})")
+    id_of = re.compile(r"same-second_([0-9a-f]{6})")
     assert id_of.fullmatch(sequential.folder.name) and id_of.fullmatch(parallel.folder.name)
-    assert id_of.fullmatch(sequential.folder.name)[1] != id_of.fullmatch(parallel.folder.name)[1]
+    assert sequential.folder != parallel.folder
+    # every joblib worker agreed on its launch's id: all four jobs in the one folder
+    assert len(list(parallel.folder.glob("*/results.json"))) == 4
+
+
+def test_default_sweep_folder_is_date_time_and_id(sweeps):
+    name = sweeps["failing"].folder.name
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}", name), name
 
 
 def test_joblib_two_workers_give_the_sequential_results(sweeps):
