@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -271,3 +272,14 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):
+    folder = tmp_path / "running"
+    shutil.copytree(sweeps["sequential"].folder, folder)
+    (folder / "lr=0.1,batch_size=64" / "results.json").unlink()
+    main([str(folder)])
+    out = capsys.readouterr().out
+    assert "4 jobs (3 ok, 1 running)" in out
+    rows = list(csv.DictReader((folder / "report.csv").open()))
+    assert rows[-1]["job"] == "lr=0.1,batch_size=64" and rows[-1]["status"] == "running"
