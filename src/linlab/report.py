@@ -58,6 +58,8 @@ class Job:
 
     def value(self, key: str) -> Any:
         """A table cell: a results.json entry, a varied override, or None."""
+        if key == "status":
+            return self.status
         if key in self.results:
             return self.results[key]
         if key == "param_distance":
