@@ -27,7 +27,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from linlab import ddp, devices, faults, naming
+from linlab.failures import record_failure
+from linlab.hparams import log_hparams, param_distance
 from linlab.preflight import check_command_line
+from linlab.vectorized import report_lr_sweep, train_lr_sweep
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 
 log = logging.getLogger("linlab")
@@ -121,7 +124,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     for callback in trainer.callbacks:
         if hasattr(callback, "results"):
             results |= callback.results()
+    results["param_distance"] = param_distance(results)
     if trainer.is_global_zero:
+        log_hparams(trainer.loggers, cfg, results)
         write_json_atomic(run_dir / RESULTS_FILE, results)
     faults.exit_if_interrupted(module)
     return results
@@ -156,12 +161,21 @@ def _fmt(value: Any) -> str:
 
 
 def task(cfg: DictConfig) -> float | None:
+    """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
+    quiet_lightning()  # again here: joblib and submitit workers do not go through main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if cfg.get("lr_sweep"):
-        from linlab.vectorized import report_lr_sweep, train_lr_sweep
-
         return report_lr_sweep(train_lr_sweep(cfg, run_dir), run_dir)
-    results = train(cfg, run_dir)
+    started = time.perf_counter()
+    try:
+        results = train(cfg, run_dir)
+    except Exception as error:
+        if rank_zero_only.rank == 0:
+            seconds = time.perf_counter() - started
+            record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
+        if HydraConfig.get().mode == RunMode.RUN:
+            raise
+        return None
     if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
         print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")

@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from linlab.module import RegressionModule
+
 
 class ThroughOrigin(nn.Module):
     """ŷ = x·slope: a line forced through the origin, with its own parameter name."""
@@ -20,3 +22,17 @@ class LogCosh(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.log(torch.cosh(pred - target.reshape(pred.shape))).mean()
+
+
+class FragileModule(RegressionModule):
+    """Raises on its first step for one (lr, batch size): a job that fails inside a sweep."""
+
+    def __init__(self, *args, fail_at_lr: float, fail_at_batch_size: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fail_at = (fail_at_lr, fail_at_batch_size)
+
+    def training_step(self, chunk, chunk_idx):
+        lr, batch_size = self.hparams.optimizer.keywords["lr"], chunk[0].shape[1]
+        if (lr, batch_size) == self.fail_at:
+            raise RuntimeError(f"FragileModule fails at lr={lr}, batch_size={batch_size}")
+        return super().training_step(chunk, chunk_idx)
