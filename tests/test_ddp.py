@@ -41,7 +41,8 @@ def test_ddp_cpu_full_batch_equals_single_process_and_only_rank0_writes(train_in
     single = train_in(overrides, name="single")
     files = files_under(tmp_path / "ddp")
     events = {f for f in files if f.startswith("events.out.tfevents.")}
-    assert len(events) == 1 and files - events == RANK0_FILES
+    writers = {name.split(".")[-2] for name in events}  # the writing process's id
+    assert len(writers) == 1 and files - events == RANK0_FILES
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "single"]
     results = json.loads((tmp_path / "ddp" / "results.json").read_text())
     assert results["world_size"] == 2 and single["world_size"] == 1
@@ -61,7 +62,7 @@ def test_ddp_cpu_inside_a_multirun_gives_one_folder_and_run_per_job(train_in, tm
     results_files = sorted(tmp_path.rglob("results.json"))
     events = sorted(tmp_path.rglob("events.out.tfevents.*"))
     assert [p.parent.name for p in results_files] == ["gradient=analytic", "gradient=autograd"]
-    assert [p.parent for p in events] == [p.parent for p in results_files]
+    assert sorted({p.parent for p in events}) == [p.parent for p in results_files]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
     jobs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]
     assert len(jobs) == 2

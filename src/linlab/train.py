@@ -30,8 +30,8 @@ from linlab import ddp, devices, faults, naming
 from linlab.failures import record_failure
 from linlab.hparams import log_hparams, param_distance
 from linlab.preflight import check_command_line
-from linlab.vectorized import report_lr_sweep, train_lr_sweep
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
+from linlab.vectorized import report_lr_sweep, train_lr_sweep
 
 log = logging.getLogger("linlab")
 

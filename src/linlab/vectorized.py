@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from linlab.hparams import final_metrics, hparams_of, param_distance, write_session
 from linlab.losses import RegressionLoss
 from linlab.models import LinearRegression
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
@@ -138,7 +139,6 @@ def train_lr_sweep(cfg: DictConfig, run_dir: Path) -> list[dict[str, Any]]:
     wall = time.perf_counter() - started
     results = []
     for i, lr in enumerate(lrs):
-        writers[i].close()
         stacked.load_member(module.model, i)
         with_lr = {**hyperparameters(cfg, seed), "lr": lr}
         member = {
@@ -154,6 +154,10 @@ def train_lr_sweep(cfg: DictConfig, run_dir: Path) -> list[dict[str, Any]]:
             "wall_time_s": wall,
             "lr_sweep": lrs,
         }
+        member["param_distance"] = param_distance(member)
+        hparams = {**hparams_of(cfg, member["status"]), "optimizer.lr": lr}
+        write_session(writers[i], hparams, final_metrics(member), member["steps"])
+        writers[i].close()
         write_json_atomic(member_dir(run_dir, lr) / RESULTS_FILE, member)
         results.append(member)
     return results
