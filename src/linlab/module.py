@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
+from torch.nn.utils import vector_to_parameters
 
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
@@ -164,11 +165,7 @@ class RegressionModule(L.LightningModule):
     def _stop_diverged(self, before: Tensor) -> None:
         """Keep the last parameters known finite and stop; divergence is a result, not an error."""
         self.status = "diverged"
-        with torch.no_grad():
-            offset = 0
-            for p in self.model.parameters():
-                p.copy_(before[offset : offset + p.numel()].view_as(p))
-                offset += p.numel()
+        vector_to_parameters(before, self.model.parameters())
         self.trainer.should_stop = True
 
     def on_train_epoch_start(self) -> None:
@@ -184,10 +181,10 @@ class RegressionModule(L.LightningModule):
     def on_train_end(self) -> None:
         if self.track_params:
             final = flat_values(self.model).tolist()
-            step = self.global_step
-            for logger in self.loggers:
-                logger.log_metrics(dict(zip(self.param_keys, final, strict=True)), step=step)
-            self.trajectory.append((step, float("nan"), final))
+            log_rows(
+                self.loggers, [(self.global_step, dict(zip(self.param_keys, final, strict=True)))]
+            )
+            self.trajectory.append((self.global_step, float("nan"), final))
 
     def _eval_step(self, chunk: tuple[Tensor, Tensor], name: str) -> Tensor:
         x, y = (t.flatten(0, 1) for t in chunk)

@@ -33,9 +33,7 @@ class TheoryMetrics(L.Callback):
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self.reference: theory.Reference | None = None
-        self.curvature: float | None = None
         self.true_weights: list[float] | None = None
-        self.train_split: tuple[torch.Tensor, torch.Tensor] | None = None
         self.lr_exceeds_bound: bool | None = None
         self.latest: dict[str, float] = {}
 
@@ -44,11 +42,10 @@ class TheoryMetrics(L.Callback):
         model, loss = pl_module.model, pl_module.loss_fn
         if not self.enabled or "train" not in splits or not hasattr(model, "w"):
             return
-        self.train_split = splits["train"]
-        self.curvature = getattr(loss, "curvature", None)
-        quadratic = getattr(loss, "quadratic", False) and self.curvature is not None
+        curvature = getattr(loss, "curvature", None)
+        quadratic = getattr(loss, "quadratic", False) and curvature is not None
         self.reference = theory.reference(
-            *self.train_split, getattr(model, "b", None) is not None, self.curvature, quadratic
+            *splits["train"], getattr(model, "b", None) is not None, curvature, quadratic
         )
         data = getattr(trainer.datamodule, "data", None)
         if data is not None and data.true_weights is not None:
@@ -92,10 +89,7 @@ class TheoryMetrics(L.Callback):
         if self.true_weights is not None:
             metrics["theory/dist_w_true"] = _distance(w, self.true_weights)
         if self.reference.optimum_loss is not None:
-            loss = theory.quadratic_loss(
-                *self.train_split, w, None if b is None else b.detach(), self.curvature
-            )
-            metrics["theory/excess_loss"] = loss - self.reference.optimum_loss
+            metrics["theory/excess_loss"] = self.reference.excess_loss(w, b)
         self.latest = metrics
         return metrics
 
