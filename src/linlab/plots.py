@@ -79,7 +79,8 @@ def surface_figure(
     if optimum is not None:
         ax.plot(optimum[0], optimum[1], "*", color="k", ms=12, label="least-squares optimum")
     ax.set(xlabel=names[0], ylabel=names[1], title=f"loss surface{note}")
-    ax.legend(loc="best")
+    if ax.get_legend_handles_labels()[0]:  # no path for models too big to track
+        ax.legend(loc="best")
     ax.grid(True)
     return figure
 
