@@ -169,7 +169,7 @@ def per_job_cost(jobs: int, workdir: Path) -> dict:
 
 def vectorised_sweep(n: int, k: int, epochs: int, workdir: Path) -> dict:
     """One run against an ``lr_sweep`` of K learning rates (same data and batches)."""
-    from linlab.vectorized import train_lr_sweep
+    from linlab.sweeps.vectorized import train_lr_sweep
 
     overrides = [*data_overrides(n, 10, 32), f"trainer.max_epochs={epochs}"]
     started = time.perf_counter()

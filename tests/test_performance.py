@@ -94,7 +94,7 @@ def test_vectorised_sweep_equals_separate_runs(train_in, tmp_path):
     settings = ["data.n_samples=400", "data.batch_size=16", "data.chunk_batches=5"]
     settings += ["trainer.max_epochs=3", "optimizer.momentum=0.5"]
     lrs = [0.003, 0.03, 0.3]
-    from linlab.vectorized import member_dir, train_lr_sweep
+    from linlab.sweeps.vectorized import member_dir, train_lr_sweep
 
     sweep_dir = tmp_path / "sweep"
     members = train_lr_sweep(compose_config([*settings, f"lr_sweep={lrs}"], sweep_dir), sweep_dir)
@@ -108,7 +108,7 @@ def test_vectorised_sweep_equals_separate_runs(train_in, tmp_path):
                 torch.tensor(member[key]), torch.tensor(alone[key]), atol=1e-6, rtol=1e-6
             )
         expected, got = scalars(tmp_path / f"alone_{lr}"), scalars(member_dir(sweep_dir, lr))
-        # the stacked sweep runs no callbacks, so no theory/* (see linlab.vectorized)
+        # the stacked sweep runs no callbacks, so no theory/* (see linlab.sweeps.vectorized)
         expected = {tag: v for tag, v in expected.items() if not tag.startswith("theory/")}
         assert set(expected) == set(got)
         for tag in expected:
@@ -139,7 +139,7 @@ def test_vectorised_sweep_from_the_command_line(tmp_path):
 
 
 def test_vectorised_sweep_refuses_other_optimizers(tmp_path):
-    from linlab.vectorized import train_lr_sweep
+    from linlab.sweeps.vectorized import train_lr_sweep
 
     with pytest.raises(ValueError, match="optimizer=sgd"):
         train_lr_sweep(compose_config(["optimizer=adam", "lr_sweep=[0.1]"], tmp_path), tmp_path)

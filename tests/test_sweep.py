@@ -20,8 +20,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 
-from linlab.report import load_jobs, main
-from linlab.report_plots import MARKED, heatmap_figure
+from linlab.sweeps.report import load_jobs, main
+from linlab.sweeps.report_plots import MARKED, heatmap_figure
 from linlab.train import config_dir
 
 TIMING = {"wall_time_s"}

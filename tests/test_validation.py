@@ -12,7 +12,7 @@ from conftest import run_cli, train_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from linlab.preflight import problem
+from linlab.checks.preflight import problem
 from linlab.train import config_dir
 
 # (overrides, fragments the refusal must contain: the key, the value, what is allowed)

@@ -1,6 +1,10 @@
-"""Runs that stop early leave usable files: atomic checkpoints, and a clean Ctrl-C.
+"""Runs that stop early leave usable files: atomic checkpoints, a clean Ctrl-C, failed jobs.
 
 Ctrl-C ends a run cleanly: status ``interrupted``, a checkpoint, flushed logs, results.json.
+A job that raises is a recorded result too: ``results.json`` with status ``failed`` and the
+message (:func:`record_failure`). In a sweep the error is not re-raised, so the other jobs still
+run; the sweep callback (``linlab.sweeps.progress``) counts the failures at the end and exits
+non-zero.
 
 Lightning answers a KeyboardInterrupt by calling every callback's ``on_exception``, finalising
 the loggers (which flushes TensorBoard) and raising ``SystemExit(1)``. ``InterruptCheckpoint``
@@ -11,6 +15,7 @@ marks the module and saves ``interrupted.ckpt`` (the parameters at the interrupt
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,12 @@ from typing import Any
 import lightning as L
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig
+
+from linlab.results import RESULTS_FILE, write_json_atomic
+from linlab.sweeps.hparams import log_failed_hparams
+
+log = logging.getLogger("linlab")
 
 INTERRUPTED = "interrupted"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -62,3 +73,45 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         partial = Path(f"{path}.partial")
         super().save_checkpoint(checkpoint, partial, storage_options)
         os.replace(partial, path)
+
+
+def record_failure(
+    cfg: DictConfig,
+    run_dir: Path,
+    hyperparameters: dict[str, Any],
+    error: BaseException,
+    seconds: float,
+) -> dict[str, Any]:
+    """Log one line (the traceback to the job's log file only); write failed ``results.json``."""
+    log.error("job failed: %s: %s", type(error).__name__, error)
+    write_traceback_to_log_files(error)
+    results = {
+        **hyperparameters,
+        "status": "failed",
+        "message": f"{type(error).__name__}: {error}",
+        "epochs": None,
+        "steps": None,
+        "wall_time_s": seconds,
+    }
+    write_json_atomic(run_dir / RESULTS_FILE, results)
+    try:
+        log_failed_hparams(cfg, run_dir)
+    except Exception as hparams_error:  # the failure record must not fail in turn
+        log.warning("could not write HParams of the failed job: %s", hparams_error)
+    return results
+
+
+def write_traceback_to_log_files(error: BaseException) -> None:
+    """The traceback goes into the job's log files (Hydra's ``<job>.log``), not the console."""
+    record = log.makeRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "traceback of the failure:",
+        (),
+        (type(error), error, error.__traceback__),
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

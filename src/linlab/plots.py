@@ -1,6 +1,7 @@
 """The tutorials' pictures as matplotlib ``Figure``s, drawn headless (Agg, no pyplot state).
 
-Each function takes plain arrays and returns a Figure; ``linlab.figures`` feeds them from a run.
+Each function takes plain arrays and returns a Figure; ``linlab.callbacks.figures`` feeds them
+from a run.
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from linlab import ddp, devices, faults, naming
-from linlab.failures import record_failure
-from linlab.hparams import log_hparams, param_distance
-from linlab.preflight import check_command_line
+from linlab import ddp, devices, faults
+from linlab.checks.preflight import check_command_line
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
-from linlab.vectorized import report_lr_sweep, train_lr_sweep
+from linlab.sweeps import naming
+from linlab.sweeps.hparams import log_hparams, param_distance
+from linlab.sweeps.vectorized import report_lr_sweep, train_lr_sweep
 
 log = logging.getLogger("linlab")
 
@@ -172,7 +172,7 @@ def task(cfg: DictConfig) -> float | None:
     except Exception as error:
         if rank_zero_only.rank == 0:
             seconds = time.perf_counter() - started
-            record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
+            faults.record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
         if HydraConfig.get().mode == RunMode.RUN:
             raise
         return None

@@ -23,8 +23,8 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from linlab.hparams import param_distance
 from linlab.results import RESULTS_FILE
+from linlab.sweeps.hparams import param_distance
 
 AXIS_KEYS = ("optimizer.lr", "data.batch_size")
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
@@ -148,7 +148,7 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
 
 def report(sweep_dir: Path) -> str:
     """Write the report files into ``sweep_dir``; return the text printed to the console."""
-    from linlab.report_plots import curves_figure, facet_keys, heatmap_figure
+    from linlab.sweeps.report_plots import curves_figure, facet_keys, heatmap_figure
 
     jobs = load_jobs(sweep_dir)
     keys = varied_keys(jobs)

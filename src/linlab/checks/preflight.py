@@ -5,7 +5,7 @@ composition errors over several lines. ``main()`` therefore calls :func:`check_c
 first: it parses ``argv`` with Hydra's own parser, composes the config of every job the
 command would launch exactly as Hydra will (same search path, ``--config-dir``,
 ``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid), and runs
-:func:`linlab.validation.validate` on each. A problem is refused with one line on stderr and
+:func:`linlab.checks.validation.validate` on each. A problem is refused with one line on stderr and
 exit code 2, before any folder, logger or data exists.
 """
 
@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from linlab.validation import ConfigError, validate
+from linlab.checks.validation import ConfigError, validate
 
 EXIT_CONFIG_ERROR = 2
 

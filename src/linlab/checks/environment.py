@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from lightning.pytorch.accelerators import AcceleratorRegistry
 
-from linlab.rules import require, show
-from linlab.validation import ConfigError, is_integer
+from linlab.checks.rules import require, show
+from linlab.checks.validation import ConfigError, is_integer
 
 _CUDA_NAMES = ("gpu", "cuda")
 _FP16 = ("16-mixed", "16", 16, "16-true")

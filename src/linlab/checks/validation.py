@@ -3,9 +3,10 @@
 The typed schema of a config node is the signature of the class its ``_target_`` names: its
 parameters are the allowed keys and their type hints the allowed types (so the schema cannot
 drift from the code, and a user's own class gets the same check). ``LinearDataModule`` also
-takes its generator's parameters. On top of the types, ``linlab.rules`` says which values make
-sense (``lr > 0``, a batch no larger than the training split, ...), and the environment check
-says whether the accelerator and precision exist here and the output folder can be written.
+takes its generator's parameters. On top of the types, ``linlab.checks.rules`` says which
+values make sense (``lr > 0``, a batch no larger than the training split, ...), and the
+environment check says whether the accelerator and precision exist here and the output folder
+can be written.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional)."""
-    from linlab import environment, rules
+    from linlab.checks import environment, rules
 
     values = resolved(cfg)
     rules.check(values)

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 if TYPE_CHECKING:
-    from linlab.report import Job
+    from linlab.sweeps.report import Job
 
 AXIS_KEYS = {"lr": "optimizer.lr", "batch_size": "data.batch_size"}
 COLORMAP = colormaps["viridis"]

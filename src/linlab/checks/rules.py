@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from linlab.checks.validation import ConfigError, is_finite_number, is_integer, is_number
 from linlab.data.datamodule import split_sizes
 from linlab.data.synthetic import GENERATORS
 from linlab.models import INIT_MODES
 from linlab.module import GRADIENT_MODES, UPDATE_MODES
-from linlab.validation import ConfigError, is_finite_number, is_integer, is_number
 
 BUILT_IN_DATA = ("linlab.data.LinearDataModule", "linlab.data.datamodule.LinearDataModule")
 BUILT_IN_MODEL = "linlab.models.LinearRegression"
