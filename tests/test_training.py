@@ -89,8 +89,9 @@ def test_results_json_holds_the_contract(train_in):
 
 
 def test_null_seed_draws_and_records_a_seed(train_in):
-    results = train_in(["seed=null", "trainer.max_epochs=1", "data.n_samples=100"])
+    results = train_in(["seed=null", "trainer=cpu", "trainer.max_epochs=1", "data.n_samples=100"])
     assert isinstance(results["seed"], int)
+    assert results["accelerator_effective"] == "cpu" and results["device"] == "cpu"
 
 
 def test_tensorboard_holds_losses_and_parameters(train_in, tmp_path):
