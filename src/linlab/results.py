@@ -35,6 +35,14 @@ def read_results(run_dir: Path | str) -> dict[str, Any]:
     return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
 
 
+def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
+    """``results.json`` of a job that may still be running (or never started): ``{}`` then."""
+    try:
+        return read_results(run_dir)
+    except (OSError, ValueError):
+        return {}
+
+
 @torch.no_grad()
 def split_losses(module: RegressionModule, datamodule: LinearDataModule) -> dict[str, float | None]:
     """Exact loss of the final parameters on each whole split (None for an empty split)."""

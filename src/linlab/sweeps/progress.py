@@ -6,7 +6,6 @@ process (a joblib worker, a SLURM task); ``on_multirun_*`` in the launching proc
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from linlab.results import RESULTS_FILE
+from linlab.results import RESULTS_FILE, read_results_if_any
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
@@ -40,7 +39,7 @@ class SweepProgress(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         run_dir = Path(config.hydra.runtime.output_dir)
-        results = read_results(run_dir)
+        results = read_results_if_any(run_dir)
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
         done = sum(1 for _ in run_dir.parent.glob(f"*/{RESULTS_FILE}"))
@@ -54,7 +53,7 @@ class SweepProgress(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = job_dirs(sweep_dir)
-        failed = [d for d in jobs if read_results(d).get("status", "failed") == "failed"]
+        failed = [d for d in jobs if read_results_if_any(d).get("status", "failed") == "failed"]
         if failed:
             logs = [str(log) for d in failed for log in sorted(d.glob("*.log"))] or failed
             print(
@@ -86,13 +85,6 @@ def grid_size(config: DictConfig) -> int | None:
 def job_dirs(sweep_dir: Path) -> list[Path]:
     """The job folders of a sweep: those Hydra wrote a ``.hydra/`` config into."""
     return sorted(p.parent for p in sweep_dir.glob("*/.hydra"))
-
-
-def read_results(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _fmt(value: Any) -> str:

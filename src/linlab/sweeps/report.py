@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from linlab.results import RESULTS_FILE
+from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.sweeps.hparams import param_distance
 
 AXIS_KEYS = ("optimizer.lr", "data.batch_size")
@@ -78,7 +77,7 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
             f"no jobs in {sweep_dir}: expected job folders holding {RESULTS_FILE} "
             "(pass the folder that `linlab-train -m` printed)"
         )
-    return [Job(f, _overrides(f), _results(f)) for f in sorted(folders)]
+    return [Job(f, _overrides(f), read_results_if_any(f)) for f in sorted(folders)]
 
 
 def varied_keys(jobs: list[Job]) -> list[str]:
@@ -207,13 +206,6 @@ def _overrides(folder: Path) -> dict[str, Any]:
         return {}
     overrides = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
     return {o.key_or_group: o.value() for o in overrides}
-
-
-def _results(folder: Path) -> dict[str, Any]:
-    try:
-        return json.loads((folder / RESULTS_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _cell(value: Any) -> str:
