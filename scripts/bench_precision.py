@@ -7,6 +7,10 @@ The data are drawn on the device in float32 (10M x 1024 is 40 GB: too big to mak
 in float64 and copy), so only the training loop is timed: one warm-up epoch, then ``--epochs``
 timed epochs of minibatch SGD. ``plain`` is the same loop without Lightning, under the same
 autocast (and a GradScaler for 16-mixed).
+
+``of bound`` is the memory-bandwidth bound over the measured epoch time: an epoch must read the
+float32 data at least once, n * d * 4 bytes, and the device copies memory at most at the rate a
+large device-to-device copy reaches (measured here, counting bytes read and written).
 """
 
 from __future__ import annotations
@@ -39,6 +43,20 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def copy_bandwidth(device: str, gib: int = 2) -> float:
+    """Bytes per second a large copy moves on the device (read + write), best of five."""
+    src = torch.empty(gib * 2**30, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        sync(device)
+        start = time.perf_counter()
+        dst.copy_(src)
+        sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * src.numel() / best
+
+
 def time_linlab(x, y, args, precision: str) -> tuple[float, float]:
     module = RegressionModule(
         LinearRegression(x.shape[1], init="zeros"),
@@ -62,7 +80,7 @@ def time_linlab(x, y, args, precision: str) -> tuple[float, float]:
     trainer.callbacks.append(timer)
     trainer.fit(module, train_dataloaders=batches)
     with torch.no_grad():
-        loss = float(MSELoss()(module.model.to(x.dtype)(x[:100_000]), y[:100_000]))
+        loss = float(MSELoss()(module.model.to(x.device, x.dtype)(x[:100_000]), y[:100_000]))
     return timer.seconds_after_warmup() / args.epochs, loss
 
 
@@ -122,14 +140,17 @@ def main() -> None:
     x, y = make_data(args.n, args.d, device)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     print(f"# {name}, torch {torch.__version__}, lightning {L.__version__}")
+    bandwidth = copy_bandwidth(device)
+    bound_s = args.n * args.d * 4 / bandwidth
     print(f"# n={args.n} d={args.d} batch={args.batch_size} epochs={args.epochs} (+1 warm-up)")
-    print("precision    linlab s/epoch  plain s/epoch  linlab/plain  Msamples/s  loss")
+    print(f"# copy bandwidth {bandwidth / 1e12:.2f} TB/s; reading the data once: {bound_s:.4f} s")
+    print("precision    linlab s/epoch  plain s/epoch  linlab/plain  Msamples/s  of bound  loss")
     for precision in args.precisions:
         linlab_s, loss = time_linlab(x, y, args, precision)
         plain_s = time_plain(x, y, args, precision)
         print(
             f"{precision:<12} {linlab_s:>14.3f} {plain_s:>14.3f} {linlab_s / plain_s:>13.2f}"
-            f" {args.n / linlab_s / 1e6:>11.1f}  {loss:.4g}"
+            f" {args.n / linlab_s / 1e6:>11.1f} {bound_s / linlab_s:>9.0%}  {loss:.4g}"
         )
 
 

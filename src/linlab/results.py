@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.func import functional_call
 
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
@@ -45,15 +46,21 @@ def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
 
 @torch.no_grad()
 def split_losses(module: RegressionModule, datamodule: LinearDataModule) -> dict[str, float | None]:
-    """Exact loss of the final parameters on each whole split (None for an empty split)."""
+    """Exact loss of the final parameters on each whole split (None for an empty split).
+
+    Evaluated where the data lie: after fit Lightning has moved the model back to the CPU,
+    and copying the parameters is cheaper than copying a GPU-resident dataset.
+    """
     losses: dict[str, float | None] = {}
     for name in ("train", "val", "test"):
         if not datamodule.split_size(name):
             losses[f"{name}_loss"] = None
             continue
         x, y = datamodule.splits[name]
-        x = x.to(module.device, next(module.parameters()).dtype)
-        losses[f"{name}_loss"] = float(module.loss_fn(module.model(x), y.to(x)))
+        state = {k: v.to(x.device) for k, v in module.model.state_dict().items()}
+        x = x.to(next(module.parameters()).dtype)
+        prediction = functional_call(module.model, state, (x,))
+        losses[f"{name}_loss"] = float(module.loss_fn(prediction, y.to(x)))
     return losses
 
 
