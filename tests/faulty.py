@@ -1,6 +1,8 @@
-"""A callback that fails on purpose, for tests of what a failing run leaves behind."""
+"""Callbacks for tests of what a run leaves behind: one fails on purpose, one looks at files."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -15,3 +17,21 @@ class FailAtEpoch(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch == self.epoch:
             raise RuntimeError(f"failing on purpose at epoch {self.epoch}")
+
+
+SEEN: dict[str, list[bool]] = {}  # path -> FileAtEpochEnds' observations, read by tests
+
+
+class FileAtEpochEnds(Callback):
+    """Record in ``SEEN[path]``, after each training epoch, whether ``path`` exists.
+
+    Hydra's ``callbacks`` dict keeps its order and this key comes last, so it runs after the
+    checkpoint callbacks of the same hook.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        SEEN[path] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        SEEN[self.path].append(Path(self.path).exists())

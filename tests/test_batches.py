@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from linlab.data.batches import TensorBatches
+from linlab.data.batches import CHUNK_BYTES, TensorBatches
 
 
 def epoch_order(batches: TensorBatches, epoch: int) -> list[list[int]]:
@@ -19,7 +19,7 @@ def make(n=103, batch=10, **kw) -> TensorBatches:
 
 
 @pytest.mark.parametrize("drop_last", [False, True])
-@pytest.mark.parametrize("chunk", [1, 3, 64])
+@pytest.mark.parametrize("chunk", [1, 3, 64, "auto"])
 def test_every_sample_once_per_epoch(drop_last, chunk):
     batches = make(shuffle=True, drop_last=drop_last, chunk_batches=chunk)
     order = epoch_order(batches, 0)
@@ -43,7 +43,8 @@ def test_shuffle_differs_across_epochs_and_repeats_with_seed():
 
 
 def test_chunking_does_not_change_the_sequence():
-    orders = {k: epoch_order(make(shuffle=True, chunk_batches=k), 2) for k in (1, 2, 5, 11)}
+    chunks = (1, 2, 5, 11, "auto")
+    orders = {k: epoch_order(make(shuffle=True, chunk_batches=k), 2) for k in chunks}
     assert all(order == orders[1] for order in orders.values())
 
 
@@ -57,3 +58,12 @@ def test_shards_split_each_minibatch():
         epoch_order(make(n=40, batch=8, shuffle=True, shard=r, num_shards=2), 0) for r in (0, 1)
     ]
     assert [p0 + p1 for p0, p1 in zip(*parts, strict=True)] == whole
+
+
+def test_auto_chunks_fill_the_byte_budget():
+    small = make(chunk_batches="auto")  # 103 samples: the 10 full batches in one chunk
+    assert [len(xs) for xs, _ in small] == [10, 1]
+    d = CHUNK_BYTES // (4 * 10 * 3) - 1  # float32 rows of d + 1 values: 3 batches of 10 fit
+    x = torch.zeros(70, d)
+    chunks = [len(xs) for xs, _ in TensorBatches(x, x[:, 0], 10, chunk_batches="auto")]
+    assert chunks == [3, 3, 1]

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import faulty
 import pytest
 import torch
 from conftest import QUIET, run_cli, train_run
@@ -29,6 +30,7 @@ LONG_EPOCHS = [
     "optimizer.momentum=0.9",
     "trainer.max_epochs=4",
     "trainer.log_every_n_steps=100",
+    "callbacks.last_checkpoint.min_interval_s=0",  # last.ckpt after every epoch
 ]
 
 
@@ -86,6 +88,28 @@ def test_failing_run_flushes_tensorboard(tmp_path):
     with pytest.raises(RuntimeError, match="on purpose"):
         train_run(overrides, tmp_path / "run")
     assert scalars(tmp_path / "run", "train/loss") == [0, 1, 2]
+
+
+def test_last_checkpoint_waits_min_interval_and_saves_the_end(tmp_path):
+    last = tmp_path / "short" / "checkpoints" / "last.ckpt"
+    overrides = [
+        *QUIET,
+        "data.n_samples=200",
+        "callbacks.last_checkpoint.min_interval_s=1e9",  # no epoch end is due
+        "+callbacks.probe._target_=faulty.FileAtEpochEnds",
+        f"+callbacks.probe.path={last}",
+    ]
+    short = train_run([*overrides, "trainer.max_epochs=3"], tmp_path / "short")
+    assert faulty.SEEN[str(last)] == [False, False, False]
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == short["steps"]
+
+    # the end-of-training checkpoint resumes exactly: 3 + 2 epochs equal 5 in one go
+    longer = [*overrides, "trainer.max_epochs=5"]
+    resumed = train_run([*longer, "ckpt_path=last"], tmp_path / "short")
+    reference = train_run(longer, tmp_path / "reference")
+    assert resumed["weights"] == reference["weights"] and resumed["bias"] == reference["bias"]
+    assert resumed["steps"] == reference["steps"]
 
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):

@@ -6,8 +6,13 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from linlab.callbacks.figures import losses_at
+from linlab.losses import MSELoss
+from linlab.models import LinearRegression
 
 FIGURES = ("fit", "loss_surface", "curves")
 
@@ -57,3 +62,13 @@ def test_figures_off_switch_and_bad_surface_params(train_in, tmp_path):
     assert not (tmp_path / "run" / "figures").exists()
     with pytest.raises(ValueError, match=r"callbacks\.figures\.surface_params=\['w0', 'w9'\]"):
         train_in(["experiment=multi_feature", "callbacks.figures.surface_params=[w0,w9]"], "bad")
+
+
+@pytest.mark.parametrize("n", [300, 70_000])  # 70k: several vmap chunks of ~2**24 predictions
+def test_curve_losses_equal_the_loss_at_each_recorded_parameter_vector(n):
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 3, generator=gen), torch.randn(n, generator=gen)
+    flats = torch.randn(500, 4, generator=gen)  # rows of (w0, w1, w2, b)
+    losses = losses_at(LinearRegression(3), MSELoss(), flats, x, y)
+    expected = [((x @ f[:3] + f[3] - y) ** 2).mean().item() for f in flats]
+    assert losses == pytest.approx(expected, rel=1e-5)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+_WIDE = (torch.float32, torch.float64)
+
 
 def _aligned(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Return pred and target as the same shape, in float32 or wider.
@@ -22,6 +24,8 @@ def _aligned(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     about log2(N) of its bits; so the loss, and the ∂L/∂ŷ it sends back, are computed in
     float32 or wider (checked in tests/test_precision.py).
     """
+    if pred.shape == target.shape and pred.dtype == target.dtype and pred.dtype in _WIDE:
+        return pred, target  # the common case, on every training step: nothing to do
     if pred.shape != target.shape:
         if pred.numel() != target.numel():
             raise ValueError(

@@ -26,9 +26,9 @@ from linlab.direct_steps import (
     count_optimizer_steps,
     direct_steps_apply,
 )
+from linlab.logger import log_rows
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, scalar_names
-from linlab.step_logging import log_rows
 
 GRADIENT_MODES = ("autograd", "analytic")
 UPDATE_MODES = ("optimizer", "manual")
@@ -98,7 +98,7 @@ class RegressionModule(L.LightningModule):
         ``optimizer`` is Lightning's wrapper or, where that changes nothing, the bare torch
         optimiser (see ``linlab.direct_steps``).
         """
-        optimizer.zero_grad(set_to_none=False)
+        optimizer.zero_grad()
         if self.gradient == "analytic":
             with torch.no_grad():
                 pred = self.model(x)

@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from matplotlib.image import imsave
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
 from linlab import plots, theory
@@ -58,8 +58,9 @@ class FigureLogger(L.Callback):
         self.max_samples = max_samples
         self.folder = folder
         self.epochs: list[int] = []
-        self.losses: dict[str, tuple[list[int], list[float]]] = {"train": ([], []), "val": ([], [])}
-        self.params: list[list[float]] = []
+        self.snapshots: list[Tensor] = []  # flat parameters after each recorded epoch
+        self.train_losses: list[float] = []  # their exact training losses, filled when drawing
+        self.val: tuple[list[int], list[float]] = ([], [])
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled and "train" not in getattr(trainer.datamodule, "splits", {}):
@@ -83,26 +84,34 @@ class FigureLogger(L.Callback):
         if self.every_n_epochs and epoch % self.every_n_epochs == 0:
             self.draw(trainer, pl_module, suffix=f"_epoch{epoch}")
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.enabled:  # while model and data are still on the same device
+            self._fill_train_losses(trainer, pl_module)
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled:
             self.draw(trainer, pl_module)
 
     @torch.no_grad()
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int) -> None:
-        """Epoch E: the exact training loss at the parameters after E epochs, and those."""
-        x, y = self._train_split(trainer)
+        """Epoch E: the parameters after E epochs, and the validation loss.
+
+        Their exact training loss (a pass over the whole split, costing more than the rest of
+        an epoch's bookkeeping) is computed for all recorded epochs at once, when drawing.
+        """
         self.epochs.append(epoch)
-        self._add("train", epoch, float(pl_module.loss_fn(pl_module.model(x), y)))
+        self.snapshots.append(flat_values(pl_module.model))
         val = trainer.callback_metrics.get("val/loss")
         if val is not None and len(self.epochs) > 1:
-            self._add("val", epoch, float(val))
-        if pl_module.track_params:
-            self.params.append(flat_values(pl_module.model).tolist())
+            self.val[0].append(epoch)
+            self.val[1].append(float(val))
 
-    def _add(self, split: str, epoch: int, loss: float) -> None:
-        epochs, losses = self.losses[split]
-        epochs.append(epoch)
-        losses.append(loss)
+    def _fill_train_losses(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pending = self.snapshots[len(self.train_losses) :]
+        if pending:
+            x, y = self._train_split(trainer)
+            flats = torch.stack(pending).to(x.device)
+            self.train_losses += losses_at(pl_module.model, pl_module.loss_fn, flats, x, y)
 
     @staticmethod
     def _train_split(trainer: L.Trainer) -> tuple[Tensor, Tensor]:
@@ -111,6 +120,7 @@ class FigureLogger(L.Callback):
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> None:
         if not trainer.is_global_zero:
             return
+        self._fill_train_losses(trainer, pl_module)
         figures = {
             "fit": self._fit(trainer, pl_module),
             "loss_surface": self._surface(trainer, pl_module),
@@ -130,7 +140,8 @@ class FigureLogger(L.Callback):
 
     @torch.no_grad()
     def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
-        x, y = (t[: self.max_samples] for t in self._train_split(trainer))
+        # after fit Lightning has moved the model back to the CPU; the data may be on a GPU
+        x, y = (t[: self.max_samples].to(pl_module.device) for t in self._train_split(trainer))
         pred = pl_module.model(x)
         data = getattr(trainer.datamodule, "data", None)
         truth = None
@@ -139,10 +150,12 @@ class FigureLogger(L.Callback):
         return plots.fit_figure(*(_numpy(t) for t in (x, y, pred)), truth=truth)
 
     def _curves(self, pl_module: L.LightningModule) -> Figure:
-        losses = {name: curve for name, curve in self.losses.items() if curve[0]}
+        losses = {"train": (self.epochs, self.train_losses)}
+        if self.val[0]:
+            losses["val"] = self.val
         params = None
-        if self.params:
-            columns = np.array(self.params).T
+        if pl_module.track_params:
+            columns = torch.stack(self.snapshots).double().cpu().T
             params = dict(zip(pl_module.param_names, columns.tolist(), strict=True))
         return plots.curves_figure(self.epochs, losses, params)
 
@@ -204,7 +217,6 @@ class _LossOnGrid:
         self.model, self.loss_fn = pl_module.model, pl_module.loss_fn
         self.x = x[:max_samples].double().cpu()
         self.y = y[:max_samples].double().cpu()
-        self.shapes = [(n, p.shape) for n, p in self.model.named_parameters()]
 
     def __call__(
         self, base: Tensor, index: list[int], values: np.ndarray, chunk: int = 256
@@ -213,16 +225,28 @@ class _LossOnGrid:
             return np.zeros(0)
         flats = base.double().cpu().repeat(len(values), 1)
         flats[:, index] = torch.as_tensor(values, dtype=torch.float64).reshape(len(values), -1)
-        batched = torch.vmap(self._loss_at)
-        return torch.cat([batched(part) for part in flats.split(chunk)]).numpy()
+        return np.array(losses_at(self.model, self.loss_fn, flats, self.x, self.y, chunk))
 
-    def _loss_at(self, flat: Tensor) -> Tensor:
+
+@torch.no_grad()
+def losses_at(
+    model: nn.Module, loss_fn: nn.Module, flats: Tensor, x: Tensor, y: Tensor, chunk: int = 256
+) -> list[float]:
+    """The loss on ``(x, y)`` at each row of ``flats`` (flat parameter vectors, in
+    ``named_parameters`` order), vectorised with ``torch.vmap`` over at most ``chunk`` rows and
+    about 2**24 predictions at a time."""
+    shapes = [(name, p.shape) for name, p in model.named_parameters()]
+
+    def loss_at(flat: Tensor) -> Tensor:
         params, offset = {}, 0
-        for name, shape in self.shapes:
-            count = shape.numel()
-            params[name] = flat[offset : offset + count].view(shape)
-            offset += count
-        return self.loss_fn(functional_call(self.model, params, (self.x,)), self.y)
+        for name, shape in shapes:
+            params[name] = flat[offset : offset + shape.numel()].view(shape)
+            offset += shape.numel()
+        return loss_fn(functional_call(model, params, (x,)), y)
+
+    rows = max(1, min(chunk, 2**24 // max(1, y.numel())))
+    batched = torch.vmap(loss_at)
+    return torch.cat([batched(part) for part in flats.split(rows)]).tolist()
 
 
 def _axis(path: np.ndarray, final: float, optimum: float | None) -> tuple[float, float]:

@@ -93,8 +93,9 @@ def check_data(data: dict[str, Any]) -> None:
     require(is_finite_number(bias), "data.bias", bias, "a finite number")
     n = check_samples(data, generator, n_features)
     check_splits(data, n)
-    chunk = data.get("chunk_batches", 1)
-    require(is_integer(chunk) and chunk >= 1, "data.chunk_batches", chunk, "an integer >= 1")
+    chunk = data.get("chunk_batches", "auto")
+    valid = chunk == "auto" or (is_integer(chunk) and chunk >= 1)
+    require(valid, "data.chunk_batches", chunk, "auto or an integer >= 1")
 
 
 def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:

@@ -14,6 +14,15 @@ import torch
 from torch import Tensor
 
 _GOLDEN = 0x9E3779B97F4A7C15  # spreads (seed, epoch) pairs apart before seeding
+CHUNK_BYTES = 64 * 2**20  # what one chunk may gather when chunk_batches is "auto"
+
+
+def chunk_size(chunk_batches: int | str, batch_size: int, row_bytes: int) -> int:
+    """Minibatches per chunk: ``chunk_batches``, or for ``"auto"`` as many as fit in
+    ``CHUNK_BYTES`` (a whole epoch of a small problem: Lightning's per-call cost once)."""
+    if chunk_batches == "auto":
+        return max(1, CHUNK_BYTES // (batch_size * row_bytes))
+    return max(1, int(chunk_batches))
 
 
 class EpochPermutation:
@@ -51,7 +60,7 @@ class TensorBatches:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
-        chunk_batches: int = 1,
+        chunk_batches: int | str = 1,
         shard: int = 0,
         num_shards: int = 1,
     ) -> None:
@@ -59,7 +68,8 @@ class TensorBatches:
         self.x, self.y = x, y
         self.batch_size = min(batch_size or n, n)
         self.drop_last = drop_last
-        self.chunk_batches = max(1, chunk_batches)
+        row_bytes = (x[0].numel() + 1) * x.element_size()
+        self.chunk_batches = chunk_size(chunk_batches, self.batch_size, row_bytes)
         self.shard, self.num_shards = shard, num_shards
         self.sampler = EpochPermutation(n, seed, shuffle)
         self.batch_sampler = None  # DataLoader's attribute, looked up by Lightning
@@ -86,10 +96,18 @@ class TensorBatches:
             yield self._cut(order, full * size, self.y.numel(), 1)
 
     def _cut(self, order: Tensor | None, lo: int, hi: int, k: int) -> tuple[Tensor, Tensor]:
-        """Samples ``order[lo:hi]`` as ``k`` minibatches: views in storage order, else a gather."""
+        """Samples ``order[lo:hi]`` as ``k`` minibatches: views in storage order, else a gather.
+
+        The gather is ``index_select`` on a flat index: on CPU about 3x faster than indexing
+        with the 2-D index tensor, which goes through the general advanced-indexing kernel.
+        """
         if order is None:
             return self.x[lo:hi].unflatten(0, (k, -1)), self.y[lo:hi].view(k, -1)
         index = order[lo:hi].view(k, -1)
         if self.num_shards > 1:
             index = index.tensor_split(self.num_shards, dim=1)[self.shard]
-        return self.x[index], self.y[index]
+        flat = index.reshape(-1)
+        return (
+            self.x.index_select(0, flat).unflatten(0, index.shape),
+            self.y.index_select(0, flat).unflatten(0, index.shape),
+        )

@@ -44,7 +44,8 @@ class LinearDataModule(L.LightningDataModule):
         shuffle: reshuffle the training split every epoch, from (seed, epoch).
         drop_last: drop a last, smaller training batch.
         chunk_batches: minibatches handed to one training step (speed only; the trajectory
-            is the same for every value).
+            is the same for every value); ``"auto"``: as many as fit in 64 MiB
+            (``linlab.data.batches.CHUNK_BYTES``), 64 for streamed data.
         seed: seeds the data and the shuffling.
         streaming: generate each training batch when it is needed (``gaussian`` only; see
             ``linlab.data.streaming``): memory flat in ``n_samples``, no val/test splits.
@@ -60,7 +61,7 @@ class LinearDataModule(L.LightningDataModule):
         test_fraction: float = 0.0,
         shuffle: bool = True,
         drop_last: bool = False,
-        chunk_batches: int = 64,
+        chunk_batches: int | str = "auto",
         seed: int = 0,
         streaming: bool = False,
         **generator_params: Any,

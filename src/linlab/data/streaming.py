@@ -86,11 +86,13 @@ class StreamingBatches:
         self,
         data: StreamingGaussian,
         shuffle: bool,
-        chunk_batches: int,
+        chunk_batches: int | str,
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.data, self.chunk_batches = data, max(1, chunk_batches)
+        self.data = data
+        # "auto" stays at 64 blocks: generated data must keep memory flat, not fill a budget
+        self.chunk_batches = 64 if chunk_batches == "auto" else max(1, int(chunk_batches))
         self.device, self.dtype = device, dtype
         self.sampler = EpochPermutation(data.n // data.batch_size, data.seed, shuffle)
         self.batch_sampler = None  # DataLoader's attribute, looked up by Lightning

@@ -30,10 +30,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from linlab.logger import write_tensorboard_rows
 from linlab.losses import RegressionLoss
 from linlab.models import LinearRegression
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
-from linlab.step_logging import write_tensorboard_rows
 from linlab.sweeps.hparams import final_metrics, hparams_of, param_distance, write_session
 
 
