@@ -8,6 +8,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linlab.data.synthetic import line_1d
+from linlab.logger import TensorBoardLogger
 
 TIMING = {"wall_time_s"}
 
@@ -109,3 +110,15 @@ def test_tensorboard_holds_losses_and_parameters(train_in, tmp_path):
     assert {"train/loss", "val/loss", "params/w0", "params/b"} <= tags
     assert [e.step for e in events.Scalars("train/loss")] == [0, 1, 2, 3, 4]
     assert len(events.Scalars("val/loss")) == 5
+
+
+def test_linlab_tensorboard_logger_writes_one_event_per_call_and_reopens(tmp_path):
+    logger = TensorBoardLogger(save_dir=str(tmp_path), name="", version="")
+    logger.log_metrics({"a": 1.0, "b": torch.tensor(2.0)}, step=3)
+    logger.finalize("success")
+    logger.log_metrics({"a": 5.0}, step=4)  # after the end of fit, e.g. trainer.test()
+    logger.finalize("success")
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("a")] == [(3, 1.0), (4, 5.0)]
+    assert [(e.step, e.value) for e in events.Scalars("b")] == [(3, 2.0)]

@@ -21,7 +21,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.utils.tensorboard.writer import FileWriter
+from torch.utils.tensorboard import SummaryWriter
 
 Rows = Sequence[tuple[int | None, Mapping[str, float]]]
 
@@ -45,7 +45,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             return
         scalars = {k: float(v) for k, v in metrics.items()}
         row = _add_prefix(scalars, self._prefix, self.LOGGER_JOIN_CHAR)
-        write_tensorboard_rows(self.experiment.file_writer, [(step, row)])
+        write_tensorboard_rows(self.experiment, [(step, row)])
 
     @rank_zero_only
     def save(self) -> None:
@@ -61,14 +61,15 @@ def log_rows(loggers: Iterable[Logger], rows: Rows) -> None:
         return
     for logger in loggers:
         if isinstance(logger, LightningTensorBoardLogger) and not logger._prefix:
-            write_tensorboard_rows(logger.experiment.file_writer, rows)
+            write_tensorboard_rows(logger.experiment, rows)
         else:
             for step, metrics in rows:
                 logger.log_metrics(dict(metrics), step=step)
 
 
-def write_tensorboard_rows(file_writer: FileWriter, rows: Rows) -> None:
+def write_tensorboard_rows(writer: SummaryWriter, rows: Rows) -> None:
     """One event per row, holding all of the row's scalars."""
+    file_writer = writer._get_file_writer()  # reopened after a close, as add_scalar does
     for step, metrics in rows:
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
         file_writer.add_summary(Summary(value=values), step)

@@ -218,7 +218,7 @@ class _Run:
             if step in snapshots:
                 metrics |= dict(zip(self.param_keys, snapshots[step][i].tolist(), strict=True))
             rows.append((step, metrics))
-        write_tensorboard_rows(self.writers[i].file_writer, rows)
+        write_tensorboard_rows(self.writers[i], rows)
 
     def diverged(self, i: int, values: list[float]) -> bool:
         limit = self.divergence_factor * max(abs(self.first[i]), 1e-12)
@@ -241,7 +241,7 @@ class _Run:
             metrics = {"train/epoch_loss": float(epoch_loss[i])}
             if val is not None:
                 metrics["val/loss"] = float(val[i])
-            write_tensorboard_rows(self.writers[i].file_writer, [(self.step - 1, metrics)])
+            write_tensorboard_rows(self.writers[i], [(self.step - 1, metrics)])
             self.epochs[i], self.steps[i] = epoch + 1, self.step
 
     def val_losses(self) -> Tensor | None:
@@ -256,7 +256,7 @@ class _Run:
             return
         for i in range(len(self.writers)):
             metrics = dict(zip(self.param_keys, final[i].tolist(), strict=True))
-            write_tensorboard_rows(self.writers[i].file_writer, [(self.steps[i], metrics)])
+            write_tensorboard_rows(self.writers[i], [(self.steps[i], metrics)])
 
 
 def report_lr_sweep(results: list[dict[str, Any]], run_dir: Path) -> float | None:
