@@ -6,7 +6,7 @@
 
 linlab runs its *default* batch-run configuration (``conf/train.yaml`` through Hydra's compose
 and ``linlab.train.train``: TensorBoard on, ``train/loss`` and ``params/*`` logged every
-``trainer.log_every_n_steps``, validation and a last checkpoint every epoch, no progress bar).
+``trainer.log_every_n_steps``, validation every epoch, the spaced last checkpoint, no progress bar).
 The plain loop trains the same model on the same training split with the same SGD settings,
 slicing a shuffled index tensor per minibatch. The two alternate in this one process, epoch
 by epoch timings are taken with a callback, and the table reports medians. Threads are pinned
