@@ -56,15 +56,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 
 def log_rows(loggers: Iterable[Logger], rows: Rows) -> None:
-    """Log ``metrics`` at ``step`` for each ``(step, metrics)`` row, on global rank 0 only."""
+    """Log ``metrics`` at ``step`` for each ``(step, metrics)`` row, on global rank 0 only.
+
+    With linlab's ``TensorBoardLogger`` each row is one event; other loggers log as they do.
+    """
     if rank_zero_only.rank != 0 or not rows:
         return
     for logger in loggers:
-        if isinstance(logger, LightningTensorBoardLogger) and not logger._prefix:
-            write_tensorboard_rows(logger.experiment, rows)
-        else:
-            for step, metrics in rows:
-                logger.log_metrics(dict(metrics), step=step)
+        for step, metrics in rows:
+            logger.log_metrics(dict(metrics), step=step)
 
 
 def write_tensorboard_rows(writer: SummaryWriter, rows: Rows) -> None:
