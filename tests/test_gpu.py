@@ -8,11 +8,10 @@ import math
 import lightning as L
 import pytest
 import torch
-from conftest import compose_config, run_cli
-from test_precision import GAUSSIAN, least_squares, train_split_float64
+from conftest import run_cli
+from test_precision import GAUSSIAN, fit_gaussian, least_squares, train_split_float64
 
 from linlab.data.batches import TensorBatches
-from linlab.train import build
 
 pytestmark = [
     pytest.mark.gpu,
@@ -37,20 +36,11 @@ def test_gpu_precision_reaches_least_squares_optimum(train_in, tmp_path, precisi
 def fit_on_gpu(
     tmp_path, precision: str, gradient: str, epochs: int = 20
 ) -> tuple[L.Trainer, torch.Tensor]:
-    cfg = compose_config([*GAUSSIAN, f"module.gradient={gradient}"], tmp_path)
-    datamodule, module = build(cfg)
-    trainer = L.Trainer(
-        accelerator="gpu",
-        devices=1,
-        precision=precision,
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
+    trainer, datamodule, learned = fit_gaussian(
+        tmp_path, gradient, epochs, accelerator="gpu", devices=1, precision=precision
     )
-    trainer.fit(module, datamodule=datamodule)
     assert datamodule.splits["train"][0].device.type == "cuda"
-    return trainer, torch.cat([module.model.w.detach(), module.model.b.detach()[None]]).cpu()
+    return trainer, learned
 
 
 @pytest.mark.parametrize(("precision", "scaled"), [("16-mixed", True), ("bf16-mixed", False)])

@@ -10,10 +10,32 @@ import torch
 from conftest import compose_config
 from lightning.pytorch.plugins.precision import MixedPrecision
 
+from linlab.data.datamodule import LinearDataModule
 from linlab.losses import MSELoss
 from linlab.train import build
 
 GAUSSIAN = ["data=gaussian", "data.n_samples=400", "data.batch_size=null", "model.init=zeros"]
+
+
+def fit_gaussian(
+    tmp_path, gradient: str, max_epochs: int = 20, **trainer_kwargs
+) -> tuple[L.Trainer, LinearDataModule, torch.Tensor]:
+    """Full-batch GD on GAUSSIAN with a bare Trainer (no logger, checkpoint or progress bar);
+    returns the trainer, the datamodule and the learned (w, b) on the CPU."""
+    datamodule, module = build(compose_config([*GAUSSIAN, f"module.gradient={gradient}"], tmp_path))
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        **trainer_kwargs,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return (
+        trainer,
+        datamodule,
+        torch.cat([module.model.w.detach(), module.model.b.detach()[None]]).cpu(),
+    )
 
 
 def train_split_float64(overrides: list[str], tmp_path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,18 +142,8 @@ def test_16_mixed_gradient_scaler_applies_to_both_gradient_modes(tmp_path, gradi
     """With a float16 GradScaler (what 16-mixed uses on a GPU), both modes take the same steps."""
 
     def fit(precision) -> torch.Tensor:
-        cfg = compose_config([*GAUSSIAN, f"module.gradient={gradient}"], tmp_path)
-        datamodule, module = build(cfg)
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_epochs=20,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            plugins=[precision] if precision else None,
-        )
-        trainer.fit(module, datamodule=datamodule)
-        return torch.cat([module.model.w.detach(), module.model.b.detach()[None]])
+        plugins = [precision] if precision else None
+        return fit_gaussian(tmp_path, gradient, accelerator="cpu", plugins=plugins)[2]
 
     scaler = torch.amp.GradScaler("cpu", init_scale=16.0)  # small enough never to overflow
     scaled = fit(MixedPrecision("16-mixed", "cpu", scaler=scaler))
