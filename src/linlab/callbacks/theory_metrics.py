@@ -86,9 +86,11 @@ class TheoryMetrics(L.Callback):
 
     def _closed_forms(self, trainer: L.Trainer, train: tuple, curvature: float | None) -> dict:
         """Population risk of θ*, the minibatch stability constants, the ridge fixed point."""
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"n_train": len(train[1])}
         ref = self.reference
         if self.population is not None:
+            extra["noise_variance"] = self.population["noise_variance"]
+            extra["signal_norm_sq"] = float(self.population["beta"].square().sum())
             b_opt = ref.b_opt
             w_opt = torch.tensor(ref.w_opt, dtype=torch.float64)
             extra["w_opt_excess_population_risk"] = self._excess(w_opt, b_opt)
