@@ -116,7 +116,7 @@ def _draw_heatmap(
         if status == "ok" and summary is not None:
             shade = float(norm(summary.mean))
             face, hatch, ink = COLORMAP(shade), None, "w" if shade < 0.6 else "k"
-            text = f"{summary.mean:.3g}"
+            text = f"{summary.mean:.3g}" if len(lrs) <= 5 else f"{summary.mean:.2g}"
         elif status == "ok":  # no value: steps_to_target never reached, or not recorded
             face, hatch, ink = "white", None, "k"
             text = "never" if value == "steps_to_target" else "-"
@@ -126,7 +126,8 @@ def _draw_heatmap(
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
-        ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=ink, weight="bold")
+        size = 8 if len(lrs) <= 5 else 6
+        ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink, weight="bold")
     for axis, edges, log, values in (("x", x_edges, x_log, lrs), ("y", y_edges, y_log, sizes)):
         getattr(ax, f"set_{axis}lim")(edges[0], edges[-1])
         if log:
