@@ -162,7 +162,10 @@ def val_curve(job: Job) -> list[float]:
 def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     """Val-loss curves over epochs, one per setting: a job's own curve, or over several seeds
     their mean with a 95% band; diverged settings dashed, failed ones absent."""
+    from linlab.sweeps.report import varied_keys
+
     groups = panels(jobs, facets)
+    varied = [k for k in varied_keys(jobs) if k not in (*facets, aggregate.SEED_KEY)]
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
     for index, (title, members) in enumerate(groups.items()):
@@ -175,7 +178,7 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
             mean, low, high = aggregate.mean_band(curves)
             status = aggregate.cell(seeds, "val_loss")[1]
             epochs = range(1, len(mean) + 1)
-            label = seeds[0].name if len(seeds) == 1 else _setting_label(seeds)
+            label = seeds[0].name if len(seeds) == 1 else _setting_label(seeds, varied)
             style = "--" if status == "diverged" else "-"
             (line,) = ax.plot(epochs, mean, style, marker=".", label=label)
             if len(curves) > 1:
@@ -191,12 +194,10 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     return fig
 
 
-def _setting_label(seeds: list[Job]) -> str:
-    """``lr=0.1,batch_size=8 (3 seeds)``: the overrides other than the seed."""
-    shown = ",".join(
-        f"{k.split('.')[-1]}={v}" for k, v in seeds[0].overrides.items() if k != aggregate.SEED_KEY
-    )
-    return f"{shown or 'all'} ({len(seeds)} seeds)"
+def _setting_label(seeds: list[Job], varied: list[str]) -> str:
+    """``lr=0.1,batch_size=8 (3 seeds)``: the varied overrides other than the seed."""
+    shown = [f"{k.split('.')[-1]}={seeds[0].overrides.get(k)}" for k in varied]
+    return f"{','.join(shown) or 'all'} ({len(seeds)} seeds)"
 
 
 def _order(value: Any) -> tuple:
