@@ -212,7 +212,7 @@ def _weight_decay(trainer: L.Trainer) -> float:
     optimizer = trainer.optimizers[0] if trainer.optimizers else None
     if type(optimizer) not in (torch.optim.SGD, torch.optim.Adam):
         return 0.0
-    return float(optimizer.defaults.get("weight_decay") or 0.0)
+    return float(optimizer.param_groups[0].get("weight_decay") or 0.0)
 
 
 def _distance(w: torch.Tensor, other: list[float]) -> float:
