@@ -181,6 +181,7 @@ def train_group(
             "epochs": trainer.current_epoch if state.stopped_epoch is None else state.stopped_epoch,
             "steps": trainer.global_step if state.stopped_step is None else state.stopped_step,
             "wall_time_s": wall_time,
+            "stacked_members": len(cfgs),  # jobs trained together in this process
         }
         if state.diverged_at_step is not None:
             results["diverged_at_step"] = state.diverged_at_step

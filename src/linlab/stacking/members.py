@@ -137,12 +137,14 @@ class PerMemberCallbacks(L.Callback):
         """Member k's callbacks; one that raises fails member k alone and the others go on."""
         self._dump = {}
         for k, callbacks in enumerate(self.callbacks):
+            if self.module.states[k].status == "failed":
+                continue  # a failed member's callbacks are done
             member_trainer, member = MemberTrainer(self, trainer, k), MemberView(self.module, k)
             try:
                 for callback in callbacks:
                     getattr(callback, hook)(member_trainer, member, *args, **kwargs)
             except Exception as error:
-                if hook == "on_exception" or self.module.states[k].status == "failed":
+                if hook == "on_exception":
                     raise
                 self._fail(k, error)
 
