@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, compose_config
+from omegaconf import OmegaConf
 from sweeps import SRC, hparams_sessions
 from test_performance import PLAIN_RUN, plain_minibatch_sgd, scalars
 
@@ -231,3 +232,34 @@ def test_64_true_parameters_start_from_exact_float64_values(tmp_path):
     assert module.model.w.dtype == torch.float64
     assert module.model.w.tolist() == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert module.model.b.item() == 0.1
+
+
+def test_cached_composition_equals_hydras_for_every_job():
+    """``JobComposer`` gives each job exactly the config Hydra composes for it."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from linlab.sweeps.compose import JobComposer
+
+    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
+    overrides = ["optimizer=adam", "data.noise=0.3", "hydra/launcher=stacked"]
+    master = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN)
+    composer = JobComposer(hydra.config_loader, master)
+    jobs = [
+        ["optimizer=adam", f"optimizer.lr={lr}", f"seed={seed}", f"data.batch_size={batch}"]
+        for lr in (0.01, 0.1)
+        for seed in (0, 1)
+        for batch in (8, 16)
+    ] + [["optimizer=sgd", "optimizer.lr=0.5", "seed=3", "data.batch_size=8"]]
+    try:
+        for job in jobs:
+            expected = hydra.config_loader.load_sweep_config(master, job)
+            got = composer.compose(job)
+            assert OmegaConf.to_container(got) == OmegaConf.to_container(expected), job
+        assert len(composer.composed) == 2  # one Hydra composition per structure
+    finally:
+        GlobalHydra.instance().clear()

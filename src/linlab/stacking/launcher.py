@@ -24,6 +24,7 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab.stacking.groups import make_groups
+from linlab.sweeps.compose import JobComposer
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def launch_groups(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    composer = JobComposer(hydra_context.config_loader, config)
     configs = [
-        job_config(hydra_context, config, overrides, initial_job_idx + i)
+        job_config(composer, overrides, initial_job_idx + i)
         for i, overrides in enumerate(job_overrides)
     ]
     groups = make_groups(configs, max_members)
@@ -63,11 +65,9 @@ def launch_groups(
     return returns
 
 
-def job_config(
-    hydra_context: HydraContext, config: DictConfig, overrides: Sequence[str], idx: int
-) -> DictConfig:
+def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> DictConfig:
     """The job's composed config with its folder set, as Hydra's ``run_job`` makes it."""
-    cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    cfg = composer.compose(overrides)
     with open_dict(cfg):
         cfg.hydra.job.id = idx
         cfg.hydra.job.num = idx
