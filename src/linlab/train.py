@@ -137,17 +137,17 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def train_group(
     cfgs: Sequence[DictConfig],
     run_dirs: Sequence[Path],
-    hydra_cfgs: Sequence[DictConfig] | None = None,
+    as_member: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit K jobs as the members of one run (K = 1: a single run); return their results.
 
     The jobs must agree on everything but what ``linlab.stacking.groups`` lets them vary;
     each member gets its own seed (data draw, initial values, shuffle order), optimiser
-    settings, TensorBoard run, callbacks, checkpoint and ``results.json``. ``hydra_cfgs``
-    (the stacked launcher's) are the members' Hydra configs, made current while a member's
-    loggers and callbacks are built and its results written (``${hydra:...}``, overrides).
+    settings, TensorBoard run, callbacks, checkpoint and ``results.json``. ``as_member(k)``
+    (the stacked launcher's) makes member k's Hydra config the current one, while its loggers
+    and callbacks are built and its results written (``${hydra:...}``, its overrides).
     """
-    as_member = _member_scope(hydra_cfgs)
+    as_member = as_member or (lambda k: None)
     seeds = [resolve_seed(cfg) for cfg in cfgs]
     built = []
     for cfg, seed in zip(cfgs, seeds, strict=True):
@@ -199,16 +199,6 @@ def train_group(
     for state in module.states:
         faults.exit_if_interrupted(state)
     return all_results
-
-
-def _member_scope(hydra_cfgs: Sequence[DictConfig] | None) -> Callable[[int], None]:
-    """A function making member k's Hydra config the current one (nothing for a single run)."""
-
-    def as_member(k: int) -> None:
-        if hydra_cfgs is not None:
-            HydraConfig.instance().set_config(hydra_cfgs[k])
-
-    return as_member
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
@@ -267,18 +257,19 @@ def task(cfg: DictConfig) -> float | None:
 
 
 def task_group(
-    cfgs: Sequence[DictConfig], hydra_cfgs: Sequence[DictConfig]
-) -> list[float | BaseException | None]:
-    """The stacked launcher's task: train a group; each member's value or its error."""
+    cfgs: Sequence[DictConfig], run_dirs: Sequence[Path], as_member: Callable[[int], None]
+) -> list[float | None]:
+    """The stacked launcher's task: train a group; each member's val loss (None: failed).
+
+    As in ``task``, a failure is a recorded result and the sweep goes on."""
     quiet_lightning()
-    run_dirs = [Path(h.hydra.runtime.output_dir) for h in hydra_cfgs]
     started = time.perf_counter()
     try:
-        results = train_group(cfgs, run_dirs, hydra_cfgs)
+        results = train_group(cfgs, run_dirs, as_member)
     except Exception as error:
         seconds = time.perf_counter() - started
-        for cfg, hydra_cfg, run_dir in zip(cfgs, hydra_cfgs, run_dirs, strict=True):
-            HydraConfig.instance().set_config(hydra_cfg)
+        for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+            as_member(k)
             faults.record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
         return [None] * len(cfgs)
     return [r.get("val_loss") for r in results]

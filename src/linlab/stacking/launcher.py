@@ -11,9 +11,8 @@ after another, or ``hydra.launcher.n_jobs`` at a time in worker processes.
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,6 @@ def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> Dic
     with open_dict(cfg):
         cfg.hydra.job.id = idx
         cfg.hydra.job.num = idx
-    HydraConfig.instance().set_config(cfg)
     folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
     with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
         cfg.hydra.runtime.output_dir = str(folder.absolute())
@@ -86,34 +84,49 @@ def run_group_in_worker(
     return run_group(hydra_context, configs)
 
 
+def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
+    """``as_member(k)``: make job k's Hydra config current (``HydraConfig.get()``,
+    ``${hydra:...}``), each masked copy made once rather than at every switch."""
+    instance = HydraConfig.instance()
+    snapshots = []
+    for cfg in configs:
+        instance.set_config(cfg)
+        snapshots.append(instance.cfg)
+
+    def as_member(k: int) -> None:
+        instance.cfg = snapshots[k]
+
+    return as_member
+
+
 def run_group(hydra_context: HydraContext, configs: Sequence[DictConfig]) -> list[JobReturn]:
     """Start each job as Hydra does, train the group, and end each job as Hydra does."""
     from linlab.train import task_group  # torch and Lightning load only when a group trains
 
     callbacks = hydra_context.callbacks
-    task_cfgs, returns = [], []
-    for cfg in configs:
-        HydraConfig.instance().set_config(cfg)
+    as_member = member_scope(configs)
+    task_cfgs, run_dirs, returns = [], [], []
+    for k, cfg in enumerate(configs):
+        as_member(k)
         run_dir = Path(cfg.hydra.runtime.output_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        task_cfg = copy.deepcopy(cfg)
-        with read_write(task_cfg), open_dict(task_cfg):
-            del task_cfg["hydra"]
+        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
         _save_config(task_cfg, "config.yaml", run_dir / ".hydra")
         _save_config(cfg, "hydra.yaml", run_dir / ".hydra")
         _save_config(cfg.hydra.overrides.task, "overrides.yaml", run_dir / ".hydra")
         callbacks.on_job_start(config=cfg, task_function=task_group)
-        task_cfgs.append(task_cfg)
         job_return = JobReturn()
-        job_return.cfg, job_return.hydra_cfg = task_cfg, copy.deepcopy(cfg)
+        job_return.cfg, job_return.hydra_cfg = task_cfg, cfg
         job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
         job_return.working_dir = str(Path.cwd())
         job_return.task_name = cfg.hydra.job.name
+        task_cfgs.append(task_cfg)
+        run_dirs.append(run_dir)
         returns.append(job_return)
     configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
-    outcomes = task_group(task_cfgs, list(configs))
-    for cfg, job_return, outcome in zip(configs, returns, outcomes, strict=True):
-        HydraConfig.instance().set_config(cfg)
+    outcomes = task_group(task_cfgs, run_dirs, as_member)
+    for k, (cfg, job_return, outcome) in enumerate(zip(configs, returns, outcomes, strict=True)):
+        as_member(k)
         job_return.return_value = outcome
         job_return.status = JobStatus.COMPLETED
         callbacks.on_job_end(config=cfg, job_return=job_return)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 @dataclass
 class StackedLauncherConf:
-    _target_: str = "hydra_plugins.linlab_stacked.stacked_launcher.StackedLauncher"
+    _target_: str = "hydra_plugins.linlab_sweeps.stacked_launcher.StackedLauncher"
     max_members: int = 4096  # members per group at most; a larger group is split
     n_jobs: int = 1  # groups trained at once, each in its own process (joblib, loky)
 
