@@ -99,6 +99,22 @@ def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
     return as_member
 
 
+def log_to_every_member(configs: Sequence[DictConfig]) -> None:
+    """The group's log lines go to every member's log file too (Hydra configured the first's):
+    a file handler per member, formatted like the first member's."""
+    root = logging.getLogger()
+    first = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    if first is None:
+        return
+    for cfg in configs:
+        path = OmegaConf.select(cfg, "hydra.job_logging.handlers.file.filename")
+        if path:
+            handler = logging.FileHandler(path)
+            handler.setFormatter(first.formatter)
+            handler.setLevel(first.level)
+            root.addHandler(handler)
+
+
 def run_group(hydra_context: HydraContext, configs: Sequence[DictConfig]) -> list[JobReturn]:
     """Start each job as Hydra does, train the group, and end each job as Hydra does."""
     from linlab.train import task_group  # torch and Lightning load only when a group trains
@@ -124,6 +140,7 @@ def run_group(hydra_context: HydraContext, configs: Sequence[DictConfig]) -> lis
         run_dirs.append(run_dir)
         returns.append(job_return)
     configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+    log_to_every_member(configs[1:])
     outcomes = task_group(task_cfgs, run_dirs, as_member)
     for k, (cfg, job_return, outcome) in enumerate(zip(configs, returns, outcomes, strict=True)):
         as_member(k)
