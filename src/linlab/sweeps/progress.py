@@ -19,7 +19,10 @@ from omegaconf import DictConfig
 
 from linlab.results import RESULTS_FILE, read_results_if_any
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+GRID_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
+)
 
 
 class SweepProgress(Callback):
@@ -65,7 +68,7 @@ class SweepProgress(Callback):
 
 def grid_size(config: DictConfig) -> int | None:
     """Number of jobs the basic (grid) sweeper makes: the product of each swept key's values."""
-    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
