@@ -32,14 +32,17 @@ from linlab.checks.validation import ConfigError, validate
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
+every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
 def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config."""
+    global every_job_checked
     message = problem(argv, primary_config_dir)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    every_job_checked = True
 
 
 def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
