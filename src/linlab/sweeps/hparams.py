@@ -43,6 +43,7 @@ FINAL_METRICS = {
     "final/train_loss": "train_loss",
     "final/param_distance": "param_distance",
     "final/epochs": "epochs",
+    "final/steps_to_target": "steps_to_target",
 }
 Scalar = int | float | str | bool
 
