@@ -54,21 +54,40 @@ def test_2x2_multirun_makes_named_jobs_results_and_hparams(sweeps):
     for name, session in sessions.items():
         lr, batch_size = re.fullmatch(r"lr=(.+),batch_size=(\d+)", name).groups()
         assert session["optimizer.lr"] == float(lr) == results[name]["lr"]
-        assert session["data.batch_size"] == int(batch_size) == results[name]["batch_size"]
-        assert session["status"] == "ok"
+        # integers as text: the dashboard prints every number with 5 digits (512.00)
+        assert session["data.batch_size"] == batch_size == str(results[name]["batch_size"])
+        assert session["seed"] == "0" and session["trainer.max_epochs"] == "2"
+        assert session["Status"] == "ok"
         assert session["optimizer"] == "sgd" and session["model"] == "linear"
         assert math.isclose(session["final/val_loss"], results[name]["val_loss"], rel_tol=1e-6)
         assert math.isclose(session["final/test_loss"], results[name]["test_loss"], rel_tol=1e-6)
-        assert session["final/epochs"] == 2
         assert "hp_metric" not in session["scalar tags"]
+        assert "final/epochs" not in session["scalar tags"]  # one-off: the text tab
         # distance to the true parameters, computed here from results.json
         r = results[name]
         squares = sum((w - t) ** 2 for w, t in zip(r["weights"], r["true_weights"], strict=True))
         distance = math.sqrt(squares + (r["bias"] - r["true_bias"]) ** 2)
         assert math.isclose(session["final/param_distance"], distance, rel_tol=1e-6)
-    progress = re.findall(r"^\[(\d)/4\] (\S+)  val_loss (\S+)  ok  [\d.]+ s$", sweep.stdout, re.M)
-    assert sorted(int(k) for k, _, _ in progress) == [1, 2, 3, 4]
-    assert {n for _, n, _ in progress} == GRID_NAMES
+
+
+def test_sweep_console_is_a_header_a_line_per_job_and_a_closing_block(sweeps):
+    sweep = sweeps["sequential"]
+    results = sweep.results()
+    shown = sweep.folder.relative_to(sweep.folder.parents[1])  # as Hydra was given it
+    lines = sweep.stdout.splitlines()
+    assert len(lines) == 1 + 4 + 3, sweep.stdout
+    assert lines[0] == f"sweep {shown}: 4 jobs, launcher basic"
+    line = re.compile(r"\[(\d)/4\] (\S+)  val_loss (\S+)  ok  [\d.]+ s")
+    jobs = [line.fullmatch(text) for text in lines[1:5]]
+    assert all(jobs), lines[1:5]
+    assert [int(m[1]) for m in jobs] == [1, 2, 3, 4]
+    assert {m[2] for m in jobs} == GRID_NAMES
+    assert all(float(m[3]) == pytest.approx(results[m[2]]["val_loss"], rel=1e-3) for m in jobs)
+    best = min(results, key=lambda name: results[name]["val_loss"])
+    assert re.fullmatch(r"done: 4 jobs \(4 ok\) in [\d.]+ s", lines[5])
+    assert lines[6] == f"best: {best} (val_loss {results[best]['val_loss']:.6g})"
+    assert lines[7] == f"next: linlab-report {shown}"
+    assert "#0 :" not in sweep.stderr and "Launching" not in sweep.stderr
 
 
 def test_two_sweeps_in_the_same_second_get_their_own_folders(sweeps):
@@ -163,7 +182,8 @@ def test_failed_and_diverged_jobs_do_not_stop_the_sweep(sweeps):
     assert sweep.stdout.strip().splitlines()[-1] == f"1 of 4 jobs failed; logs: {shown}"
     assert "Traceback" in log.read_text() and "Traceback" not in sweep.stdout + sweep.stderr
     sessions = hparams_sessions(sweep.folder)
-    assert {name: s["status"] for name, s in sessions.items()} == statuses
+    assert {name: s["Status"] for name, s in sessions.items()} == statuses
+    assert "failed: RuntimeError: FragileModule fails at lr=0.05, batch_size=32" in sweep.stdout
 
 
 def test_report_on_a_partly_failed_sweep(sweeps, capsys):

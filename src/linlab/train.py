@@ -176,7 +176,8 @@ def task(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.RUN:
             raise
         return None
-    if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
+    # DDP ranks 1..N-1 stay silent; in a sweep the sweep's console has a line per job
+    if rank_zero_only.rank == 0 and HydraConfig.get().mode == RunMode.RUN:
         print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")
 

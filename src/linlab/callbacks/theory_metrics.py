@@ -2,11 +2,11 @@
 
 At fit start, on the training split: the least-squares optimum, its loss, the Hessian's
 extreme eigenvalues, its condition number and the largest stable full-batch learning rate,
-logged once as ``theory/*`` and returned by ``results()`` (train.py merges that into
-``results.json``), with a warning when plain gradient descent's ``optimizer.lr`` exceeds the
-bound. After every epoch (and at the start): ``theory/excess_loss`` = L(θ) − L(θ*) (quadratic
-losses only), ``theory/dist_w_opt`` = ‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖,
-over the weights w (the bias is not included).
+returned by ``results()`` (train.py merges that into ``results.json``; TensorBoard's text
+tab shows them, not one-point charts), with a warning when plain gradient descent's
+``optimizer.lr`` exceeds the bound. After every epoch (and at the start):
+``theory/excess_loss`` = L(θ) − L(θ*) (quadratic losses only), ``theory/dist_w_opt`` =
+‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖, over the weights w (the bias is not included).
 """
 
 from __future__ import annotations
@@ -50,12 +50,6 @@ class TheoryMetrics(L.Callback):
         data = getattr(trainer.datamodule, "data", None)
         if data is not None and data.true_weights is not None:
             self.true_weights = list(data.true_weights)
-        once = {
-            f"theory/{key}": value
-            for key, value in self.reference.as_dict().items()
-            if isinstance(value, float)
-        }
-        self._log(trainer, once)
         self._check_lr(trainer)
         self._log(trainer, self._distances(pl_module))
 
