@@ -18,8 +18,9 @@ import urllib.request
 
 import pytest
 from hydra import compose, initialize_config_dir
-from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
+from sweeps import GRID_NAMES, TINY, Sweep, finish, hparams_sessions, start_all
 
+from linlab.sweeps.hparams import FINAL_METRICS
 from linlab.sweeps.report import load_jobs, main
 from linlab.sweeps.report_plots import MARKED, heatmap_figure
 from linlab.train import config_dir
@@ -248,9 +249,12 @@ def http_json(url: str, body: dict | None = None):
         return json.loads(response.read())
 
 
-def test_tensorboard_server_lists_runs_and_hparams(sweeps):
-    folder = sweeps["sequential"].folder
+def test_tensorboard_server_lists_runs_and_hparams(sweeps, tmp_path, train_in):
+    folder = tmp_path / "sweep"
+    shutil.copytree(sweeps["sequential"].folder, folder)
     results = sweeps["sequential"].results()
+    # one more run with a key none of the sweep's jobs has: the dashboard shows the union
+    train_in([*TINY, "optimizer.lr=0.1", "data.batch_size=16", "optimizer.momentum=0.5"], "sweep/momentum")
     port = free_port()
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder)]
     server = subprocess.Popen(
@@ -261,17 +265,28 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
     base = f"http://127.0.0.1:{port}/data"
     try:
         deadline, runs = time.monotonic() + 60, []
-        while time.monotonic() < deadline and set(runs) != GRID_NAMES:
+        while time.monotonic() < deadline and set(runs) != {*GRID_NAMES, "momentum"}:
             try:
                 runs = http_json(f"{base}/runs")
             except OSError:
                 time.sleep(0.5)
-        assert set(runs) == GRID_NAMES
+        assert set(runs) == {*GRID_NAMES, "momentum"}
         experiment = http_json(f"{base}/plugin/hparams/experiment", {"experimentName": ""})
-        assert {"optimizer.lr", "data.batch_size", "status"} <= {
-            h["name"] for h in experiment["hparamInfos"]
+        infos = {h["name"]: h for h in experiment["hparamInfos"]}
+        assert {n for n, h in infos.items() if h.get("differs")} == {
+            "optimizer.lr",
+            "data.batch_size",
         }
-        assert "final/val_loss" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert "optimizer.momentum" in infos  # a key of one run only
+        assert infos["data.batch_size"]["type"] == "DATA_TYPE_STRING"  # shown 16, not 16.000
+        assert sorted(infos["data.batch_size"]["domainDiscrete"]) == ["16", "64"]
+        # the dashboard ticks the first five after moving the varying ones first
+        # (TensorBoard 2.21's tf-hparams-query-pane: sort by differs, then Math.min(5, n))
+        ticked = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs"))[:5]
+        assert {"optimizer.lr", "data.batch_size", "Status"} <= {h["name"] for h in ticked}
+        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert metrics[:4] == sorted(FINAL_METRICS)  # the first columns ticked
+        assert "final/epochs" not in metrics and "epoch" not in metrics
         groups = http_json(
             f"{base}/plugin/hparams/session_groups",
             {
@@ -282,11 +297,14 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
                 "sliceSize": 100,
             },
         )["sessionGroups"]
-        assert {g["name"] for g in groups} == GRID_NAMES
+        assert {g["name"] for g in groups} == {*GRID_NAMES, "momentum"}
         for group in groups:
+            if group["name"] == "momentum":
+                assert group["hparams"]["optimizer.momentum"] == 0.5
+                continue
             expected = results[group["name"]]
             assert group["hparams"]["optimizer.lr"] == expected["lr"]
-            assert group["hparams"]["data.batch_size"] == expected["batch_size"]
+            assert group["hparams"]["data.batch_size"] == str(expected["batch_size"])
             val = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
             assert math.isclose(val["final/val_loss"], expected["val_loss"], rel_tol=1e-6)
     finally:
