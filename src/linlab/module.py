@@ -128,6 +128,7 @@ class RegressionModule(L.LightningModule):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
+            self.steps_done_in_chunk = i + 1  # read by linlab.progress's drawing thread
         if direct:
             count_optimizer_steps(self.trainer, len(losses))
         align_epoch_metric_steps(self.trainer, len(losses))

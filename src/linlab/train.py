@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from linlab import ddp, devices, faults
 from linlab.checks.preflight import check_command_line
+from linlab.progress import LiveProgress, interrupted_message
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
@@ -69,6 +70,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
     progress_bar = cfg.trainer.get("enable_progress_bar")
     if progress_bar is None:
         progress_bar = sys.stderr.isatty() and HydraConfig.get().mode == RunMode.RUN
+    if progress_bar:
+        callbacks.append(LiveProgress())
     return instantiate(
         cfg.trainer,
         logger=loggers or False,
@@ -128,6 +131,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         log_hparams(trainer.loggers, cfg, results)
         write_json_atomic(run_dir / RESULTS_FILE, results)
+    if module.status == faults.INTERRUPTED and HydraConfig.get().mode == RunMode.RUN:
+        overrides = HydraConfig.get().overrides.task
+        print(interrupted_message(results, run_dir, overrides), file=sys.stderr, flush=True)
     faults.exit_if_interrupted(module)
     return results
 
