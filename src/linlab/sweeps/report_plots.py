@@ -2,7 +2,10 @@
 
 Jobs are split into panels by the keys varied besides lr and batch size (e.g. one panel per
 seed). Both axes of the heatmap are logarithmic when every value is a positive number;
-a full-batch job (``batch_size: null``) puts that axis on evenly spaced labelled cells.
+a full-batch job (``batch_size: null``) puts that axis on evenly spaced labelled cells. A cell
+that has no final loss to colour (diverged, failed, interrupted, ...) gets its own hatch and
+its status written in it. In the curves, colour follows lr on one scale and the line style the
+batch size; a diverged job's curve ends in a red cross.
 """
 
 from __future__ import annotations
@@ -27,10 +30,15 @@ AXIS_KEYS = {"lr": "optimizer.lr", "batch_size": "data.batch_size"}
 COLORMAP = colormaps["viridis"]
 # status -> (face colour, hatch, text colour)
 MARKED = {
-    "diverged": ("0.75", "xx", "k"),
+    "diverged": ("#f4a582", "xx", "k"),
     "failed": ("#b22222", "//", "w"),
+    "interrupted": ("0.85", "\\\\", "k"),
+    "pruned": ("0.85", "--", "k"),
     "running": ("white", "..", "k"),
+    "pending": ("white", "..", "k"),
 }
+UNKNOWN = ("white", "++", "k")  # any other status, e.g. unreadable
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def facet_keys(varied: Sequence[str]) -> list[str]:
@@ -72,9 +80,7 @@ def heatmap_figure(jobs: list[Job], facets: list[str]) -> Figure:
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(5.2 * cols, 4.2 * rows), layout="constrained")
-    losses = [j.val_loss for j in jobs if j.status == "ok" and j.val_loss is not None]
-    positive = bool(losses) and min(losses) > 0
-    norm = LogNorm(min(losses), max(losses)) if positive else Normalize(*_span(losses))
+    norm = loss_norm([j.val_loss for j in jobs if j.status == "ok" and j.val_loss is not None])
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
         _draw_heatmap(ax, members, norm)
@@ -83,8 +89,15 @@ def heatmap_figure(jobs: list[Job], facets: list[str]) -> Figure:
     return fig
 
 
-def _span(values: list[float]) -> tuple[float, float]:
-    return (min(values), max(values)) if values else (0.0, 1.0)
+def loss_norm(losses: list[float]) -> Normalize:
+    """Colour scale over the ok jobs' losses: logarithmic when all are positive; a single value
+    (or several equal ones) gets a decade (or a unit) around it instead of an empty range."""
+    if not losses:
+        return Normalize(0.0, 1.0)
+    low, high = min(losses), max(losses)
+    if low > 0:
+        return LogNorm(low, high) if high > low else LogNorm(low / 10**0.5, low * 10**0.5)
+    return Normalize(low, high) if high > low else Normalize(low - 0.5, low + 0.5)
 
 
 def _draw_heatmap(ax: Any, jobs: list[Job], norm: Normalize) -> None:
@@ -100,8 +113,10 @@ def _draw_heatmap(ax: Any, jobs: list[Job], norm: Normalize) -> None:
             face, hatch, ink = COLORMAP(shade), None, "w" if shade < 0.6 else "k"
             text = f"{job.val_loss:.3g}"
         else:
-            face, hatch, ink = MARKED.get(job.status, ("white", None, "k"))
+            face, hatch, ink = MARKED.get(job.status, UNKNOWN)
             text = job.status
+            if job.results.get("diverged_at_step") is not None:
+                text += f"\nat step {job.results['diverged_at_step']}"
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
@@ -132,18 +147,30 @@ def val_curve(job: Job) -> list[float]:
 
 
 def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
-    """Every job's val-loss curve over epochs; diverged jobs dashed, failed ones absent."""
+    """Every job's val-loss curve over epochs: colour by lr (one log scale), line style by
+    batch size, the legend in numeric order; a diverged job's curve ends in a red cross."""
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
+    colour = lr_colours([axis_value(j, "lr") for j in jobs])
+    sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=_order)
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
-        ax.set_prop_cycle(color=colormaps["tab20"].colors)
-        for job in members:
+        for job in sorted(
+            members,
+            key=lambda j: (_order(axis_value(j, "lr")), _order(axis_value(j, "batch_size"))),
+        ):
             curve = val_curve(job)
-            if curve:
-                style = "--" if job.status == "diverged" else "-"
-                ax.plot(range(1, len(curve) + 1), curve, style, marker=".", label=job.name)
+            if not curve:
+                continue
+            lr, size = axis_value(job, "lr"), axis_value(job, "batch_size")
+            style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
+            label = f"lr={_label(lr)}, batch {_label(size)}"
+            epochs = range(1, len(curve) + 1)
+            ax.plot(epochs, curve, style, color=colour(lr), marker=".", label=label)
+            if job.status == "diverged":
+                label = f"{label}: diverged"
+                ax.plot(len(curve), curve[-1], "X", color="red", ms=11, mec="k", label=label)
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(title or "val loss")
@@ -153,6 +180,15 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         if ax.get_lines():
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def lr_colours(lrs: list[Any]) -> Any:
+    """lr -> colour on one plasma scale, logarithmic over the positive learning rates."""
+    numbers = sorted({v for v in lrs if isinstance(v, int | float) and v > 0})
+    if len(numbers) < 2:
+        return lambda lr: colormaps["plasma"](0.1)
+    norm = LogNorm(numbers[0], numbers[-1])
+    return lambda lr: colormaps["plasma"](0.85 * float(norm(lr)) if lr in numbers else 0.0)
 
 
 def _order(value: Any) -> tuple:
