@@ -22,7 +22,7 @@ from sweeps import GRID_NAMES, TINY, Sweep, finish, hparams_sessions, start_all
 
 from linlab.sweeps.hparams import FINAL_METRICS
 from linlab.sweeps.report import load_jobs, main
-from linlab.sweeps.report_plots import MARKED, heatmap_figure
+from linlab.sweeps.report_plots import MARKED, curves_figure, heatmap_figure
 from linlab.train import config_dir
 
 TIMING = {"wall_time_s"}
@@ -214,6 +214,10 @@ def test_report_on_a_partly_failed_sweep(sweeps, capsys):
     figure = heatmap_figure(load_jobs(folder), [])
     hatches = {p.get_hatch() for p in figure.axes[0].patches}
     assert {MARKED["diverged"][1], MARKED["failed"][1]} <= hatches
+    # and each diverged job's val-loss curve ends in a red cross
+    lines = curves_figure(load_jobs(folder), []).axes[0].get_lines()
+    crosses = {line.get_label() for line in lines if line.get_marker() == "X"}
+    assert crosses == {"lr=10000, batch 16: diverged", "lr=10000, batch 32: diverged"}
 
 
 def test_report_facets_other_varied_keys(sweeps, capsys):
