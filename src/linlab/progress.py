@@ -1,7 +1,7 @@
 """What an interactive single run shows while it trains, and what Ctrl-C tells.
 
 ``LiveProgress`` is one line on the terminal, redrawn by rich's ``Live`` from its own thread
-five times a second::
+four times a second::
 
     epoch 3/200 ━━━━━━━━━╸━━━━━━━━━━━━━━━━━━━━━━  1% step 1,234/82,000  train loss 0.0123
     val loss 0.0234  0:00:02 elapsed  0:02:11 left
@@ -42,7 +42,7 @@ class LiveProgress(ProgressBar):
         refresh_per_second: redraws a second, however long a chunk lasts.
     """
 
-    def __init__(self, console: Console | None = None, refresh_per_second: float = 5.0) -> None:
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 4.0) -> None:
         super().__init__()
         self.console = console or Console(stderr=True)
         self.refresh_per_second = refresh_per_second
