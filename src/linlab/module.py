@@ -124,11 +124,12 @@ class RegressionModule(L.LightningModule):
         start, every = self.global_step, self.trainer.log_every_n_steps
         before = flat_values(self.model)
         losses, snapshots = [], {}
+        progress = self.steps_done_in_chunk = [0]  # read by linlab.progress's drawing thread
         for i, (x, y) in enumerate(zip(*chunk, strict=True)):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))
-            self.steps_done_in_chunk = i + 1  # read by linlab.progress's drawing thread
+            progress[0] = i + 1
         if direct:
             count_optimizer_steps(self.trainer, len(losses))
         align_epoch_metric_steps(self.trainer, len(losses))

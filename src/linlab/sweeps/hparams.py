@@ -120,7 +120,7 @@ def one_off_text(results: Mapping[str, Any]) -> str:
     """The run's one-off values as a Markdown table for TensorBoard's text tab."""
     rows = {key: results[key] for key in ONE_OFF_KEYS if results.get(key) is not None}
     rows |= {f"theory/{k}": v for k, v in (results.get("theory") or {}).items() if v is not None}
-    lines = ["| value | |", "|---|---|"]
+    lines = ["| key | value |", "|---|---|"]
     lines += [f"| {key} | {_text(value)} |" for key, value in rows.items()]
     return "\n".join(lines)
 
