@@ -10,9 +10,10 @@ A chunk is often a whole epoch (see ``linlab.data.batches``), so Lightning's own
 stand still for the whole of it. Here the training step only writes an integer per minibatch
 into a one-item list (``module.steps_done_in_chunk[0]``, ~30 ns; an attribute set on the
 module would go through ``nn.Module.__setattr__``, ~1 µs) and the drawing thread reads it:
-no read-back from the device, no call into Lightning per step. Losses are the latest whole-epoch train loss and
-validation loss, read once per chunk in the training thread. ``linlab.train`` adds it to an
-interactive single run (stderr a terminal, not a sweep) and nowhere else.
+no read-back from the device, no call into Lightning per step. Losses are the latest
+whole-epoch train loss and validation loss, read once per chunk in the training thread.
+``linlab.train`` adds it to an interactive single run (stderr a terminal, not a sweep) and
+nowhere else.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks.validation import ConfigError, validate
+from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
 
@@ -69,8 +70,9 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
+        composer = JobComposer(hydra.config_loader, master)
         for job in _grid(master):
-            cfg = _compose(hydra, config_name, args.overrides, (master, job), RunMode.RUN)
+            cfg = _compose(hydra, config_name, args.overrides, (composer, job), RunMode.RUN)
             yield _with_output_dir(cfg, sweep_dir)
     finally:
         GlobalHydra.instance().clear()
@@ -110,8 +112,8 @@ def _compose(hydra, config_name, overrides, sweep, run_mode):
     """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
     try:
         if sweep is not None:
-            master, job = sweep
-            return hydra.config_loader.load_sweep_config(master, job)
+            composer, job = sweep
+            return composer.compose(job)
         return hydra.compose_config(
             config_name, list(overrides), run_mode=run_mode, with_log_configuration=False
         )

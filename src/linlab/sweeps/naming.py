@@ -1,7 +1,8 @@
 """Names of run folders: unique per sweep, and each job named by what the sweep varied.
 
 Registered as OmegaConf resolvers (``linlab.unique_id``, ``linlab.run_name``) used by
-``conf/train.yaml``'s ``hydra.run.dir``, ``hydra.sweep.dir`` and ``hydra.sweep.subdir``.
+``conf/train.yaml``'s ``hydra.run.dir``, ``hydra.sweep.dir`` and ``hydra.sweep.subdir``, and
+``linlab.single_run``, which turns per-job figures off in sweeps by default.
 """
 
 from __future__ import annotations
@@ -56,7 +57,20 @@ def run_name(job_num: int, task_overrides: Sequence[str], sweeper_params: object
     return ",".join(parts) or f"job{job_num}"
 
 
+def single_run() -> bool:
+    """True unless this job is part of a multirun: per-job extras (figures) default to it."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
 def register_resolvers() -> None:
-    for name, fn in (("linlab.unique_id", unique_id), ("linlab.run_name", run_name)):
+    resolvers = (
+        ("linlab.unique_id", unique_id),
+        ("linlab.run_name", run_name),
+        ("linlab.single_run", single_run),
+    )
+    for name, fn in resolvers:
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

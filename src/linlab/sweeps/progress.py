@@ -33,7 +33,10 @@ from omegaconf import DictConfig
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.sweeps.report import best_line, load_jobs, status_counts
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+GRID_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
+)
 
 
 class SweepProgress(Callback):
@@ -60,7 +63,7 @@ class SweepProgress(Callback):
         results = read_results_if_any(run_dir)
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
-        done = sum(1 for _ in run_dir.parent.glob(f"*/{RESULTS_FILE}"))
+        done = finished_before(run_dir)
         print(
             f"[{done}/{self.total or '?'}] {run_dir.name}  "
             f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  "
@@ -87,6 +90,17 @@ class SweepProgress(Callback):
                 flush=True,
             )
             raise SystemExit(1)
+
+
+def finished_before(run_dir: Path) -> int:
+    """How many jobs of the sweep wrote ``results.json`` no later than this one: its place
+    in the order jobs end, also when a stacked group writes its members' files at once."""
+    files = list(run_dir.parent.glob(f"*/{RESULTS_FILE}"))
+    mine = run_dir / RESULTS_FILE
+    if not mine.is_file():
+        return len(files)
+    written = mine.stat().st_mtime_ns
+    return sum(1 for f in files if f.stat().st_mtime_ns <= written)
 
 
 def header_line(config: DictConfig, total: int | None) -> str:
@@ -116,7 +130,7 @@ def keep_logs_off_the_console() -> None:
 
 def grid_size(config: DictConfig) -> int | None:
     """Number of jobs the basic (grid) sweeper makes: the product of each swept key's values."""
-    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]
