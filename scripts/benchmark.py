@@ -3,6 +3,7 @@
     OMP_PROC_BIND=true OMP_PLACES="{0},{1}" PYTHONPATH=src python scripts/benchmark.py
     PYTHONPATH=src python scripts/benchmark.py --quick            # about a minute
     PYTHONPATH=src python scripts/benchmark.py --only streaming   # one part
+    PYTHONPATH=src python scripts/benchmark.py --only progress    # the live progress line
 
 linlab runs its *default* batch-run configuration (``conf/train.yaml`` through Hydra's compose
 and ``linlab.train.train``: TensorBoard on, ``train/loss`` and ``params/*`` logged every
@@ -22,6 +23,8 @@ os.environ.setdefault("OMP_PROC_BIND", "true")
 os.environ.setdefault("OMP_PLACES", "{0},{1}")
 
 import argparse
+import contextlib
+import io
 import json
 import platform
 import resource
@@ -31,16 +34,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
+from rich.console import Console
 
 from linlab.data.batches import EpochPermutation
 from linlab.data.datamodule import LinearDataModule
 from linlab.models import LinearRegression
+from linlab.progress import LiveProgress
 from linlab.train import config_dir, quiet_lightning, train
 
 SIZES = [  # (name, n_samples, n_features, batch_size)
@@ -223,6 +229,87 @@ def streaming(sizes: list[int], workdir: Path) -> dict:
     }
 
 
+class EpochCpuClock(EpochClock):
+    """CPU seconds of this process (every thread, the drawing one too) between epoch starts:
+    steadier than wall time on a shared machine."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.process_time())
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.process_time())
+
+
+CPU_CLOCK: EpochCpuClock | None = None
+
+
+def make_cpu_clock() -> EpochCpuClock:
+    global CPU_CLOCK
+    CPU_CLOCK = EpochCpuClock()
+    return CPU_CLOCK
+
+
+def progress_display_cost(n: int, d: int, batch: int, epochs: int, rounds: int, workdir: Path):
+    """Epoch wall and CPU time of the default run with and without the live progress line of
+    an interactive run (``linlab.progress``), alternated; the line is drawn as to a terminal
+    (rich's ``FORCE_COLOR``) into /dev/null, four times a second from its thread."""
+    overrides = [
+        *data_overrides(n, d, batch),
+        f"trainer.max_epochs={epochs}",
+        f"+callbacks.cpu_clock._target_={__name__}.make_cpu_clock",
+    ]
+    times: dict[str, list[float]] = {"off": [], "on": [], "off_cpu": [], "on_cpu": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            shown = [f"trainer.enable_progress_bar={mode == 'on'}"]
+            drawing = drawn_as_on_a_terminal() if mode == "on" else contextlib.nullcontext()
+            with drawing:
+                times[mode] += linlab_run([*overrides, *shown], workdir)[1][1:]
+            times[f"{mode}_cpu"] += CPU_CLOCK.epoch_times()[1:]
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    frame = progress_frame_s()
+    return {
+        "frame_s": frame,
+        "frames_share": frame * LiveProgress().refresh_per_second,
+        "off_epoch_s": medians["off"],
+        "on_epoch_s": medians["on"],
+        "cost": medians["on"] / medians["off"] - 1,
+        "off_epoch_cpu_s": medians["off_cpu"],
+        "on_epoch_cpu_s": medians["on_cpu"],
+        "cpu_cost": medians["on_cpu"] / medians["off_cpu"] - 1,
+        "all": times,
+    }
+
+
+def progress_frame_s(frames: int = 500) -> float:
+    """Seconds to build and write one frame of the progress line (mid-run state, as drawn on a
+    200-column terminal): the drawing thread's work per refresh."""
+    trainer = SimpleNamespace(
+        global_step=17_000, current_epoch=40, max_epochs=2000, callback_metrics={}
+    )
+    line = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=200))
+    line.trainer_ref, line.steps_per_epoch, line.started = trainer, 438, time.perf_counter()
+    line.losses = {"train loss": 0.01, "val loss": 0.0106}
+    started = time.perf_counter()
+    for _ in range(frames):
+        line.console.print(line.render())
+    return (time.perf_counter() - started) / frames
+
+
+@contextlib.contextmanager
+def drawn_as_on_a_terminal():
+    previous = os.environ.get("FORCE_COLOR")
+    os.environ["FORCE_COLOR"] = "1"
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        if previous is None:
+            del os.environ["FORCE_COLOR"]
+        else:
+            os.environ["FORCE_COLOR"] = previous
+
+
 def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
@@ -238,7 +325,9 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems, about a minute")
-    parser.add_argument("--only", choices=["epochs", "jobs", "sweep", "streaming"], action="append")
+    parser.add_argument(
+        "--only", choices=["epochs", "jobs", "sweep", "streaming", "progress"], action="append"
+    )
     parser.add_argument("--out", default="outputs/benchmark.json")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--streaming-child", type=int, help=argparse.SUPPRESS)
@@ -249,7 +338,7 @@ def main() -> None:
     if args.streaming_child:
         streaming_child(args.streaming_child, workdir)
         return
-    parts = set(args.only or ["epochs", "jobs", "sweep", "streaming"])
+    parts = set(args.only or ["epochs", "jobs", "sweep", "streaming", "progress"])
     report: dict = {"machine": machine(), "quick": args.quick}
     if "epochs" in parts:
         report["epochs"] = {}
@@ -288,6 +377,17 @@ def main() -> None:
         print(
             f"streaming: peak RSS ratio {s['rss_ratio']:.3f} (target within 1.10), "
             f"time per sample ratio {s['time_per_sample_ratio']:.2f} (linear: 1)",
+            flush=True,
+        )
+    if "progress" in parts:
+        n = 10_000 if args.quick else 100_000
+        report["progress"] = progress_display_cost(n, 10, 32, 5, 2 if args.quick else 3, workdir)
+        s = report["progress"]
+        print(
+            f"progress line, n={n}, batch 32: epoch {s['off_epoch_s'] * 1e3:.1f} ms off, "
+            f"{s['on_epoch_s'] * 1e3:.1f} ms on: wall {s['cost']:+.1%}, "
+            f"CPU {s['cpu_cost']:+.1%}; a frame {s['frame_s'] * 1e3:.2f} ms, "
+            f"{s['frames_share']:.2%} of each second (target < 2%)",
             flush=True,
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
