@@ -52,8 +52,8 @@ def config_dir() -> Path:
 def group_options(root: Path) -> dict[str, list[str]]:
     """Each config group under ``root`` and its options (``hydra/`` ones are listed by hand)."""
     groups = {}
-    folders = [p for p in root.rglob("*") if p.is_dir() and "hydra" not in p.relative_to(root).parts]
-    for folder in sorted(folders):
+    folders = [p for p in root.rglob("*") if p.is_dir()]
+    for folder in sorted(f for f in folders if "hydra" not in f.relative_to(root).parts):
         options = sorted(f.stem for f in folder.glob("*.yaml"))
         if options:
             groups[folder.relative_to(root).as_posix()] = options
