@@ -189,20 +189,66 @@ def per_job_cost(jobs: int, workdir: Path) -> dict:
     return {"jobs": jobs, "walls_s": walls, "per_job_s": statistics.median(walls[1:])}
 
 
-def vectorised_sweep(n: int, k: int, epochs: int, workdir: Path) -> dict:
-    """One run against an ``lr_sweep`` of K learning rates (same data and batches)."""
-    from linlab.sweeps.vectorized import train_lr_sweep
+def run_command(args: list[str], workdir: Path) -> dict:
+    """``linlab-train <args>`` in a fresh process: wall time of the whole command, peak RSS."""
+    report = (
+        "import atexit, sys, runpy\n"
+        "def peak():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    print('VmHWM', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+        "atexit.register(peak)\n"
+        "sys.argv = ['linlab-train', *sys.argv[1:]]\n"
+        "runpy.run_module('linlab.train', run_name='__main__')\n"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", report, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"linlab-train {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    peak_kib = int(proc.stderr.rsplit("VmHWM", 1)[1].split()[0])
+    return {"wall_s": wall, "peak_rss_mib": peak_kib / 1024}
 
-    overrides = [*data_overrides(n, 10, 32), f"trainer.max_epochs={epochs}"]
-    started = time.perf_counter()
-    linlab_run(overrides, workdir, clock=False)
-    one = time.perf_counter() - started
-    lrs = [round(0.001 * 1.5**i, 6) for i in range(k)]
-    run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    started = time.perf_counter()
-    train_lr_sweep(compose_config([*overrides, f"lr_sweep={lrs}"], run_dir), run_dir)
-    sweep = time.perf_counter() - started
-    return {"k": k, "one_run_s": one, "sweep_s": sweep, "ratio": sweep / one}
+
+def stacked_sweeps(quick: bool, workdir: Path) -> dict:
+    """``hydra/launcher=stacked``: 64 jobs (16 lrs x 4 seeds, default data, 20 epochs, what a
+    sweep writes by default) against one run and the basic launcher; 1024 members sharing one
+    data draw (n=1000, d=5) in one group."""
+    lrs = ",".join(f"{10 ** (-3 + 3 * i / 15):.4g}" for i in range(16))
+    grid = ["-m", f"optimizer.lr={lrs}", "seed=0,1,2,3"]
+    one = run_command([f"hydra.run.dir={workdir / 'one'}"], workdir)
+    stacked = run_command(
+        [*grid, "hydra/launcher=stacked", f"hydra.sweep.dir={workdir / 'stacked64'}"], workdir
+    )
+    report = {"one_run": one, "stacked_64": stacked, "ratio_64": stacked["wall_s"] / one["wall_s"]}
+    if not quick:
+        basic = run_command([*grid, f"hydra.sweep.dir={workdir / 'basic64'}"], workdir)
+        report["basic_64"] = basic
+        report["basic_ratio_64"] = basic["wall_s"] / one["wall_s"]
+    members = 256 if quick else 1024
+    many = ",".join(f"{0.1 * (i + 1) / members:.6g}" for i in range(members))
+    big = run_command(
+        [
+            "-m",
+            "hydra/launcher=stacked",
+            f"optimizer.lr={many}",
+            "data.n_samples=1000",
+            f"hydra.sweep.dir={workdir / f'stacked{members}'}",
+        ],
+        workdir,
+    )
+    report |= {
+        "members": members,
+        "stacked_many": big,
+        "ratio_many": big["wall_s"] / one["wall_s"],
+        "rss_ratio_many": big["peak_rss_mib"] / one["peak_rss_mib"],
+    }
+    return report
 
 
 def streaming_child(n: int, workdir: Path) -> None:
@@ -413,13 +459,26 @@ def main() -> None:
             flush=True,
         )
     if "sweep" in parts:
-        n = 10_000 if args.quick else 100_000
-        report["sweep"] = vectorised_sweep(n, 16, 2, workdir)
-        s = report["sweep"]
+        report["sweep"] = s = stacked_sweeps(args.quick, workdir)
+        one = s["one_run"]
         print(
-            f"lr_sweep K=16 ({size_label(n, 10, 32)}): {s['sweep_s']:.2f} s vs one run "
-            f"{s['one_run_s']:.2f} s, ratio {s['ratio']:.2f} (target <= 2) "
-            f"{verdict(s['ratio'], 2)}",
+            f"stacked sweep of 64 jobs (16 lrs x 4 seeds): {s['stacked_64']['wall_s']:.1f} s vs "
+            f"one run {one['wall_s']:.1f} s, ratio {s['ratio_64']:.2f} (target <= 1.5) "
+            f"{verdict(s['ratio_64'], 1.5)}",
+            flush=True,
+        )
+        if "basic_64" in s:
+            print(
+                f"  the same 64 jobs with the basic launcher: {s['basic_64']['wall_s']:.1f} s, "
+                f"ratio {s['basic_ratio_64']:.2f}",
+                flush=True,
+            )
+        print(
+            f"stacked group of {s['members']} members (n=1000, d=5): "
+            f"{s['stacked_many']['wall_s']:.1f} s, ratio {s['ratio_many']:.2f} (target <= 10) "
+            f"{verdict(s['ratio_many'], 10)}; peak RSS {s['stacked_many']['peak_rss_mib']:.0f} "
+            f"MiB vs {one['peak_rss_mib']:.0f} MiB, ratio {s['rss_ratio_many']:.2f} "
+            f"(target <= 1.5) {verdict(s['rss_ratio_many'], 1.5)}",
             flush=True,
         )
     if "streaming" in parts:
