@@ -1,0 +1,76 @@
+"""The names a study's settings may take, and the one-line check of ``hydra.sweeper``.
+
+Samplers and pruners are chosen by short names (``sampler: tpe``, ``pruner: median``); their
+keyword arguments go in ``sampler_options`` / ``pruner_options``. Checked before anything runs
+(``linlab.checks.search_space``), so nothing here imports Optuna.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+SWEEPER_TARGET = "hydra_plugins.linlab_optuna.optuna_sweeper.OptunaSweeper"
+TRIAL_KEY = "optuna_trial"  # the job override ``+optuna_trial=<number>`` that names its trial
+STUDY_FILE = "optuna.db"
+
+# name -> class in optuna.samplers; "gp" needs scipy, "cmaes" the cmaes package (extra "search")
+SAMPLERS = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+    "cmaes": "CmaEsSampler",
+    "gp": "GPSampler",
+}
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+}
+DIRECTIONS = ("minimize", "maximize")
+
+
+def is_search(sweeper: Mapping[str, Any] | None) -> bool:
+    """Whether ``hydra.sweeper`` is linlab's Optuna sweeper."""
+    return bool(sweeper) and sweeper.get("_target_") == SWEEPER_TARGET
+
+
+def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
+    """The study's storage: the URL given, else an SQLite file in the sweep folder."""
+    if storage:
+        return storage
+    return f"sqlite:///{Path(sweep_dir).resolve() / STUDY_FILE}"
+
+
+def check(sweeper: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` (one line) for settings no study can run with."""
+    _one_of("sampler", sweeper.get("sampler"), SAMPLERS)
+    _one_of("pruner", sweeper.get("pruner"), PRUNERS)
+    for key in ("n_trials", "n_jobs"):
+        value = sweeper.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"hydra.sweeper.{key}={value} is not allowed; allowed: an integer ≥ 1")
+    objectives, directions = list(sweeper.get("objectives")), list(sweeper.get("directions"))
+    if not objectives:
+        raise ValueError("hydra.sweeper.objectives=[] is not allowed; name a results.json key")
+    for direction in directions:
+        _one_of("directions", direction, DIRECTIONS)
+    if len(directions) != len(objectives):
+        raise ValueError(
+            f"hydra.sweeper.directions has {len(directions)} entries for {len(objectives)} "
+            f"objectives ({', '.join(objectives)}); give one direction per objective"
+        )
+    if len(objectives) > 1 and sweeper.get("pruner") != "none":
+        raise ValueError(
+            f"hydra.sweeper.pruner={sweeper.get('pruner')} is not allowed with several objectives "
+            "(Optuna prunes single-objective studies only); allowed: none"
+        )
+
+
+def _one_of(key: str, value: Any, allowed: Mapping[str, str] | tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(
+            f"hydra.sweeper.{key}={value} is not allowed; allowed: {', '.join(allowed)}"
+        )
