@@ -83,6 +83,7 @@ class OptunaSweeper(Sweeper):
         fixed, dimensions = parse_space([*params, *arguments])
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweepers do
         storage = settings.storage_url(conf.storage, sweep_dir)
         the_study = study.open_study(
             storage,
@@ -107,7 +108,7 @@ class OptunaSweeper(Sweeper):
             for trial, job in zip(trials, launched, strict=True):
                 study.tell(the_study, trial, _results(job), conf.objectives)
             returns += launched
-        log.info(summary(the_study, conf.objectives))
+        log.info(study.describe(the_study, conf.objectives, sweep_dir))
         return returns
 
     def _total(self, dimensions: list[Dimension]) -> int:
@@ -139,25 +140,3 @@ def _results(job: JobReturn) -> dict[str, Any]:
     """The job's results.json, read from the folder Hydra ran it in ({} if none)."""
     folder = OmegaConf.select(job.hydra_cfg or {}, "hydra.runtime.output_dir", default=None)
     return read_results_if_any(folder) if folder else {}
-
-
-def summary(the_study: Any, objectives: list[str]) -> str:
-    """``study linlab: 16 finished (14 ok, 2 pruned); best trial 7: val_loss 0.0105 ...``."""
-    done = study.finished(the_study)
-    counts: dict[str, int] = {}
-    for trial in done:
-        status = trial.user_attrs[study.STATUS_ATTR]
-        counts[status] = counts.get(status, 0) + 1
-    head = (
-        f"study {the_study.study_name}: {len(done)} finished ("
-        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        + ")"
-    )
-    best = [t for t in the_study.best_trials] if counts.get("ok") else []
-    if len(objectives) > 1 or not best:
-        return f"{head}; {len(best)} on the Pareto front" if best else head
-    trial = best[0]
-    settings_text = ", ".join(f"{k}={v}" for k, v in trial.params.items())
-    return (
-        f"{head}; best trial {trial.number}: {objectives[0]} {trial.value:.6g} with {settings_text}"
-    )

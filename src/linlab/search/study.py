@@ -156,3 +156,23 @@ def _trial_number(folder: Path) -> int | None:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def describe(the_study: optuna.Study, objectives: Sequence[str], sweep_dir: Path) -> str:
+    """``study linlab: 16 trials (12 ok, 4 pruned); best trial 7 (<its folder>): val_loss ..``."""
+    counts: dict[str, int] = {}
+    for trial in finished(the_study):
+        status = trial.user_attrs[STATUS_ATTR]
+        counts[status] = counts.get(status, 0) + 1
+    tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    head = f"study {the_study.study_name}: {sum(counts.values())} trials ({tally})"
+    if not counts.get("ok"):
+        return f"{head}; no trial finished ok"
+    best = the_study.best_trials
+    if len(objectives) > 1:
+        numbers = ", ".join(str(t.number) for t in best)
+        return f"{head}; Pareto front of {', '.join(objectives)}: trials {numbers}"
+    trial = best[0]
+    folder = trial_folders(sweep_dir, [trial.number]).get(trial.number)
+    where = f" ({folder.name})" if folder else ""
+    return f"{head}; best trial {trial.number}{where}: {objectives[0]} {trial.value:.6g}"

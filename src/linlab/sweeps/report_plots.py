@@ -34,8 +34,8 @@ MARKED = {
 
 
 def facet_keys(varied: Sequence[str]) -> list[str]:
-    """Varied keys other than lr and batch size: each combination of them is one panel."""
-    return [k for k in varied if k not in AXIS_KEYS.values()]
+    """Varied keys other than lr, batch size and a search's trial number: one panel each."""
+    return [k for k in varied if k not in (*AXIS_KEYS.values(), "optuna_trial")]
 
 
 def panels(jobs: list[Job], facets: list[str]) -> dict[str, list[Job]]:
