@@ -92,18 +92,18 @@ class OptunaSweeper(Sweeper):
             study.make_sampler(conf.sampler, conf.seed, conf.sampler_options, dimensions),
             study.make_pruner(conf.pruner, conf.pruner_options),
         )
-        lost = study.fail_lost_trials(the_study, sweep_dir)
+        lost = study.recover_running_trials(the_study, sweep_dir, conf.objectives)
         if lost:
             log.info("trials %s were lost with a stopped sweep: marked failed", lost)
         total = self._total(dimensions)
         distributions = {d.name: d.distribution() for d in dimensions}
+        study.check_continues(the_study, distributions)
         returns: list[JobReturn] = []
         while (left := total - len(study.finished(the_study))) > 0:
             trials = [the_study.ask(distributions) for _ in range(min(conf.n_jobs, left))]
             batch = [
                 self._job_overrides(t.params, t.number, fixed, dimensions, storage) for t in trials
             ]
-            self.validate_batch_is_legal(batch)
             launched = self.launcher.launch(batch, initial_job_idx=trials[0].number)
             for trial, job in zip(trials, launched, strict=True):
                 study.tell(the_study, trial, _results(job), conf.objectives)

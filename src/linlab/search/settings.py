@@ -7,6 +7,7 @@ keyword arguments go in ``sampler_options`` / ``pruner_options``. Checked before
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ SWEEPER_TARGET = "hydra_plugins.linlab_optuna.optuna_sweeper.OptunaSweeper"
 TRIAL_KEY = "optuna_trial"  # the job override ``+optuna_trial=<number>`` that names its trial
 STUDY_FILE = "optuna.db"
 
-# name -> class in optuna.samplers; "gp" needs scipy, "cmaes" the cmaes package (extra "search")
+# name -> class in optuna.samplers
 SAMPLERS = {
     "tpe": "TPESampler",
     "random": "RandomSampler",
@@ -23,6 +24,9 @@ SAMPLERS = {
     "cmaes": "CmaEsSampler",
     "gp": "GPSampler",
 }
+# samplers that need a package besides Optuna: cmaes comes with the "search" extra; scipy does
+# not (installed, it is imported by every `import lightning`, through torchmetrics: +1 s a start)
+SAMPLER_NEEDS = {"cmaes": "cmaes", "gp": "scipy"}
 PRUNERS = {
     "none": "NopPruner",
     "median": "MedianPruner",
@@ -47,6 +51,15 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
 def check(sweeper: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` (one line) for settings no study can run with."""
     _one_of("sampler", sweeper.get("sampler"), SAMPLERS)
+    needs = SAMPLER_NEEDS.get(sweeper.get("sampler"))
+    if needs and importlib.util.find_spec(needs) is None:
+        here = [
+            name for name in SAMPLERS if importlib.util.find_spec(SAMPLER_NEEDS.get(name, "optuna"))
+        ]
+        raise ValueError(
+            f"hydra.sweeper.sampler={sweeper.get('sampler')} needs {needs} (pip install {needs}); "
+            f"allowed here: {', '.join(here)}"
+        )
     _one_of("pruner", sweeper.get("pruner"), PRUNERS)
     for key in ("n_trials", "n_jobs"):
         value = sweeper.get(key)

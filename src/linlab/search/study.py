@@ -8,8 +8,9 @@ in the trial's user attribute ``status`` (``ok``, ``pruned``, ``diverged``, ``fa
                           the region is bad, from the val losses the job reported each epoch
     failed, no result   → FAIL
 
-A trial still RUNNING when a sweep starts was lost with a killed sweep: it is marked FAIL with
-no ``status`` and does not count towards ``n_trials``, so the study runs it again as a new trial.
+A trial still RUNNING when a sweep starts belonged to a killed sweep: told from its job's
+``results.json`` if the job finished, else lost: marked FAIL with no ``status``, it does not
+count towards ``n_trials``, so the study runs a new trial in its place.
 """
 
 from __future__ import annotations
@@ -87,24 +88,57 @@ def open_study(
     return study
 
 
+def check_continues(study: optuna.Study, distributions: Mapping[str, Any]) -> None:
+    """Refuse a space whose choices differ from those the study already searched a key over
+    (Optuna cannot change a categorical's choices within one study)."""
+    from optuna.distributions import check_distribution_compatibility
+
+    seen: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):
+        seen |= trial.distributions
+    for name, distribution in distributions.items():
+        if name not in seen:
+            continue
+        try:
+            check_distribution_compatibility(seen[name], distribution)
+        except ValueError:
+            raise ValueError(
+                f"{name}: study {study.study_name} searched it over {seen[name]}, not "
+                f"{distribution}; a continued study keeps each key's choices (start a new one "
+                "with another hydra.sweep.dir or hydra.sweeper.study_name)"
+            ) from None
+
+
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials whose outcome the study was told (lost trials excluded)."""
     return [t for t in study.get_trials(deepcopy=False) if STATUS_ATTR in t.user_attrs]
 
 
-def fail_lost_trials(study: optuna.Study, sweep_dir: Path) -> list[int]:
-    """Mark trials left RUNNING by a killed sweep as FAIL, and their job folders interrupted.
+def recover_running_trials(
+    study: optuna.Study, sweep_dir: Path, objectives: Sequence[str]
+) -> list[int]:
+    """Settle the trials a killed sweep left RUNNING; return the numbers of those lost.
 
-    Assumes no other process runs trials of this study right now.
+    A trial whose job wrote its ``results.json`` before the kill is told from it, like any
+    other; one without (it was running) is lost: FAIL, and its folder's ``results.json`` says
+    ``interrupted``. Assumes no other process runs trials of this study right now.
     """
+    import optuna
     from optuna.trial import TrialState
 
-    lost = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))]
-    for number in lost:
-        study.tell(number, state=TrialState.FAIL)
-    for number, folder in trial_folders(sweep_dir, lost).items():
-        if not read_results_if_any(folder):
-            record = {TRIAL_KEY: number, "status": "interrupted", "message": LOST_MESSAGE}
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    folders = trial_folders(sweep_dir, [t.number for t in running])
+    lost = []
+    for frozen in running:
+        folder = folders.get(frozen.number)
+        results = read_results_if_any(folder) if folder else {}
+        if results.get("status") not in (None, "interrupted"):
+            tell(study, optuna.Trial(study, frozen._trial_id), results, objectives)
+            continue
+        lost.append(frozen.number)
+        study.tell(frozen.number, state=TrialState.FAIL)
+        if folder and not results:
+            record = {TRIAL_KEY: frozen.number, "status": "interrupted", "message": LOST_MESSAGE}
             write_json_atomic(folder / RESULTS_FILE, record)
     return lost
 
@@ -124,12 +158,18 @@ def tell(
     trial.set_user_attr(STATUS_ATTR, status)
     if message:
         trial.set_user_attr(MESSAGE_ATTR, message)
-    if status == "ok":
-        study.tell(trial, [float(v) for v in values])
-    elif status in ("pruned", "diverged"):
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, state=TrialState.FAIL)
+    try:
+        if status == "ok":
+            study.tell(trial, [float(v) for v in values])
+        elif status in ("pruned", "diverged"):
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, state=TrialState.FAIL)
+    except RuntimeError as error:
+        # The grid sampler calls study.stop() once its grid is used up, which only works inside
+        # study.optimize(); the trial is stored all the same, and the sweeper stops by count.
+        if "Study.stop" not in str(error):
+            raise
     return status
 
 
