@@ -208,6 +208,10 @@ def test_joblib_workers_run_the_study_and_report_through_the_storage(studies, tm
         (["hydra.sweeper.sampler=tpee"], "allowed: tpe, random, grid, cmaes, gp"),
         (["hydra.sweeper.pruner=medain"], "allowed: none, median, successive_halving, hyperband"),
         (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 is not allowed"),
+        (
+            ["hydra.sweeper.pruner=median", "+hydra.sweeper.pruner_options.n_warmup_step=2"],
+            "n_warmup_step is not an argument of MedianPruner; allowed: n_startup_trials",
+        ),
         (["hydra.sweeper.sampler=grid"], "sampler=grid needs listed values"),
     ],
 )

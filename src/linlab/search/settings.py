@@ -2,12 +2,14 @@
 
 Samplers and pruners are chosen by short names (``sampler: tpe``, ``pruner: median``); their
 keyword arguments go in ``sampler_options`` / ``pruner_options``. Checked before anything runs
-(``linlab.checks.search_space``), so nothing here imports Optuna.
+(``linlab.checks.search_space``); Optuna is imported only to check given options against
+the signature of the class they go to.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,8 @@ def check(sweeper: Mapping[str, Any]) -> None:
             f"allowed here: {', '.join(here)}"
         )
     _one_of("pruner", sweeper.get("pruner"), PRUNERS)
+    _check_options("sampler", SAMPLERS[sweeper["sampler"]], sweeper.get("sampler_options"))
+    _check_options("pruner", PRUNERS[sweeper["pruner"]], sweeper.get("pruner_options"))
     for key in ("n_trials", "n_jobs"):
         value = sweeper.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -80,6 +84,22 @@ def check(sweeper: Mapping[str, Any]) -> None:
             f"hydra.sweeper.pruner={sweeper.get('pruner')} is not allowed with several objectives "
             "(Optuna prunes single-objective studies only); allowed: none"
         )
+
+
+def _check_options(kind: str, class_name: str, options: Mapping[str, Any] | None) -> None:
+    """Each option must be a keyword argument of the sampler's or pruner's class."""
+    if not options:
+        return
+    import optuna
+
+    cls = getattr(getattr(optuna, f"{kind}s"), class_name)
+    allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "search_space")]
+    for key in options:
+        if key not in allowed:
+            raise ValueError(
+                f"hydra.sweeper.{kind}_options.{key} is not an argument of {class_name}; "
+                f"allowed: {', '.join(allowed)}"
+            )
 
 
 def _one_of(key: str, value: Any, allowed: Mapping[str, str] | tuple[str, ...]) -> None:
