@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.search.settings import is_search
 
 GRID_SWEEPERS = (
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
@@ -67,7 +68,10 @@ class SweepProgress(Callback):
 
 
 def grid_size(config: DictConfig) -> int | None:
-    """Number of jobs the basic (grid) sweeper makes: the product of each swept key's values."""
+    """Jobs of the sweep: the product of each swept key's values for a grid sweeper,
+    ``n_trials`` (earlier runs' trials included) for an Optuna study."""
+    if is_search(config.hydra.sweeper):
+        return config.hydra.sweeper.n_trials
     if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None
     params = config.hydra.sweeper.get("params") or {}
