@@ -33,7 +33,7 @@ from linlab.results import read_results_if_any
 from linlab.search import settings, study
 from linlab.search.space import Dimension, format_value, parse_space
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("linlab")
 
 
 @dataclass

@@ -19,15 +19,14 @@ from omegaconf import DictConfig, OmegaConf
 from linlab.checks.validation import ConfigError
 from linlab.search import settings
 from linlab.search.space import parse_space
-
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+from linlab.sweeps.progress import GRID_SWEEPERS
 
 
 def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]] | None:
     """The jobs to check for a search; None when ``master`` does not run one."""
     sweeper = OmegaConf.select(master, "hydra.sweeper")
     if not settings.is_search(sweeper):
-        if sweeper is not None and sweeper.get("_target_") == BASIC_SWEEPER:
+        if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
             _refuse_search_without_sweeper(arguments)
         return None
     try:
@@ -50,7 +49,7 @@ def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]]
 
 
 def _refuse_search_without_sweeper(arguments: Sequence[str]) -> None:
-    """``interval(...)`` needs a searching sweeper: the basic one runs lists only."""
+    """``interval(...)`` needs a searching sweeper: the grid sweeper runs lists only."""
     for argument in arguments:
         try:
             override = OverridesParser.create().parse_overrides([argument])[0]
@@ -59,5 +58,5 @@ def _refuse_search_without_sweeper(arguments: Sequence[str]) -> None:
         if override.is_sweep_override() and not override.is_discrete_sweep():
             raise ConfigError(
                 f"{argument} is a search space: run it with hydra/sweeper=optuna or an "
-                "hparams_search preset (the basic sweeper runs lists a,b,c and range(...) only)"
+                "hparams_search preset (the grid sweeper runs lists a,b,c and range(...) only)"
             )
