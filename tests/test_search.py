@@ -18,10 +18,12 @@ from pathlib import Path
 import optuna
 import pytest
 from conftest import train_run
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 from sweeps import SRC, hparams_sessions
 
 from linlab.checks.preflight import problem
+from linlab.search.space import parse_space
 from linlab.search.study import STATUS_ATTR, trial_folders
 from linlab.sweeps.report import report
 from linlab.train import config_dir
@@ -250,3 +252,28 @@ def test_cli_refuses_a_bad_space_before_any_folder(tmp_path):
 
 def test_the_preset_passes_the_checks():
     assert problem(["-m", "hparams_search=lr_batch_tpe", *TINY], config_dir()) is None
+
+
+def test_space_reads_the_override_grammar_into_optuna_distributions():
+    fixed, dims = parse_space(
+        [
+            "data.n_samples=200",
+            "optimizer.lr=tag(log,interval(1e-4,1))",
+            "data.batch_size=tag(int,interval(7.5,512))",
+            "trainer.max_epochs=range(5,50,5)",
+            "optimizer=sgd,adam",
+            "data.batch_size=choice(8,64)",  # the last one of a key wins, as on a command line
+        ]
+    )
+    assert fixed == ["data.n_samples=200"]
+    space = {d.name: d.distribution() for d in dims}
+    assert space == {
+        "optimizer.lr": FloatDistribution(1e-4, 1.0, log=True),
+        "trainer.max_epochs": IntDistribution(5, 45, step=5),
+        "optimizer": CategoricalDistribution(["sgd", "adam"]),
+        "data.batch_size": CategoricalDistribution([8, 64]),
+    }
+    epochs = next(d for d in dims if d.name == "trainer.max_epochs")
+    assert epochs.grid_values() == list(range(5, 50, 5))
+    (batch,) = parse_space(["data.batch_size=tag(int,interval(7.5,512))"])[1]
+    assert batch.distribution() == IntDistribution(8, 512)
