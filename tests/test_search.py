@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -59,10 +60,11 @@ STUDIES = {
 }
 
 
-def start(args: list[str], folder: Path) -> subprocess.Popen:
+def start(args: list[str], folder: Path, cwd: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SRC)}
     return subprocess.Popen(
         [sys.executable, "-m", "linlab.train", "-m", *args, f"hydra.sweep.dir={folder}"],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -88,11 +90,18 @@ def results_of(folder: Path) -> dict[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory) -> dict[str, Path]:
-    """Every study run to its end, except ``killed``: SIGKILLed after 2 finished trials."""
+def studies(tmp_path_factory) -> dict[str, Any]:
+    """Every study run to its end, except ``killed``: SIGKILLed after 2 finished trials; and
+    ``refused``: a bad space, started from an empty folder."""
     root = tmp_path_factory.mktemp("search")
-    folders = {name: root / name for name in STUDIES}
+    folders: dict[str, Any] = {name: root / name for name in STUDIES}
     procs = {name: start(args, folders[name]) for name, args in STUDIES.items()}
+    (root / "refused").mkdir()
+    refused = start(
+        ["hparams_search=lr_batch_tpe", "optimizer.lr=tag(log,interval(0,1))"],
+        root / "refused" / "multirun",
+        cwd=root / "refused",
+    )
     try:
         killed = procs.pop("killed")
         deadline = time.monotonic() + 240
@@ -105,20 +114,21 @@ def studies(tmp_path_factory) -> dict[str, Path]:
             json.dumps(results_of(folders["killed"]))
         )
         procs["killed"] = start(STUDIES["killed"], folders["killed"])  # the same command again
-        procs["pruned"].wait()  # then the pruning study goes on with a far too small lr
-        finish(procs.pop("pruned"))
+        finish(procs.pop("pruned"))  # then the pruning study goes on with a far too small lr
         tiny_lr = [*PRUNE_BASE, "optimizer.lr=1e-6", "hydra.sweeper.n_trials=3"]
         procs["pruned"] = start(tiny_lr, folders["pruned"])
         for proc in procs.values():
             finish(proc)
+        _, stderr = refused.communicate(timeout=120)
+        folders["refused"] = (refused.returncode, stderr, root / "refused")
     finally:
-        for proc in procs.values():
+        for proc in [*procs.values(), refused]:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
     return folders
 
 
-def test_seeded_tpe_reaches_the_best_of_a_4x4_grid(studies, tmp_path, capsys):
+def test_seeded_tpe_reaches_the_best_of_a_4x4_grid(studies, tmp_path):
     folder = studies["tpe16"]
     study, results = load(folder), results_of(folder)
     assert len(results) == 16 == len(study.trials)
@@ -152,11 +162,14 @@ def test_killed_study_resumes_keeping_finished_trials(studies):
     folder = studies["killed"]
     before = {int(n): r for n, r in json.loads((folder / "before_kill.json").read_text()).items()}
     after, study = results_of(folder), load(folder)
-    finished_before = {n: r for n, r in before.items() if r.get("status") == "ok"}
+    finished_before = {n: r for n, r in before.items() if r.get("status") != "interrupted"}
     assert len(finished_before) >= 2
     for number, results in finished_before.items():  # kept, not run again
         assert after[number] == results
-        assert study.trials[number].value == results["val_loss"]
+        trial = study.trials[number]
+        assert trial.user_attrs[STATUS_ATTR] == results["status"]
+        if results["status"] == "ok":
+            assert trial.value == results["val_loss"]
     told = [t for t in study.trials if STATUS_ATTR in t.user_attrs]
     assert len(told) == 6  # n_trials finished in total
     lost = [t for t in study.trials if STATUS_ATTR not in t.user_attrs]
@@ -229,25 +242,11 @@ def test_interval_without_a_search_sweeper_is_refused():
     assert "is a search space: run it with hydra/sweeper=optuna" in message
 
 
-def test_cli_refuses_a_bad_space_before_any_folder(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "linlab.train",
-            "-m",
-            "hparams_search=lr_batch_tpe",
-            "optimizer.lr=tag(log,interval(0,1))",
-        ],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(SRC)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "a log interval needs low > 0" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
+def test_cli_refuses_a_bad_space_before_any_folder(studies):
+    returncode, stderr, cwd = studies["refused"]
+    assert returncode == 2
+    assert stderr.count("\n") == 1 and "a log interval needs low > 0" in stderr
+    assert list(cwd.iterdir()) == []  # no sweep folder, no study file
 
 
 def test_the_preset_passes_the_checks():
