@@ -28,6 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab.checks.search_space import sample_jobs
 from linlab.checks.validation import ConfigError, validate
 from linlab.sweeps.compose import JobComposer
 
@@ -98,6 +99,9 @@ def _grid(master: DictConfig) -> list[list[str]]:
     """The basic sweeper's jobs: the product of the swept values (command line + config)."""
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
+    searched = sample_jobs(master, arguments)  # an Optuna search: jobs at the space's edges
+    if searched is not None:
+        return searched
     parsed = _parse(arguments)
     if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
         return [arguments]  # interval/range searches belong to an optimising sweeper

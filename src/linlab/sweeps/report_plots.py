@@ -47,8 +47,10 @@ LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def facet_keys(varied: Sequence[str]) -> list[str]:
-    """Varied keys other than lr, batch size and seed: each combination is one panel."""
-    return [k for k in varied if k not in (*AXIS_KEYS.values(), aggregate.SEED_KEY)]
+    """Varied keys other than lr, batch size, seed and a search's trial number: one panel
+    for each combination."""
+    skipped = (*AXIS_KEYS.values(), aggregate.SEED_KEY, "optuna_trial")
+    return [k for k in varied if k not in skipped]
 
 
 def panels(jobs: list[Job], facets: list[str]) -> dict[str, list[Job]]:
