@@ -2,11 +2,12 @@
 
 At fit start, on the training split: the least-squares optimum, its loss, the Hessian's
 extreme eigenvalues, its condition number and the largest stable full-batch learning rate,
-logged once as ``theory/*`` and returned by ``results()`` (train.py merges that into
-``results.json``), with a warning when plain gradient descent's ``optimizer.lr`` exceeds the
-bound. After every epoch (and at the start): ``theory/excess_loss`` = L(θ) − L(θ*) (quadratic
-losses only), ``theory/dist_w_opt`` = ‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖,
-over the weights w (the bias is not included).
+returned by ``results()`` (train.py merges that into ``results.json``; TensorBoard's text
+tab shows them, not one-point charts), with a warning when plain gradient descent's
+``optimizer.lr`` exceeds the bound. After every epoch (and at the start):
+``theory/excess_loss`` = L(θ) − L(θ*) (quadratic losses only), ``theory/dist_w_opt`` =
+‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖, over the weights w (the bias is not
+included).
 
 For a Gaussian design (the data carry Σ and σ²), also every epoch:
 ``theory/population_risk`` and ``theory/excess_population_risk`` (``linlab.theory``), and at
@@ -66,12 +67,6 @@ class TheoryMetrics(L.Callback):
                 *splits["train"], getattr(model, "b", None) is not None, curvature, quadratic
             )
             self.extra = self._closed_forms(trainer, splits["train"], curvature)
-            once = {
-                f"theory/{key}": value
-                for key, value in {**self.reference.as_dict(), **self.extra}.items()
-                if isinstance(value, float)
-            }
-            self._log(trainer, once)
             self._check_lr(trainer)
         self._log(trainer, self._distances(pl_module))
 

@@ -92,8 +92,8 @@ def varied_keys(jobs: list[Job]) -> list[str]:
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
-    """``ok`` jobs by final val loss first, then diverged, failed and running ones."""
-    order = {"ok": 0, "diverged": 1, "failed": 2, "running": 3}
+    """``ok`` jobs by final val loss first, then pruned, diverged, failed and running ones."""
+    order = {"ok": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4}
 
     def key(job: Job) -> tuple:
         loss = job.val_loss
@@ -152,6 +152,7 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
 
 def report(sweep_dir: Path, value: str = "val_loss") -> str:
     """Write the report files into ``sweep_dir``; return the text printed to the console."""
+    from linlab.search.report import optuna_view
     from linlab.sweeps import aggregate, risk_curve
     from linlab.sweeps.report_plots import curves_figure, facet_keys, heatmap_figure
 
@@ -200,9 +201,8 @@ def report(sweep_dir: Path, value: str = "val_loss") -> str:
     written = "wrote " + ", ".join(
         str(sweep_dir / n) for n in ("report.csv", "report.md", *figures)
     )
-    return "\n".join(
-        [head[0], head[1], "", format_table(rows), "", *over_seeds, *head[2:], written]
-    )
+    lines = [head[0], head[1], "", format_table(rows), "", *over_seeds, *head[2:], written]
+    return "\n".join([*lines, *optuna_view(sweep_dir)])
 
 
 def main(argv: list[str] | None = None) -> None:
