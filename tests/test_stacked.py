@@ -263,3 +263,29 @@ def test_cached_composition_equals_hydras_for_every_job():
         assert len(composer.composed) == 2  # one Hydra composition per structure
     finally:
         GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_adam_members_with_a_scheduler_follow_their_separate_runs(tmp_path, train_in, optimizer):
+    """Per-member betas, weight decay and learning rates in param groups, one cosine schedule
+    stepping every group from its own base lr: each member equals its run alone."""
+    from linlab.train import train_group
+
+    tiny = ["data.n_samples=200", "trainer.max_epochs=3", "callbacks=none", "logger=none"]
+    base = [f"optimizer={optimizer}", "scheduler=cosine", *tiny]
+    members = [
+        [*base, "optimizer.lr=0.05", "optimizer.betas=[0.8,0.99]", "seed=0"],
+        [*base, "optimizer.lr=0.01", "optimizer.weight_decay=0.1", "seed=1"],
+    ]
+    dirs = [tmp_path / f"member{k}" for k in range(len(members))]
+    cfgs = [compose_config(m, d) for m, d in zip(members, dirs, strict=True)]
+    for d in dirs:
+        d.mkdir()
+    stacked = train_group(cfgs, dirs)
+    for k, overrides in enumerate(members):
+        alone = train_in(overrides, name=f"alone{k}")
+        assert stacked[k]["stacked_members"] == 2
+        for key in ("weights", "bias", "val_loss"):
+            torch.testing.assert_close(
+                torch.tensor(stacked[k][key]), torch.tensor(alone[key]), rtol=1e-6, atol=1e-6
+            )

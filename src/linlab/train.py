@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from linlab import ddp, devices, faults
 from linlab.cli import config_dir, main
@@ -151,7 +151,8 @@ def train_group(
         built.append(build(cfg))
     datamodules = [datamodule for datamodule, _ in built]
     module = stack_modules([m for _, m in built])
-    shared = all(c.data == cfgs[0].data for c in cfgs)
+    data_settings = [OmegaConf.to_container(c.data, resolve=True) for c in cfgs]
+    shared = all(d == data_settings[0] for d in data_settings)
     datamodule = datamodules[0] if len(cfgs) == 1 else StackedDataModule(datamodules, shared)
     trainer = build_trainer(cfgs, run_dirs, module, datamodules, as_member)
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
