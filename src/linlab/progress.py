@@ -92,10 +92,8 @@ class LiveProgress(ProgressBar):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epochs = trainer.current_epoch + 1 - self.first_epoch
         self.steps_per_epoch = max(1, (trainer.global_step - self.first_step) // epochs)
-        total, steps = (
-            getattr(pl_module, "epoch_loss_sum", None),
-            getattr(pl_module, "epoch_steps", 0),
-        )
+        total = getattr(pl_module, "epoch_loss_sum", None)
+        steps = getattr(pl_module, "epoch_steps", 0)
         if total is not None and steps:  # the module's running sum, complete at this hook
             self.losses["train loss"] = float(total.reshape(-1)[0]) / steps
 
