@@ -5,7 +5,7 @@ seed). Both axes of the heatmap are logarithmic when every value is a positive n
 a full-batch job (``batch_size: null``) puts that axis on evenly spaced labelled cells. A cell
 that has no final loss to colour (diverged, failed, interrupted, ...) gets its own hatch and
 its status written in it. In the curves, colour follows lr on one scale and the line style the
-batch size; a diverged job's curve ends in a red cross.
+batch size; a red cross marks where a diverged job stopped.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ def val_curve(job: Job) -> list[float]:
 
 def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     """Every job's val-loss curve over epochs: colour by lr (one log scale), line style by
-    batch size, the legend in numeric order; a diverged job's curve ends in a red cross."""
+    batch size, the legend in numeric order; a red cross marks where a diverged job stopped
+    (also one that diverged before its first validation)."""
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
@@ -161,16 +162,14 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
             key=lambda j: (_order(axis_value(j, "lr")), _order(axis_value(j, "batch_size"))),
         ):
             curve = val_curve(job)
-            if not curve:
-                continue
             lr, size = axis_value(job, "lr"), axis_value(job, "batch_size")
-            style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
             label = f"lr={_label(lr)}, batch {_label(size)}"
-            epochs = range(1, len(curve) + 1)
-            ax.plot(epochs, curve, style, color=colour(lr), marker=".", label=label)
-            if job.status == "diverged":
-                label = f"{label}: diverged"
-                ax.plot(len(curve), curve[-1], "X", color="red", ms=11, mec="k", label=label)
+            if curve:
+                style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
+                epochs = range(1, len(curve) + 1)
+                ax.plot(epochs, curve, style, color=colour(lr), marker=".", label=label)
+            if job.status == "diverged" and (end := divergence_point(job, curve)) is not None:
+                ax.plot(*end, "X", color="red", ms=11, mec="k", label=f"{label}: diverged")
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(title or "val loss")
@@ -180,6 +179,16 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         if ax.get_lines():
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def divergence_point(job: Job, curve: list[float]) -> tuple[float, float] | None:
+    """Where a diverged job stopped: its last epoch and the val loss of the parameters it
+    kept (the last finite ones), else the end of its curve; None when neither is known."""
+    value = job.results.get("val_loss")
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        value = curve[-1] if curve else None
+    epoch = job.results.get("epochs") or len(curve)
+    return None if value is None or not epoch else (epoch, value)
 
 
 def lr_colours(lrs: list[Any]) -> Any:
