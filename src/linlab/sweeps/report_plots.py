@@ -120,7 +120,8 @@ def _draw_heatmap(ax: Any, jobs: list[Job], norm: Normalize) -> None:
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
-        ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=ink, weight="bold")
+        size = 7 if "\n" in text else 8
+        ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink, weight="bold")
     for axis, edges, log, values in (("x", x_edges, x_log, lrs), ("y", y_edges, y_log, sizes)):
         getattr(ax, f"set_{axis}lim")(edges[0], edges[-1])
         if log:
