@@ -223,7 +223,8 @@ def test_report_on_a_partly_failed_sweep(sweeps, capsys):
 def test_report_facets_other_varied_keys(sweeps, capsys):
     main([str(sweeps["preset"].folder)])
     out = capsys.readouterr().out
-    assert "one panel per value of seed × trainer.precision" in out
+    assert "one panel per value of trainer.precision" in out  # seeds are aggregated
+    assert "over seeds: val_loss" in out
     rows = list(csv.DictReader((sweeps["preset"].folder / "report.csv").open()))
     assert len(rows) == 12
 

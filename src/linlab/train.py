@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from linlab import ddp, devices, faults
-from linlab.checks.preflight import check_command_line
+from linlab.cli import config_dir, main
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
 from linlab.progress import LiveProgress, interrupted_message
@@ -41,13 +41,6 @@ from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
 
 log = logging.getLogger("linlab")
-
-
-def config_dir() -> Path:
-    """``conf/``: inside the installed package (wheel), else at the top of the source tree."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return packaged if packaged.is_dir() else here.parents[1] / "conf"
 
 
 def resolve_seed(cfg: DictConfig) -> int:
@@ -295,14 +288,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
-
-
-def main() -> None:
-    """Console entry point ``linlab-train``."""
-    naming.start_launch(sys.argv[1:])
-    check_command_line(sys.argv[1:], config_dir())
-    quiet_lightning()
-    hydra_main()
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ FINAL_METRICS = {
     "final/test_loss": "test_loss",
     "final/train_loss": "train_loss",
     "final/param_distance": "param_distance",
+    "final/steps_to_target": "steps_to_target",
 }
 STATUS = "Status"  # the HParams key of the run's status (see the module docstring)
 # ok is a success; a run stopped by divergence, an error or a search is a failure to the

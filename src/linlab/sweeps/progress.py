@@ -31,6 +31,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.search.settings import is_search
 from linlab.sweeps.report import best_line, load_jobs, status_counts
 
 GRID_SWEEPERS = (
@@ -129,7 +130,10 @@ def keep_logs_off_the_console() -> None:
 
 
 def grid_size(config: DictConfig) -> int | None:
-    """Number of jobs the basic (grid) sweeper makes: the product of each swept key's values."""
+    """Jobs of the sweep: the product of each swept key's values for a grid sweeper,
+    ``n_trials`` (earlier runs' trials included) for an Optuna study."""
+    if is_search(config.hydra.sweeper):
+        return config.hydra.sweeper.n_trials
     if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None
     params = config.hydra.sweeper.get("params") or {}
