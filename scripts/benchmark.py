@@ -321,8 +321,8 @@ def progress_display_cost(n: int, d: int, batch: int, epochs: int, rounds: int, 
         f"+callbacks.cpu_clock._target_={__name__}.make_cpu_clock",
     ]
     times: dict[str, list[float]] = {"off": [], "on": [], "off_cpu": [], "on_cpu": []}
-    for _ in range(rounds):
-        for mode in ("off", "on"):
+    for round_ in range(rounds):
+        for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):  # neither always first
             shown = [f"trainer.enable_progress_bar={mode == 'on'}"]
             drawing = drawn_as_on_a_terminal() if mode == "on" else contextlib.nullcontext()
             with drawing:

@@ -105,7 +105,7 @@ def make_job(root: Path, name: str, lr, batch, status, curve=(), **results) -> J
             for epoch, value in enumerate(curve, start=1):
                 writer.add_scalar("val/loss", value, epoch)
     val = curve[-1] if curve and status == "ok" else None
-    data = {"lr": lr, "batch_size": batch, "status": status, "val_loss": val, **results}
+    data = {"lr": lr, "batch_size": batch, "status": status, "val_loss": val} | results
     return Job(folder, {"optimizer.lr": lr, "data.batch_size": batch}, data)
 
 
@@ -134,6 +134,8 @@ def test_sweep_curves_colour_by_lr_style_by_batch_numeric_legend(tmp_path):
             status = "diverged" if (lr, batch) == (0.1, 8) else "ok"
             curve = [1.0 / (1 + lr * batch * e) for e in range(3)]
             jobs.append(make_job(tmp_path, f"lr={lr},batch_size={batch}", lr, batch, status, curve))
+    # diverged in its first epoch, before any validation: no curve, still a cross
+    jobs.append(make_job(tmp_path, "fast", 1.0, 8, "diverged", epochs=1, val_loss=2.6e6))
     figure = curves_figure(jobs, [])
     assert_nothing_clipped(figure)
     ax = figure.axes[0]
@@ -148,9 +150,11 @@ def test_sweep_curves_colour_by_lr_style_by_batch_numeric_legend(tmp_path):
         by_batch.setdefault(batch, set()).add(line.get_linestyle())
     assert all(len(c) == 1 for c in by_lr.values()) and len(set().union(*by_lr.values())) == 3
     assert all(len(s) == 1 for s in by_batch.values()) and len(set().union(*by_batch.values())) == 3
-    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "X"]
-    assert [ln.get_label() for ln in crosses] == ["lr=0.1, batch 8: diverged"]
-    assert to_rgba(crosses[0].get_color()) == to_rgba("red")
+    crosses = {ln.get_label(): ln for ln in ax.get_lines() if ln.get_marker() == "X"}
+    assert set(crosses) == {"lr=0.1, batch 8: diverged", "lr=1, batch 8: diverged"}
+    assert all(to_rgba(ln.get_color()) == to_rgba("red") for ln in crosses.values())
+    fast = crosses["lr=1, batch 8: diverged"]
+    assert (list(fast.get_xdata()), list(fast.get_ydata())) == ([1], [2.6e6])
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[:3] == ["lr=0.001, batch 8", "lr=0.001, batch 64", "lr=0.001, batch 512"]
 

@@ -292,11 +292,11 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps, tmp_path, train_in):
         # (TensorBoard 2.21's tf-hparams-query-pane: sort by differs, then Math.min(5, n))
         ticked = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs"))[:5]
         assert {"optimizer.lr", "data.batch_size", "Status"} <= {h["name"] for h in ticked}
-        # Lightning adds an `epoch` scalar wherever the module calls self.log (issue 15)
         metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-        metrics = [m for m in metrics if m != "epoch"]
-        assert metrics[:4] == sorted(FINAL_METRICS)  # the first columns ticked
-        assert "final/epochs" not in metrics
+        final = [m for m in metrics if m.startswith("final/")]
+        assert set(final) <= set(FINAL_METRICS) and metrics[: len(final)] == final
+        assert "final/val_loss" in metrics[:5]  # among the columns the dashboard ticks
+        assert "final/epochs" not in metrics and "epoch" not in metrics  # no one-point charts
         groups = http_json(
             f"{base}/plugin/hparams/session_groups",
             {

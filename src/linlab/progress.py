@@ -33,7 +33,7 @@ from rich.progress_bar import ProgressBar as Bar
 from rich.table import Table
 from rich.text import Text
 
-LOSS_METRICS = {"train loss": "train/epoch_loss", "val loss": "val/loss"}
+LOSS_LABELS = ("train loss", "val loss")
 
 
 class LiveProgress(ProgressBar):
@@ -92,6 +92,10 @@ class LiveProgress(ProgressBar):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epochs = trainer.current_epoch + 1 - self.first_epoch
         self.steps_per_epoch = max(1, (trainer.global_step - self.first_step) // epochs)
+        total = getattr(pl_module, "epoch_loss_sum", None)
+        steps = getattr(pl_module, "epoch_steps", 0)
+        if total is not None and steps:  # the module's running sum, complete at this hook
+            self.losses["train loss"] = float(total.reshape(-1)[0]) / steps
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._read_losses(trainer)
@@ -115,10 +119,9 @@ class LiveProgress(ProgressBar):
             self.live = None
 
     def _read_losses(self, trainer: L.Trainer) -> None:
-        for label, key in LOSS_METRICS.items():
-            value = trainer.callback_metrics.get(key)
-            if value is not None:
-                self.losses[label] = float(value)
+        value = trainer.callback_metrics.get("val/loss")
+        if value is not None:
+            self.losses["val loss"] = float(value)
 
     def steps_done(self) -> int:
         """Optimiser steps so far, inside the running chunk too."""
@@ -142,7 +145,7 @@ class LiveProgress(ProgressBar):
         left = elapsed * (to_run - ran) / ran if ran and to_run is not None else None
         row = Table.grid(padding=(0, 1))
         head = f"epoch {epoch}/{max_epochs or '?'}"
-        losses = "  ".join(f"{label} {_loss(self.losses.get(label))}" for label in LOSS_METRICS)
+        losses = "  ".join(f"{label} {_loss(self.losses.get(label))}" for label in LOSS_LABELS)
         steps = f"step {done:,}/{total:,}" if total is not None else f"step {done:,}"
         fraction = f"{ran / to_run:4.0%}" if to_run else ""
         tail = f"{steps}  {losses}  {_clock(elapsed)} elapsed  {_clock(left)} left"

@@ -7,8 +7,8 @@ curves a mean line with a 95% band. The heatmap carries the theoretical stabilit
 logarithmic when every value is a positive number; a full-batch job (``batch_size: null``)
 puts that axis on evenly spaced labelled cells. A cell that has no final value to colour
 (diverged, failed, interrupted, ...) gets its own hatch and its status written in it. In the
-curves, colour follows lr on one scale and the line style the batch size; a diverged
-setting's curve ends in a red cross.
+curves, colour follows lr on one scale and the line style the batch size; a red cross marks
+where a diverged setting stopped.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _draw_heatmap(
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
-        size = 8 if len(lrs) <= 5 else 6
+        size = (8 if len(lrs) <= 5 else 6) - ("\n" in text)
         ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink, weight="bold")
     for axis, edges, log, values in (("x", x_edges, x_log, lrs), ("y", y_edges, y_log, sizes)):
         getattr(ax, f"set_{axis}lim")(edges[0], edges[-1])
@@ -183,7 +183,8 @@ def val_curve(job: Job) -> list[float]:
 def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     """Val-loss curves over epochs, one per setting: a job's own curve, or over several seeds
     their mean with a 95% band. Colour by lr (one log scale), line style by batch size, the
-    legend in numeric order; a diverged setting's curve ends in a red cross."""
+    legend in numeric order; a red cross marks where a diverged setting stopped (also
+    one that diverged before its first validation)."""
     from linlab.sweeps.report import varied_keys
 
     groups = panels(jobs, facets)
@@ -203,22 +204,21 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         )
         for seeds in settings:
             curves = [c for c in map(val_curve, seeds) if c]
-            if not curves:
-                continue
-            mean, low, high = aggregate.mean_band(curves)
             status = aggregate.cell(seeds, "val_loss")[1]
             lr, size = axis_value(seeds[0], "lr"), axis_value(seeds[0], "batch_size")
             style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
             label = f"lr={_label(lr)}, batch {_label(size)}"
             if len(seeds) > 1:
                 label = f"{_setting_label(seeds, varied)}"
-            epochs = range(1, len(mean) + 1)
-            ax.plot(epochs, mean, style, color=colour(lr), marker=".", label=label)
-            if len(curves) > 1:
-                ax.fill_between(epochs, low, high, color=colour(lr), alpha=0.25, lw=0)
-            if status == "diverged":
-                label = f"{label}: diverged"
-                ax.plot(len(mean), mean[-1], "X", color="red", ms=11, mec="k", label=label)
+            mean: list[float] = []
+            if curves:
+                mean, low, high = aggregate.mean_band(curves)
+                epochs = range(1, len(mean) + 1)
+                ax.plot(epochs, mean, style, color=colour(lr), marker=".", label=label)
+                if len(curves) > 1:
+                    ax.fill_between(epochs, low, high, color=colour(lr), alpha=0.25, lw=0)
+            if status == "diverged" and (end := divergence_point(seeds, list(mean))):
+                ax.plot(*end, "X", color="red", ms=11, mec="k", label=f"{label}: diverged")
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(title or "val loss")
@@ -228,6 +228,18 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         if ax.get_lines():
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def divergence_point(seeds: list[Job], curve: list[float]) -> tuple[float, float] | None:
+    """Where a diverged setting stopped: a single job's last epoch and the val loss of the
+    parameters it kept (the last finite ones), else the end of the (mean) curve; None when
+    neither is known."""
+    value = seeds[0].results.get("val_loss") if len(seeds) == 1 else None
+    epoch = seeds[0].results.get("epochs") if len(seeds) == 1 else None
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        value = curve[-1] if curve else None
+    epoch = epoch or len(curve)
+    return None if value is None or not epoch else (epoch, value)
 
 
 def _setting_label(seeds: list[Job], varied: list[str]) -> str:
