@@ -12,6 +12,7 @@ exit code 2, before any folder, logger or data exists.
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,10 +29,15 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from linlab.checks.validation import ConfigError, validate
+from linlab.checks.overrides import check_syntax
+from linlab.checks.validation import ConfigError, locate, parameters_of, validate
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
+GRID_SWEEPERS = (
+    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+)
 
 
 def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
@@ -57,9 +63,10 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
 
     Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
     """
-    args = get_args_parser().parse_args(list(argv))
+    args = _parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
+    check_syntax(args.overrides)
     hydra = _create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
@@ -76,6 +83,17 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
             yield _with_output_dir(cfg, sweep_dir)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _parse_command_line(argv: Sequence[str]):
+    """Hydra's own argument parser, refusing in one line instead of printing its usage."""
+    parser = get_args_parser()
+
+    def refuse(message: str) -> None:
+        raise ConfigError(f"{message} (see linlab-train --help)")
+
+    parser.error = refuse
+    return parser.parse_args(list(argv))
 
 
 def _create_hydra(args, primary_config_dir: Path) -> Hydra:
@@ -96,9 +114,20 @@ def _grid(master: DictConfig) -> list[list[str]]:
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
     parsed = _parse(arguments)
-    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
-        return [arguments]  # interval/range searches belong to an optimising sweeper
+    searches = [o for o in parsed if o.is_sweep_override() and not o.is_discrete_sweep()]
+    if searches and _sweeper(master) in GRID_SWEEPERS:
+        raise ConfigError(
+            f"{searches[0].input_line}: interval() is a search range, which needs a search "
+            "sweeper (hparams_search=... or hydra/sweeper=optuna); the grid sweeper of -m "
+            "takes lists a,b,c, range(start,stop,step) or choice(a,b)"
+        )
+    if searches:
+        return [arguments]  # interval searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
+
+
+def _sweeper(master: DictConfig) -> str | None:
+    return OmegaConf.select(master, "hydra.sweeper._target_", default=None)
 
 
 def _parse(arguments: list[str]):
@@ -153,22 +182,37 @@ def _key_of_failed_override(error: Exception) -> str | None:
 
 
 def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[str]) -> str:
+    """Name the close keys; suggest ``+key=...`` only where the node's target takes ``key``."""
     parent, _, name = key.rpartition(".")
     try:
         base = hydra.compose_config(
             config_name, others, run_mode=RunMode.RUN, with_log_configuration=False
         )
         node = OmegaConf.select(base, parent) if parent else base
-        keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
     except (HydraException, OmegaConfBaseException):
-        keys = []
+        node = None
+    keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
     keys = [k for k in keys if not k.startswith("_") and k != "hydra"]
     close = difflib.get_close_matches(name, keys, n=1)
     where = parent or "the top level"
     hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
-    return (
-        f"{key} is not a key of {where}; {hint}allowed: {', '.join(keys)} "
-        f"(or +{key}=... to add a new one)"
+    allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None or _takes(parent, target, name):
+        return f"{key} is not a key of {where}; {hint}{allowed} (or +{key}=... to add a new one)"
+    return f"{key} is not a key of {where}; {hint}{allowed} ({target} takes no {name})"
+
+
+def _takes(path: str, target: str, name: str) -> bool:
+    """Whether the callable ``target`` names accepts a keyword ``name``."""
+    try:
+        parameters = parameters_of(locate(path, target))
+    except ConfigError:
+        return True
+    if parameters is None:
+        return True
+    return any(
+        p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
 
 
