@@ -24,30 +24,13 @@ import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 
-from linlab.checks.rules import BUILT_IN_DATA, show
+from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, show
 from linlab.checks.validation import ConfigError, is_integer, locate
 from linlab.data.datamodule import dtype_for_precision
 from linlab.devices import default_dtype
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
-
-# What torch's optimisers and schedulers accept for their common settings (the error names
-# the key to blame; this says what to write instead). Other keys: "what <target> accepts".
-KNOWN_ALLOWED = {
-    "lr": "a finite number > 0",
-    "momentum": "a number >= 0",
-    "dampening": "a number >= 0",
-    "weight_decay": "a number >= 0",
-    "eps": "a number >= 0",
-    "betas": "two numbers in [0, 1), e.g. [0.9, 0.999]",
-    "nesterov": "true only with momentum > 0 and dampening = 0",
-    "step_size": "an integer >= 1",
-    "T_max": "an integer >= 1",
-    "T_0": "an integer >= 1",
-    "gamma": "a finite number > 0",
-    "eta_min": "a finite number >= 0",
-}
 
 
 def check(values: dict[str, Any]) -> None:
@@ -175,7 +158,8 @@ def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Except
     if key is None:
         return f"{group}: {type(error).__name__}: {text}"
     target = node["_target_"]
-    allowed = KNOWN_ALLOWED.get(key) or _fallback_allowed(group, target, key)
+    known = TORCH_SETTINGS.get(key, (None, None))[1] if key != "lr" else "a finite number > 0"
+    allowed = known or _fallback_allowed(group, target, key)
     return (
         f"{group}.{key}={show(node[key])} is not allowed by {target} "
         f"({type(error).__name__}: {text}); allowed: {allowed}"

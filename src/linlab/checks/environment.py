@@ -25,7 +25,8 @@ PSEUDO_FILE_SYSTEMS = frozenset(
     {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs"}
     | {"securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "efivarfs"}
 )
-MIN_FREE_BYTES = 64 * 1024  # the config, train.log and results.json of a run
+# a run's config, log, events, checkpoint, figures and results.json: a few hundred KiB
+MIN_FREE_BYTES = 1024 * 1024
 DATA_COPIES = 3  # generated in float64, converted to the training dtype, split by index
 
 
@@ -117,8 +118,8 @@ def check_writable(folder: Path) -> None:
     if free < MIN_FREE_BYTES:
         raise ConfigError(
             f"output folder {folder} cannot hold a run: {free // 1024} KiB free on the file "
-            f"system of {existing}, less than the {MIN_FREE_BYTES // 1024} KiB a run's config and "
-            f"results.json need {fix}"
+            f"system of {existing}, less than the {MIN_FREE_BYTES // 1024} KiB a run's files "
+            f"(config, events, checkpoint, figures, results.json) need {fix}"
         )
 
 

@@ -170,8 +170,32 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
     first = _first_line(error)
+    plain = _plain_words(first)
+    if plain is not None:
+        return plain
     detail = _first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
+
+
+def _plain_words(message: str) -> str | None:
+    """Hydra's composition errors about how an override is written, said plainly."""
+    quoted = message.split("'")[1] if message.count("'") >= 2 else ""
+    if message.startswith("Ambiguous value for argument"):
+        return (
+            f"{quoted} gives several values: add -m to run one job per value, or write "
+            f"{quoted.partition('=')[0]}=[a,b] for a list, '{quoted}' quoted for a string"
+        )
+    if "requires --multirun" in message:
+        return (
+            f"{quoted} is a sweep: add -m (and interval() also needs a search sweeper: "
+            "hparams_search=... or hydra/sweeper=optuna)"
+        )
+    if message.startswith("Could not append to config. An item is already at"):
+        return (
+            f"+{quoted}=... adds a key, but {quoted} exists already: write {quoted}=... to "
+            f"change it (or ++{quoted}=... to set it either way)"
+        )
+    return None
 
 
 def _key_of_failed_override(error: Exception) -> str | None:

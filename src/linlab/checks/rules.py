@@ -55,6 +55,8 @@ def check(values: dict[str, Any]) -> None:
     if "lr" in optimizer:
         check_lr(optimizer["lr"], trainer.get("precision", "32-true"))
     check_trainer(trainer)
+    for group in ("optimizer", "scheduler"):
+        check_torch_settings(group, values.get(group) or {})
     data = values.get("data") or {}
     if data.get("_target_") in BUILT_IN_DATA:
         check_data(data)
@@ -80,6 +82,40 @@ def check_lr(lr: Any, precision: Any) -> None:
         f"a finite number > 0 representable in the training dtype ({str(dtype)[6:]} for "
         f"trainer.precision={precision}: at most {largest:.4g})",
     )
+
+
+# Common settings of torch's optimisers and schedulers: key -> (is the value allowed, what is).
+# torch itself refuses some values only when it steps (step_size=0) and others never
+# (gamma=-1 flips the learning rate's sign).
+TORCH_SETTINGS = {
+    "momentum": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "dampening": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "weight_decay": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "eps": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "betas": (
+        lambda v: (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(is_finite_number(b) and 0 <= b < 1 for b in v)
+        ),
+        "two numbers in [0, 1), e.g. [0.9, 0.999]",
+    ),
+    "nesterov": (lambda v: isinstance(v, bool), "true only with momentum > 0 and dampening = 0"),
+    "step_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "T_max": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "T_0": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "gamma": (lambda v: is_finite_number(v) and v > 0, "a finite number > 0"),
+    "eta_min": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+}
+
+
+def check_torch_settings(group: str, node: dict[str, Any]) -> None:
+    """The settings of a ``torch.optim`` class: what torch accepts and what makes sense."""
+    if not str(node.get("_target_", "")).startswith("torch.optim."):
+        return
+    for key, (ok, allowed) in TORCH_SETTINGS.items():
+        if key in node:
+            require(ok(node[key]), f"{group}.{key}", node[key], allowed)
 
 
 # Lightning Trainer options whose values Lightning checks only once fit has started, or not at

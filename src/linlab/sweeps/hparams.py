@@ -20,6 +20,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
+from linlab.logger import events_file, remove_if_empty
+from linlab.unwritten import not_written
+
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
 CONFIG_KEYS = (
     "seed",
@@ -118,8 +121,14 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            with SummaryWriter(logger.log_dir) as writer:
-                write_session(writer, hparams, metrics, int(results.get("steps") or 0))
+            writer = None
+            try:
+                writer = SummaryWriter(logger.log_dir)
+                with writer:
+                    write_session(writer, hparams, metrics, int(results.get("steps") or 0))
+            except OSError as error:  # a full disk: a warning, the run's result stands
+                remove_if_empty(events_file(writer))
+                not_written(f"TensorBoard HParams session in {logger.log_dir}", error)
 
 
 def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
