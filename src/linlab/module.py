@@ -218,12 +218,14 @@ class RegressionModule(L.LightningModule):
         xs, ys = chunk
         last = len(ys) - 1
         losses, snapshots = [], {}
+        progress = self.steps_done_in_chunk = [0]  # read by linlab.progress's drawing thread
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = self._member_flats()
             if i == last:
                 penultimate = self._member_flats()
             losses.append(self.descent_step(optimizer, x, y))
+            progress[0] = i + 1
         if direct:
             count_optimizer_steps(self.trainer, len(losses))
         align_epoch_metric_steps(self.trainer, len(losses))

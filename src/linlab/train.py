@@ -28,9 +28,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from linlab import ddp, devices, faults, unwritten
-from linlab.checks.preflight import check_command_line
+from linlab.cli import config_dir, main
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
+from linlab.progress import LiveProgress, interrupted_message
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
@@ -40,13 +41,6 @@ from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
 
 log = logging.getLogger("linlab")
-
-
-def config_dir() -> Path:
-    """``conf/``: inside the installed package (wheel), else at the top of the source tree."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return packaged if packaged.is_dir() else here.parents[1] / "conf"
 
 
 def resolve_seed(cfg: DictConfig) -> int:
@@ -98,6 +92,8 @@ def build_trainer(
     progress_bar = cfg.trainer.get("enable_progress_bar")
     if progress_bar is None:
         progress_bar = sys.stderr.isatty() and HydraConfig.get().mode == RunMode.RUN
+    if progress_bar:
+        callbacks.append(LiveProgress())
     loggers = [logger for member in member_loggers for logger in member]
     with devices.lightning_precision_notice_silenced():
         return instantiate(
@@ -199,6 +195,9 @@ def train_group(
             log_hparams(module.loggers_of(k), cfg, results)
             write_json_atomic(run_dir / RESULTS_FILE, results)
         all_results.append(results)
+    if module.status == faults.INTERRUPTED and HydraConfig.get().mode == RunMode.RUN:
+        overrides = HydraConfig.get().overrides.task
+        print(interrupted_message(all_results[0], run_dirs[0], overrides), file=sys.stderr)
     for state in module.states:
         faults.exit_if_interrupted(state)
     return all_results
@@ -254,7 +253,8 @@ def task(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.RUN:
             raise
         return None
-    if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
+    # DDP ranks 1..N-1 stay silent; in a sweep the sweep's console has a line per job
+    if rank_zero_only.rank == 0 and HydraConfig.get().mode == RunMode.RUN:
         print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")
 
@@ -291,14 +291,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
-
-
-def main() -> None:
-    """Console entry point ``linlab-train``."""
-    naming.start_launch(sys.argv[1:])
-    check_command_line(sys.argv[1:], config_dir())
-    quiet_lightning()
-    hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """``hydra/sweeper=grid`` (linlab's default): Hydra's basic grid sweeper, composing fast.
 
 Before launching a batch, Hydra's sweepers compose every job's config once more to find
-errors early, about 0.15 s a job. linlab has checked every job before the sweep started
-(``linlab.checks.preflight``); this sweeper still composes each job, but through
-``linlab.sweeps.compose.JobComposer``, which lets Hydra compose each structure once.
+errors early, about 0.15 s a job. ``linlab-train`` has composed and checked every job before
+the sweep started (``linlab.checks.preflight``), so this sweeper skips that; called any other
+way, it composes each job through ``linlab.sweeps.compose.JobComposer``, which lets Hydra
+compose each structure once.
 """
 
 # OmegaConf's structured configs read typing's Optional/Dict, not PEP 604/585 spellings.
@@ -36,6 +37,10 @@ class GridSweeper(BasicSweeper):
     composer: Optional[JobComposer] = None
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        from linlab.checks import preflight
+
+        if preflight.every_job_checked:
+            return
         if self.composer is None:
             self.composer = JobComposer(self.hydra_context.config_loader, self.config)
         for overrides in batch:

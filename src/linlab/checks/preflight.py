@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks.overrides import check_syntax
+from linlab.checks.search_space import sample_jobs
 from linlab.checks.validation import ConfigError, locate, parameters_of, validate
 from linlab.sweeps.compose import JobComposer
 
@@ -38,14 +39,17 @@ GRID_SWEEPERS = (
     "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
     "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
 )
+every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
 def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config."""
+    global every_job_checked
     message = problem(argv, primary_config_dir)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    every_job_checked = True
 
 
 def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
@@ -113,6 +117,9 @@ def _grid(master: DictConfig) -> list[list[str]]:
     """The basic sweeper's jobs: the product of the swept values (command line + config)."""
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
+    searched = sample_jobs(master, arguments)  # an Optuna search: jobs at the space's edges
+    if searched is not None:
+        return searched
     parsed = _parse(arguments)
     searches = [o for o in parsed if o.is_sweep_override() and not o.is_discrete_sweep()]
     if searches and _sweeper(master) in GRID_SWEEPERS:

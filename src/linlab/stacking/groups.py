@@ -1,8 +1,9 @@
 """Which jobs of a sweep can train as members of one group.
 
 Members may differ in what leaves every tensor shape and step count alone: ``seed`` (their
-own data draw, initial values and shuffle order), ``data.noise`` and the optimiser's settings
-(``optimizer.lr``, momentum, weight decay, betas, ...). Everything else (batch size, sample
+own data draw, initial values and shuffle order), ``data.noise``, the optimiser's settings
+(``optimizer.lr``, momentum, weight decay, betas, ...) and an Optuna search's ``optuna_trial``
+(each member reports to, and is pruned by, its own trial). Everything else (batch size, sample
 and feature counts, model, loss, precision, epochs, the optimiser's class) must be equal, so
 ``-m optimizer.lr=<16 values> data.batch_size=8,64,512 seed=0,1,2,3`` makes 3 groups of 64.
 Jobs that cannot share a process at all (DDP, float16 loss scaling, analytic gradients, a
@@ -17,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-MEMBER_KEYS = ("seed", "data.seed", "data.noise")
+MEMBER_KEYS = ("seed", "data.seed", "data.noise", "optuna_trial")
 OPTIMIZER_FIXED = ("_target_", "_partial_")
 BUILT_IN_MODULE = "linlab.module.RegressionModule"
 

@@ -19,6 +19,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from linlab.callbacks.last_checkpoint import LastCheckpoint
 from linlab.module import RegressionModule
 from linlab.stacking.checkpoints import member_checkpoint
 
@@ -116,6 +117,9 @@ class PerMemberCallbacks(L.Callback):
         run_dirs: Sequence[Path],
     ) -> None:
         self.callbacks = [list(c) for c in callbacks]
+        spacing = [c for member in self.callbacks for c in member if isinstance(c, LastCheckpoint)]
+        for callback in spacing:  # one decision for all: their checkpoints hold the same step
+            callback.clock = spacing[0].clock
         self.module, self.datamodules, self.run_dirs = module, list(datamodules), list(run_dirs)
         self._dump: dict[tuple[int, bool], dict[str, Any]] = {}
 
