@@ -14,6 +14,7 @@ error's own ``key=value`` when it gives one, else the key whose reset to its def
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import re
 import warnings
@@ -21,8 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, show
 from linlab.checks.validation import ConfigError, is_integer, locate
@@ -60,6 +59,30 @@ def check(values: dict[str, Any]) -> None:
         _stage("data", data or None, _data)
         for name, node in (values.get("callbacks") or {}).items():
             _stage(f"callbacks.{name}", node, lambda node: _callback(node, module))
+
+
+def instantiate(node: dict, **extra: Any) -> Any:
+    """Hydra's ``instantiate`` for the plain, resolved nodes the check holds (``_target_``,
+    ``_args_``, ``_partial_``, ``_recursive_``, nested targets): the same call, without
+    first wrapping every node in an OmegaConf object (ten times the cost of the build)."""
+    target = locate("", node["_target_"])
+    recursive = node.get("_recursive_", True)
+    build = _instantiate_nested if recursive else (lambda value: value)
+    args = [build(a) for a in node.get("_args_", [])]
+    kwargs = {k: build(v) for k, v in node.items() if not k.startswith("_")} | extra
+    if node.get("_partial_", False):
+        return functools.partial(target, *args, **kwargs)
+    return target(*args, **kwargs)
+
+
+def _instantiate_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "_target_" in value:
+            return instantiate(value)
+        return {k: _instantiate_nested(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate_nested(v) for v in value]
+    return value
 
 
 def _model(node: dict, precision: Any, dtype: torch.dtype, x: torch.Tensor) -> torch.nn.Module:
@@ -144,7 +167,7 @@ def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
     except ConfigError:
         raise
     except Exception as error:
-        raise ConfigError(_refusal(group, node, build, _cause(error))) from None
+        raise ConfigError(_refusal(group, node, build, error)) from None
 
 
 def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Exception) -> str:
@@ -199,13 +222,6 @@ def _fallback_allowed(group: str, target: str, key: str) -> str:
     default = _defaults({"_target_": target}).get(key, inspect.Parameter.empty)
     shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
     return f"what {target} accepts for {key}{shown}"
-
-
-def _cause(error: Exception) -> Exception:
-    """The error raised by the built class, not Hydra's wrapper around it."""
-    while isinstance(error, InstantiationException) and isinstance(error.__cause__, Exception):
-        error = error.__cause__
-    return error
 
 
 def _first_line(error: Exception) -> str:

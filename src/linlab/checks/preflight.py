@@ -35,10 +35,6 @@ from linlab.checks.validation import ConfigError, locate, parameters_of, validat
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
-GRID_SWEEPERS = (
-    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
-    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-)
 every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
@@ -121,20 +117,9 @@ def _grid(master: DictConfig) -> list[list[str]]:
     if searched is not None:
         return searched
     parsed = _parse(arguments)
-    searches = [o for o in parsed if o.is_sweep_override() and not o.is_discrete_sweep()]
-    if searches and _sweeper(master) in GRID_SWEEPERS:
-        raise ConfigError(
-            f"{searches[0].input_line}: interval() is a search range, which needs a search "
-            "sweeper (hparams_search=... or hydra/sweeper=optuna); the grid sweeper of -m "
-            "takes lists a,b,c, range(start,stop,step) or choice(a,b)"
-        )
-    if searches:
-        return [arguments]  # interval searches belong to an optimising sweeper
+    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
+        return [arguments]  # interval/range searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
-
-
-def _sweeper(master: DictConfig) -> str | None:
-    return OmegaConf.select(master, "hydra.sweeper._target_", default=None)
 
 
 def _parse(arguments: list[str]):
