@@ -73,8 +73,8 @@ class FigureLogger(L.Callback):
         chosen = self.surface_params if self.enabled and names is not None else None
         if chosen is not None and set(chosen) - set(names):
             raise ValueError(
-                f"surface_params={chosen} is not allowed; allowed: two of this model's "
-                f"parameters: {', '.join(names)}"
+                f"callbacks.figures.surface_params={chosen} is not allowed; allowed: two of "
+                f"this model's parameters: {', '.join(names)}"
             )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -277,7 +277,8 @@ def check_settings(
     max_samples: Any,
     folder: Any,
 ) -> None:
-    """Refuse settings no figure can be drawn with (``key=value is not allowed; allowed: ...``)."""
+    """Refuse settings no figure can be drawn with, in the config check's words
+    (``callbacks.figures.<key>=<value> is not allowed; allowed: ...``)."""
     rules = (
         ("every_n_epochs", every_n_epochs, _is_int(every_n_epochs, 0), "an integer >= 0"),
         ("resolution", resolution, _is_int(resolution, 2), "an integer >= 2"),
@@ -297,7 +298,7 @@ def check_settings(
     )
     for key, value, ok, allowed in rules:
         if not ok:
-            raise ValueError(f"{key}={value} is not allowed; allowed: {allowed}")
+            raise ValueError(f"callbacks.figures.{key}={value} is not allowed; allowed: {allowed}")
 
 
 def _is_int(value: Any, lowest: int) -> bool:
