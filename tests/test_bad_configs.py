@@ -108,6 +108,36 @@ def test_refused_in_one_line(overrides, fragments):
         assert fragment in message, (fragment, message)
 
 
+def test_errors_of_your_own_code_are_one_line(tmp_path, monkeypatch):
+    """A user's module that raises on import, a callback that raises on its arguments and a
+    model that raises when built: each one line naming the key or group, no traceback."""
+    (tmp_path / "usercode.py").write_text(
+        "import lightning as L\n"
+        "class Callback(L.Callback):\n"
+        "    def __init__(self, k: int = 1):\n"
+        "        if k < 0:\n"
+        "            raise RuntimeError(f'k must be >= 0, got {k}')\n"
+        "class Model:\n"
+        "    def __init__(self, n_features):\n"
+        "        raise KeyError('no such model')\n"
+    )
+    (tmp_path / "broken.py").write_text("raise RuntimeError('broken at import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    refusals = {
+        ("+callbacks.x._target_=broken.Thing",): "callbacks.x._target_=broken.Thing",
+        ("+callbacks.x._target_=usercode.Callback", "+callbacks.x.k=-3"): "callbacks.x.k=-3",
+        (
+            "model._target_=usercode.Model",
+            "~model.bias",
+            "~model.init",
+            "~model.init_std",
+        ): "model: KeyError",
+    }
+    for overrides, fragment in refusals.items():
+        message = problem(list(overrides), config_dir())
+        assert message is not None and "\n" not in message and fragment in message, message
+
+
 def test_interval_with_multirun_names_a_search_sweeper():
     message = problem(["-m", "optimizer.lr=interval(0,1)"], config_dir())
     assert "requires --multirun" not in message

@@ -49,12 +49,16 @@ def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
 
 
 def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None."""
+    """The one-line refusal of the first bad job config ``argv`` launches, or None.
+
+    An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
             validate(cfg)
     except ConfigError as error:
         return str(error)
+    except Exception as error:
+        return f"the config could not be checked: {type(error).__name__}: {_first_line(error)}"
     return None
 
 

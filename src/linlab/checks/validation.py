@@ -115,6 +115,9 @@ def locate(path: str, target: Any) -> Callable:
         except ModuleNotFoundError as error:
             if error.name is None or not module_name.startswith(error.name):
                 raise ConfigError(_cannot_import(path, target, str(error))) from None
+        except Exception as error:  # the module itself raised while it was imported
+            reason = f"its import raised {type(error).__name__}: {error}"
+            raise ConfigError(_cannot_import(path, target, reason.splitlines()[0])) from None
     else:
         raise ConfigError(_cannot_import(path, target, f"no module named {parts[0]!r}"))
     for name in parts[split:]:
