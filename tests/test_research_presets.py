@@ -94,13 +94,15 @@ def test_critical_batch_matches_ma_bassily_belkin():
 
 def sweep(args: list[str], folder: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SRC)}
-    command = [sys.executable, "-m", "linlab.train", "-m", *args, f"hydra.sweep.dir={folder}"]
+    command = [sys.executable, "-m", "linlab.train", "-m", *args, "hydra/launcher=stacked"]
+    command.append(f"hydra.sweep.dir={folder}")
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 @pytest.fixture(scope="module")
 def preset_sweeps(tmp_path_factory):
-    """Both presets through the real CLI, shrunk, over two seeds, run side by side."""
+    """Both presets through the real CLI, shrunk, over two seeds, run side by side (the
+    stacked launcher trains the jobs that differ only in seed and lr in one process)."""
     root = tmp_path_factory.mktemp("presets")
     runs = {
         "double_descent": [

@@ -105,3 +105,18 @@ def test_steps_to_target_is_the_first_validation_below_it(train_in, tmp_path):
     assert events.Scalars("final/steps_to_target")[-1].value == results["steps_to_target"]
     assert theory.steps_to_target([(5, 1.0), (10, 0.7)], target) is None
     assert theory.steps_to_target([(5, 1.0)], None) is None
+
+
+def test_streamed_run_on_a_rotated_spectrum_logs_its_population_risk(train_in):
+    args = ["data.streaming=true", "data.val_fraction=0", "data.test_fraction=0"]
+    args += ["data.covariance=condition", "data.condition_number=20", "data.rotate=true"]
+    args += ["data.n_samples=2000", "data.batch_size=50", "trainer.max_epochs=2", NO_FIGURES]
+    results = train_in(args)
+    design = gaussian(n_samples=1, n_features=5, covariance="condition", condition_number=20.0,
+                      rotate=True, seed=0)  # fmt: skip
+    sigma = design.covariance.numpy()
+    assert np.linalg.cond(sigma) == pytest.approx(20.0)
+    delta = np.array(results["weights"]) - np.array(design.true_weights)
+    expected = delta @ sigma @ delta + results["bias"] ** 2 + 0.1**2
+    assert results["theory"]["population_risk"] == pytest.approx(expected, rel=1e-9)
+    assert results["true_weights"] == design.true_weights

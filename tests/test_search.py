@@ -192,7 +192,7 @@ def test_median_pruner_stops_a_far_too_small_lr_early(studies):
     median = sum(t.intermediate_values[step] for t in study.trials[:2]) / 2
     assert tiny.intermediate_values[step] > median
     session = hparams_sessions(folder)[trial_folders(folder)[2].name]
-    assert session["status"] == "pruned"
+    assert session["Status"] == "pruned"
 
 
 def test_joblib_workers_run_the_study_and_report_through_the_storage(studies, tmp_path):

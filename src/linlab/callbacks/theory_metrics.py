@@ -79,6 +79,13 @@ class TheoryMetrics(L.Callback):
         if self.enabled and not trainer.sanity_checking and loss is not None:
             self.val_history.append((trainer.global_step, float(loss)))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The val losses seen so far: a resumed run still finds its first step below target."""
+        return {"val_history": [list(pair) for pair in self.val_history]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.val_history = [(int(step), float(loss)) for step, loss in state_dict["val_history"]]
+
     def _closed_forms(self, trainer: L.Trainer, train: tuple, curvature: float | None) -> dict:
         """Population risk of θ*, the minibatch stability constants, the ridge fixed point."""
         extra: dict[str, Any] = {"n_train": len(train[1])}

@@ -19,15 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 from linlab.checks.validation import ConfigError
 from linlab.search import settings
 from linlab.search.space import parse_space
-from linlab.sweeps.progress import GRID_SWEEPERS
 
 
 def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]] | None:
     """The jobs to check for a search; None when ``master`` does not run one."""
     sweeper = OmegaConf.select(master, "hydra.sweeper")
     if not settings.is_search(sweeper):
-        if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
-            _refuse_search_without_sweeper(arguments)
+        _refuse_search_without_sweeper(sweeper, arguments)
         return None
     try:
         settings.check(OmegaConf.to_container(sweeper, resolve=True))
@@ -48,14 +46,18 @@ def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]]
     ]
 
 
-def _refuse_search_without_sweeper(arguments: Sequence[str]) -> None:
+def _refuse_search_without_sweeper(sweeper: DictConfig | None, arguments: Sequence[str]) -> None:
     """``interval(...)`` needs a searching sweeper: the grid sweeper runs lists only."""
     for argument in arguments:
         try:
             override = OverridesParser.create().parse_overrides([argument])[0]
         except HydraException:
             continue  # the grid's own parse reports it
-        if override.is_sweep_override() and not override.is_discrete_sweep():
+        if not override.is_sweep_override() or override.is_discrete_sweep():
+            continue
+        from linlab.sweeps.progress import GRID_SWEEPERS  # here only: it imports Lightning
+
+        if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
             raise ConfigError(
                 f"{argument} is a search space: run it with hydra/sweeper=optuna or an "
                 "hparams_search preset (the grid sweeper runs lists a,b,c and range(...) only)"

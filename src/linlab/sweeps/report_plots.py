@@ -159,6 +159,8 @@ def _draw_heatmap(
         getattr(ax, f"set_{axis}ticks")(centres, [_label(v) for v in values], minor=False)
         if log:
             getattr(ax, f"set_{axis}ticks")([], minor=True)
+    if len(lrs) > 5:
+        ax.tick_params(axis="x", labelrotation=45)
     ax.set_xlabel("learning rate (optimizer.lr)")
     ax.set_ylabel("batch size (data.batch_size)")
     if bound is not None and x_log:

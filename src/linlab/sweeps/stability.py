@@ -58,4 +58,4 @@ def draw(ax: Any, bound: Boundary, sizes: list[Any], y_centres: list[float]) -> 
     ax.plot(xs, y_centres, "-", color="crimson", lw=2, marker="o", ms=4,
             label=f"stable-lr bound (m* = {bound.critical_batch:.3g})")  # fmt: skip
     ax.axvline(bound.full_batch_lr, color="crimson", ls="--", lw=1.2, label="full batch 2/λmax")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncols=2, frameon=False)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
