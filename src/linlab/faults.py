@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from linlab.results import RESULTS_FILE, write_json_atomic
 from linlab.sweeps.hparams import log_failed_hparams
+from linlab.unwritten import not_written
 
 log = logging.getLogger("linlab")
 
@@ -73,8 +74,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
     ) -> None:
         partial = Path(f"{path}.partial")
-        super().save_checkpoint(checkpoint, partial, storage_options)
-        os.replace(partial, path)
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        except OSError as error:  # a full disk: a warning, the previous checkpoint stays
+            partial.unlink(missing_ok=True)
+            not_written(str(path), error)
 
 
 def record_failure(

@@ -266,7 +266,7 @@ class RegressionModule(L.LightningModule):
         limit = self.divergence_factor * max(abs(self.states[k].first_loss), 1e-12)
         if not math.isfinite(limit):
             limit = math.inf
-        return next((i for i, v in enumerate(values) if not v <= limit), None)
+        return next((i for i, v in enumerate(values) if not math.isfinite(v) or v > limit), None)
 
     def _stop_diverged(
         self,

@@ -58,8 +58,12 @@ def fit_figure(
 
 
 def _geometric_levels(z: np.ndarray, count: int = 20) -> np.ndarray:
-    top = float(np.nanmax(z))
-    bottom = max(float(np.nanmin(z)), top * 1e-6, 1e-12)
+    """Contour levels spaced geometrically over the finite values (none if there are none)."""
+    finite = z[np.isfinite(z)]
+    if finite.size == 0:
+        return np.array([])
+    top = float(finite.max())
+    bottom = max(float(finite.min()), top * 1e-6, 1e-12)
     return np.unique(np.geomspace(bottom, top, count)) if top > bottom else np.array([top])
 
 
@@ -75,8 +79,12 @@ def surface_figure(
     """Loss contours over two parameters (grids ``a``, ``b``) with the descent path on top."""
     figure = new_figure()
     ax = figure.subplots()
-    contours = ax.contour(a, b, loss, levels=_geometric_levels(loss), cmap="viridis")
-    figure.colorbar(contours, ax=ax, label="loss", format="%.3g")
+    levels = _geometric_levels(loss)
+    if len(levels) >= 2:  # a colour bar needs two levels
+        contours = ax.contour(a, b, loss, levels=levels, cmap="viridis")
+        figure.colorbar(contours, ax=ax, label="loss", format="%.3g")
+    else:
+        note += " (the loss is not finite on this plane)"
     if len(path):
         ax.plot(path[:, 0], path[:, 1], ".-", color="C3", label="descent path")
         ax.plot(path[0, 0], path[0, 1], "o", color="C3", label="start")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -19,8 +20,9 @@ def load_run(folder: str | Path) -> nn.Module:
 
     Rebuilt from the run's ``.hydra/config.yaml`` (``model`` node), with the final parameters
     recorded in ``results.json`` (``weights``/``bias``, or ``parameters``); a run without
-    results.json (killed) falls back to ``checkpoints/last.ckpt``, a pickle: load only runs
-    you trust.
+    results.json (killed) falls back to ``checkpoints/last.ckpt``, read with
+    ``torch.load(weights_only=True)`` only: tensors and plain values, never arbitrary pickled
+    objects (which could run code). A checkpoint that needs more is refused.
     """
     folder = Path(folder)
     config_file = folder / ".hydra" / "config.yaml"
@@ -30,7 +32,7 @@ def load_run(folder: str | Path) -> nn.Module:
     if (folder / RESULTS_FILE).is_file():
         _load_results(model, read_results(folder))
     elif (folder / CHECKPOINT).is_file():
-        state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
+        state = load_weights_only(folder / CHECKPOINT)
         prefix = "model."
         model.load_state_dict(
             {
@@ -42,6 +44,19 @@ def load_run(folder: str | Path) -> nn.Module:
     else:
         raise FileNotFoundError(f"{folder} has neither {RESULTS_FILE} nor {CHECKPOINT}")
     return model.eval()
+
+
+def load_weights_only(path: Path) -> dict:
+    """A checkpoint's tensors and plain values; refuse one that only unpickling could load."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).strip().splitlines()[0]
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain values ({reason}); linlab "
+            "loads checkpoints with torch.load(weights_only=True) only and will not unpickle "
+            "it: load it yourself only if you trust where it came from"
+        ) from None
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from linlab import ddp, devices, faults
+from linlab import ddp, devices, faults, unwritten
 from linlab.cli import config_dir, main
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
@@ -162,6 +162,7 @@ def train_group(
         trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
     )
     wall_time = time.perf_counter() - started
+    warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
@@ -180,6 +181,8 @@ def train_group(
             "wall_time_s": wall_time,
             "stacked_members": len(cfgs),  # jobs trained together in this process
         }
+        if warnings_:
+            results["warnings"] = warnings_
         if state.diverged_at_step is not None:
             results["diverged_at_step"] = state.diverged_at_step
             results["last_finite_loss"] = state.last_finite_loss

@@ -10,7 +10,9 @@ into ``<run folder>/figures/<name>.png``, and every ``every_n_epochs`` epochs in
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -23,6 +25,7 @@ from torch.func import functional_call
 
 from linlab import plots, theory
 from linlab.params import flat_values
+from linlab.unwritten import not_written
 
 log = logging.getLogger("linlab")
 
@@ -51,6 +54,7 @@ class FigureLogger(L.Callback):
         max_samples: int = 10_000,
         folder: str = "figures",
     ) -> None:
+        check_settings(every_n_epochs, surface_params, resolution, max_samples, folder)
         self.enabled = enabled
         self.every_n_epochs = every_n_epochs
         self.surface_params = list(surface_params) if surface_params else None
@@ -62,17 +66,22 @@ class FigureLogger(L.Callback):
         self.train_losses: list[float] = []  # their exact training losses, filled when drawing
         self.val: tuple[list[int], list[float]] = ([], [])
 
+    def check_module(self, pl_module: L.LightningModule) -> None:
+        """``surface_params`` must name two of the module's parameters (the config check
+        calls this too, on the module built small)."""
+        names = getattr(pl_module, "param_names", None)
+        chosen = self.surface_params if self.enabled and names is not None else None
+        if chosen is not None and set(chosen) - set(names):
+            raise ValueError(
+                f"callbacks.figures.surface_params={chosen} is not allowed; allowed: two of "
+                f"this model's parameters: {', '.join(names)}"
+            )
+
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.enabled and "train" not in getattr(trainer.datamodule, "splits", {}):
             log.info("figures: off, the datamodule has no `splits` (LinearDataModule has)")
             self.enabled = False
-        if self.enabled and self.surface_params is not None:
-            unknown = set(self.surface_params) - set(pl_module.param_names)
-            if len(self.surface_params) != 2 or unknown:
-                raise ValueError(
-                    f"callbacks.figures.surface_params={self.surface_params} must name two of "
-                    f"this model's parameters: {', '.join(pl_module.param_names)}"
-                )
+        self.check_module(pl_module)
         if self.enabled:
             self._record(trainer, pl_module, trainer.current_epoch)
 
@@ -118,25 +127,37 @@ class FigureLogger(L.Callback):
         return trainer.datamodule.splits["train"]
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> None:
+        """Draw and write each figure; one that cannot be drawn or written is a warning
+        naming it (a run is never failed by its pictures), and leaves no partial file."""
         if not trainer.is_global_zero:
             return
-        self._fill_train_losses(trainer, pl_module)
-        figures = {
-            "fit": self._fit(trainer, pl_module),
-            "loss_surface": self._surface(trainer, pl_module),
-            "curves": self._curves(trainer, pl_module),
+        try:
+            self._fill_train_losses(trainer, pl_module)
+        except Exception as error:
+            not_written(f"figures{suffix} (training losses)", error)
+            return
+        drawers = {
+            "fit": lambda: self._fit(trainer, pl_module),
+            "loss_surface": lambda: self._surface(trainer, pl_module),
+            "curves": lambda: self._curves(trainer, pl_module),
         }
         folder = Path(trainer.default_root_dir) / self.folder
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, figure in figures.items():
-            pixels = plots.render(figure)
+        for name, draw in drawers.items():
             path = folder / f"{name}{suffix}.png"
-            imsave(path, pixels)
+            try:
+                pixels = plots.render(draw())
+                save_png(path, pixels)
+            except Exception as error:
+                not_written(str(path), error)
+                continue
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_image(
-                        f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
-                    )
+                    try:
+                        logger.experiment.add_image(
+                            f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
+                        )
+                    except Exception as error:
+                        not_written(f"TensorBoard image figures/{name}", error)
 
     @torch.no_grad()
     def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
@@ -247,6 +268,53 @@ def losses_at(
     rows = max(1, min(chunk, 2**24 // max(1, y.numel())))
     batched = torch.vmap(loss_at)
     return torch.cat([batched(part) for part in flats.split(rows)]).tolist()
+
+
+def check_settings(
+    every_n_epochs: Any,
+    surface_params: Any,
+    resolution: Any,
+    max_samples: Any,
+    folder: Any,
+) -> None:
+    """Refuse settings no figure can be drawn with, in the config check's words
+    (``callbacks.figures.<key>=<value> is not allowed; allowed: ...``)."""
+    rules = (
+        ("every_n_epochs", every_n_epochs, _is_int(every_n_epochs, 0), "an integer >= 0"),
+        ("resolution", resolution, _is_int(resolution, 2), "an integer >= 2"),
+        ("max_samples", max_samples, _is_int(max_samples, 1), "an integer >= 1"),
+        ("folder", folder, isinstance(folder, str) and folder.strip() != "", "a folder name"),
+        (
+            "surface_params",
+            surface_params,
+            surface_params is None
+            or (
+                not isinstance(surface_params, str)
+                and len(list(surface_params)) == 2
+                and all(isinstance(p, str) for p in surface_params)
+            ),
+            "null or two parameter names, e.g. [w0, w1]",
+        ),
+    )
+    for key, value, ok, allowed in rules:
+        if not ok:
+            raise ValueError(f"callbacks.figures.{key}={value} is not allowed; allowed: {allowed}")
+
+
+def _is_int(value: Any, lowest: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= lowest
+
+
+def save_png(path: Path, pixels: np.ndarray) -> None:
+    """Write a PNG through a temporary file and a rename: never a partial or empty file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        imsave(partial, pixels, format="png")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def true_values(datamodule: L.LightningDataModule) -> dict[str, float] | None:

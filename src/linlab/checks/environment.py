@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,20 @@ from lightning.pytorch.accelerators import AcceleratorRegistry
 
 from linlab.checks.rules import require, show
 from linlab.checks.validation import ConfigError, is_integer
+from linlab.data.datamodule import dtype_for_precision
 
 _CUDA_NAMES = ("gpu", "cuda")
 _FP16 = ("16-mixed", "16", 16, "16-true")
+
+
+# file systems that hold no files of a user's (root may still pass os.access on them)
+PSEUDO_FILE_SYSTEMS = frozenset(
+    {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs"}
+    | {"securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "efivarfs"}
+)
+# a run's config, log, events, checkpoint, figures and results.json: a few hundred KiB
+MIN_FREE_BYTES = 1024 * 1024
+DATA_COPIES = 3  # generated in float64, converted to the training dtype, split by index
 
 
 def check(values: dict[str, Any], output_dir: Path | None) -> None:
@@ -23,6 +36,7 @@ def check(values: dict[str, Any], output_dir: Path | None) -> None:
     if isinstance(accelerator, str):
         check_accelerator(accelerator, trainer.get("devices", "auto"))
         check_precision(trainer.get("precision", "32-true"), accelerator)
+        check_memory(values.get("data") or {}, trainer.get("precision", "32-true"), accelerator)
     if output_dir is not None:
         check_writable(output_dir)
 
@@ -81,8 +95,83 @@ def check_writable(folder: Path) -> None:
             f"output folder {folder} cannot be made: {existing} is a file, not a folder "
             "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
         )
+    fix = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
+    kind = file_system_type(existing)
+    if kind in PSEUDO_FILE_SYSTEMS:
+        raise ConfigError(
+            f"output folder {folder} cannot be made: {existing} is on the {kind} pseudo file "
+            f"system, which holds no run files {fix}"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"output folder {folder} is not writable: no write permission on {existing} "
-            "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
+            f"output folder {folder} is not writable: no write permission on {existing} {fix}"
         )
+    try:  # root passes os.access everywhere: only a real file says whether it can be made
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"output folder {folder} cannot be made: no file can be created in {existing} "
+            f"({error.strerror or error}) {fix}"
+        ) from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(
+            f"output folder {folder} cannot hold a run: {free // 1024} KiB free on the file "
+            f"system of {existing}, less than the {MIN_FREE_BYTES // 1024} KiB a run's files "
+            f"(config, events, checkpoint, figures, results.json) need {fix}"
+        )
+
+
+def file_system_type(path: Path) -> str | None:
+    """The type of the file system ``path`` is on, from the longest mount point above it."""
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    resolved = str(path.resolve())
+    best, kind = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = fields[1].replace("\\040", " ")
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fields[2]
+    return kind
+
+
+def check_memory(data: dict[str, Any], precision: Any, accelerator: str) -> None:
+    """The built-in generators hold n × d values ``DATA_COPIES`` times at their peak (float64
+    while generated, then in the training dtype): refuse what the machine cannot hold."""
+    n, d = data.get("n_samples"), data.get("n_features")
+    if data.get("streaming") or not (is_integer(n) and is_integer(d)) or "generator" not in data:
+        return
+    itemsize = dtype_for_precision(str(precision)).itemsize
+    needed = n * d * (8 + (DATA_COPIES - 1) * itemsize)
+    where, available = "this machine's available memory", available_memory()
+    if accelerator in _CUDA_NAMES and torch.cuda.is_available():
+        where, available = "the GPU's free memory", torch.cuda.mem_get_info()[0]
+        needed = n * d * (DATA_COPIES - 1) * itemsize
+    if available is not None and needed > available:
+        raise ConfigError(
+            f"data.n_samples={n} × data.n_features={d} needs about {needed / 2**30:.3g} GiB, "
+            f"more than {where} ({available / 2**30:.3g} GiB); allowed: n_samples × "
+            f"n_features up to about {available // (needed // (n * d)):.3g}, or "
+            "data.streaming=true (memory flat in n_samples)"
+        )
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable), None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

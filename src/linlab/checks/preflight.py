@@ -12,6 +12,7 @@ exit code 2, before any folder, logger or data exists.
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -28,8 +29,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.validation import ConfigError, validate
+from linlab.checks.validation import ConfigError, locate, parameters_of, validate
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
@@ -47,12 +49,16 @@ def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
 
 
 def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None."""
+    """The one-line refusal of the first bad job config ``argv`` launches, or None.
+
+    An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
             validate(cfg)
     except ConfigError as error:
         return str(error)
+    except Exception as error:
+        return f"the config could not be checked: {type(error).__name__}: {_first_line(error)}"
     return None
 
 
@@ -61,9 +67,10 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
 
     Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
     """
-    args = get_args_parser().parse_args(list(argv))
+    args = _parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
+    check_syntax(args.overrides)
     hydra = _create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
@@ -80,6 +87,17 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
             yield _with_output_dir(cfg, sweep_dir)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _parse_command_line(argv: Sequence[str]):
+    """Hydra's own argument parser, refusing in one line instead of printing its usage."""
+    parser = get_args_parser()
+
+    def refuse(message: str) -> None:
+        raise ConfigError(f"{message} (see linlab-train --help)")
+
+    parser.error = refuse
+    return parser.parse_args(list(argv))
 
 
 def _create_hydra(args, primary_config_dir: Path) -> Hydra:
@@ -148,8 +166,32 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
     first = _first_line(error)
+    plain = _plain_words(first)
+    if plain is not None:
+        return plain
     detail = _first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
+
+
+def _plain_words(message: str) -> str | None:
+    """Hydra's composition errors about how an override is written, said plainly."""
+    quoted = message.split("'")[1] if message.count("'") >= 2 else ""
+    if message.startswith("Ambiguous value for argument"):
+        return (
+            f"{quoted} gives several values: add -m to run one job per value, or write "
+            f"{quoted.partition('=')[0]}=[a,b] for a list, '{quoted}' quoted for a string"
+        )
+    if "requires --multirun" in message:
+        return (
+            f"{quoted} is a sweep: add -m (and interval() also needs a search sweeper: "
+            "hparams_search=... or hydra/sweeper=optuna)"
+        )
+    if message.startswith("Could not append to config. An item is already at"):
+        return (
+            f"+{quoted}=... adds a key, but {quoted} exists already: write {quoted}=... to "
+            f"change it (or ++{quoted}=... to set it either way)"
+        )
+    return None
 
 
 def _key_of_failed_override(error: Exception) -> str | None:
@@ -160,22 +202,37 @@ def _key_of_failed_override(error: Exception) -> str | None:
 
 
 def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[str]) -> str:
+    """Name the close keys; suggest ``+key=...`` only where the node's target takes ``key``."""
     parent, _, name = key.rpartition(".")
     try:
         base = hydra.compose_config(
             config_name, others, run_mode=RunMode.RUN, with_log_configuration=False
         )
         node = OmegaConf.select(base, parent) if parent else base
-        keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
     except (HydraException, OmegaConfBaseException):
-        keys = []
+        node = None
+    keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
     keys = [k for k in keys if not k.startswith("_") and k != "hydra"]
     close = difflib.get_close_matches(name, keys, n=1)
     where = parent or "the top level"
     hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
-    return (
-        f"{key} is not a key of {where}; {hint}allowed: {', '.join(keys)} "
-        f"(or +{key}=... to add a new one)"
+    allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
+    target = node.get("_target_") if isinstance(node, DictConfig) else None
+    if target is None or _takes(parent, target, name):
+        return f"{key} is not a key of {where}; {hint}{allowed} (or +{key}=... to add a new one)"
+    return f"{key} is not a key of {where}; {hint}{allowed} ({target} takes no {name})"
+
+
+def _takes(path: str, target: str, name: str) -> bool:
+    """Whether the callable ``target`` names accepts a keyword ``name``."""
+    try:
+        parameters = parameters_of(locate(path, target))
+    except ConfigError:
+        return True
+    if parameters is None:
+        return True
+    return any(
+        p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
 
 

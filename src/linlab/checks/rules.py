@@ -11,9 +11,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from linlab.checks.validation import ConfigError, is_finite_number, is_integer, is_number
-from linlab.data.datamodule import split_sizes
+from linlab.data.datamodule import dtype_for_precision, split_sizes
 from linlab.data.synthetic import COVARIANCES, GENERATORS, NOISE_KINDS, WEIGHT_KINDS
+from linlab.ddp import check_equal_shards
 from linlab.models import INIT_MODES
 from linlab.module import GRADIENT_MODES, UPDATE_MODES
 
@@ -47,14 +50,17 @@ def check(values: dict[str, Any]) -> None:
         ckpt_path,
         "null, last (this run folder's checkpoints/last.ckpt) or an existing checkpoint file",
     )
+    trainer = values.get("trainer") or {}
     optimizer = values.get("optimizer") or {}
     if "lr" in optimizer:
-        lr = optimizer["lr"]
-        require(is_finite_number(lr) and lr > 0, "optimizer.lr", lr, "a finite number > 0")
-    check_trainer(values.get("trainer") or {})
+        check_lr(optimizer["lr"], trainer.get("precision", "32-true"))
+    check_trainer(trainer)
+    for group in ("optimizer", "scheduler"):
+        check_torch_settings(group, values.get(group) or {})
     data = values.get("data") or {}
     if data.get("_target_") in BUILT_IN_DATA:
         check_data(data)
+        check_shards(data, trainer)
     model = values.get("model") or {}
     if model.get("_target_") == BUILT_IN_MODEL:
         check_model(model, data)
@@ -65,11 +71,100 @@ def check(values: dict[str, Any]) -> None:
     check_module(values.get("module") or {}, optimizer)
 
 
+def check_lr(lr: Any, precision: Any) -> None:
+    """lr > 0, finite, and a number the parameters' dtype can hold (float32: below 3.4e38)."""
+    dtype = dtype_for_precision(str(precision))
+    largest = torch.finfo(dtype).max
+    require(
+        is_finite_number(lr) and 0 < lr <= largest,
+        "optimizer.lr",
+        lr,
+        f"a finite number > 0 representable in the training dtype ({str(dtype)[6:]} for "
+        f"trainer.precision={precision}: at most {largest:.4g})",
+    )
+
+
+# Common settings of torch's optimisers and schedulers: key -> (is the value allowed, what is).
+# torch itself refuses some values only when it steps (step_size=0) and others never
+# (gamma=-1 flips the learning rate's sign).
+TORCH_SETTINGS = {
+    "momentum": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "dampening": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "weight_decay": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "eps": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    "betas": (
+        lambda v: (
+            isinstance(v, list)
+            and len(v) == 2
+            and all(is_finite_number(b) and 0 <= b < 1 for b in v)
+        ),
+        "two numbers in [0, 1), e.g. [0.9, 0.999]",
+    ),
+    "nesterov": (lambda v: isinstance(v, bool), "true only with momentum > 0 and dampening = 0"),
+    "step_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "T_max": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "T_0": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "gamma": (lambda v: is_finite_number(v) and v > 0, "a finite number > 0"),
+    "eta_min": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+}
+
+
+def check_torch_settings(group: str, node: dict[str, Any]) -> None:
+    """The settings of a ``torch.optim`` class: what torch accepts and what makes sense."""
+    if not str(node.get("_target_", "")).startswith("torch.optim."):
+        return
+    for key, (ok, allowed) in TORCH_SETTINGS.items():
+        if key in node:
+            require(ok(node[key]), f"{group}.{key}", node[key], allowed)
+
+
+# Lightning Trainer options whose values Lightning checks only once fit has started, or not at
+# all: key -> (is the value allowed, what is)
+TRAINER_VALUES = {
+    "max_epochs": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "log_every_n_steps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "check_val_every_n_epoch": (
+        lambda v: v is None or (is_integer(v) and v >= 1),
+        "null or an integer >= 1",
+    ),
+    "min_epochs": (lambda v: v is None or (is_integer(v) and v >= 0), "null or an integer >= 0"),
+    "max_steps": (lambda v: is_integer(v) and v >= -1, "-1 (no limit) or an integer >= 0"),
+    "min_steps": (lambda v: v is None or (is_integer(v) and v >= 0), "null or an integer >= 0"),
+    "num_sanity_val_steps": (lambda v: is_integer(v) and v >= -1, "-1 (all) or an integer >= 0"),
+    "num_nodes": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
+    "reload_dataloaders_every_n_epochs": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "fast_dev_run": (
+        lambda v: isinstance(v, bool) or (is_integer(v) and v >= 0),
+        "true, false or an integer >= 0",
+    ),
+    "val_check_interval": (
+        lambda v: v is None or (is_integer(v) and v >= 1) or (is_finite_number(v) and 0 < v <= 1),
+        "null, an integer >= 1 (batches) or a fraction in (0, 1] of an epoch",
+    ),
+    # linlab's module optimises manually (exact steps per minibatch): Lightning cannot clip
+    # or accumulate for it, and refuses both only once fit has started
+    "gradient_clip_val": (
+        lambda v: v in (None, 0),
+        "null or 0: linlab steps the optimiser itself (manual optimisation), so Lightning "
+        "cannot clip gradients",
+    ),
+    "accumulate_grad_batches": (
+        lambda v: v == 1 and not isinstance(v, bool),
+        "1: linlab steps the optimiser itself (manual optimisation), once per minibatch; "
+        "for bigger steps raise data.batch_size",
+    ),
+}
+for _key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+    TRAINER_VALUES[_key] = (
+        lambda v: v is None or (is_integer(v) and v >= 0) or (is_finite_number(v) and 0 <= v <= 1),
+        "null, an integer >= 0 (batches) or a fraction in [0, 1]",
+    )
+
+
 def check_trainer(trainer: dict[str, Any]) -> None:
-    for key in ("max_epochs", "log_every_n_steps"):
+    for key, (ok, allowed) in TRAINER_VALUES.items():
         if key in trainer:
-            value = trainer[key]
-            require(is_integer(value) and value >= 1, f"trainer.{key}", value, "an integer >= 1")
+            require(ok(trainer[key]), f"trainer.{key}", trainer[key], allowed)
     devices = trainer.get("devices", "auto")
     require(
         devices == "auto"
@@ -91,6 +186,8 @@ def check_data(data: dict[str, Any]) -> None:
     require(is_finite_number(noise) and noise >= 0, "data.noise", noise, "a finite number >= 0")
     bias = data.get("bias", 0.0)
     require(is_finite_number(bias), "data.bias", bias, "a finite number")
+    seed = data.get("seed", 0)
+    require(is_integer(seed) and 0 <= seed < 2**32, "data.seed", seed, "an integer in [0, 2**32)")
     n = check_samples(data, generator, n_features)
     check_splits(data, n)
     chunk = data.get("chunk_batches", "auto")
@@ -102,10 +199,22 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
     """Check the generator's own settings; return the number of samples it makes."""
     if generator == "fixed":
         x, y = data.get("x"), data.get("y")
-        require(isinstance(x, list) and len(x) > 0, "data.x", x, "a non-empty list")
-        require(isinstance(y, list), "data.y", y, "a list of numbers")
+        rows = "a non-empty list of finite numbers, or of rows of as many finite numbers"
+        require(isinstance(x, list) and len(x) > 0, "data.x", x, rows)
+        flat = not isinstance(x[0], list)
+        width = 1 if flat else len(x[0])
+        for row in x:
+            values = [row] if flat else row
+            ok = isinstance(values, list) and len(values) == width >= 1
+            require(ok and all(map(is_finite_number, values)), "data.x", x, rows)
+        require(
+            isinstance(y, list) and all(map(is_finite_number, y)),
+            "data.y",
+            y,
+            "a list of finite numbers",
+        )
         require(len(x) == len(y), "data.y", y, f"as many values as data.x has rows ({len(x)})")
-        columns = len(x[0]) if isinstance(x[0], list) else 1
+        columns = width
         require(
             columns == n_features,
             "data.n_features",
@@ -126,10 +235,15 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         )
     weights = data.get("weights")
     require(
-        weights is None or (isinstance(weights, list) and len(weights) == n_features),
+        weights is None
+        or (
+            isinstance(weights, list)
+            and len(weights) == n_features
+            and all(map(is_finite_number, weights))
+        ),
         "data.weights",
         weights,
-        f"null or a list of data.n_features={n_features} numbers",
+        f"null or a list of data.n_features={n_features} finite numbers",
     )
     if generator == "gaussian":
         check_gaussian_design(data, n_features)
@@ -204,6 +318,27 @@ def check_splits(data: dict[str, Any], n: int) -> None:
         batch,
         f"null (full batch) or an integer from 1 to the training split's size {n_train}",
     )
+
+
+def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
+    """DDP presets: each minibatch splits into one equal shard per process (``linlab.ddp``)."""
+    strategy = trainer.get("strategy")
+    target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
+    devices = trainer.get("devices")
+    if "ddp" not in target.lower() or not is_integer(devices) or devices < 2:
+        return
+    ranks = devices * trainer.get("num_nodes", 1)
+    n = data.get("n_samples") if data.get("generator") != "fixed" else len(data.get("y", []))
+    if data.get("streaming") or not is_integer(n):
+        return
+    n_train = split_sizes(n, data.get("val_fraction", 0.0), data.get("test_fraction", 0.0))[0]
+    try:
+        check_equal_shards(n_train, data.get("batch_size"), data.get("drop_last", False), ranks)
+    except ValueError as error:
+        raise ConfigError(
+            f"{error} (trainer.devices={devices} processes; allowed: data.batch_size a "
+            f"multiple of {ranks})"
+        ) from None
 
 
 def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:

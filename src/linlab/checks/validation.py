@@ -11,6 +11,7 @@ can be written.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 import inspect
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any, Literal, Union
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -31,18 +32,34 @@ class ConfigError(ValueError):
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional)."""
-    from linlab.checks import environment, rules
+    """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional).
 
+    In order: every ``_target_`` against the targets policy, the value rules, every node
+    against its target's signature, the machine, and last the dry build (``dry_build``):
+    what the config builds, built on something tiny.
+    """
+    from linlab.checks import dry_build, environment, rules, targets
+
+    for path, target in targets.all_targets(_plain(cfg)):
+        targets.check_target_path(path, target)
     values = resolved(cfg)
     rules.check(values)
     for path, node in target_nodes(values):
         check_against_signature(path, node, schema_of(path, node))
     environment.check(values, output_dir(cfg))
+    dry_build.check(values)
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain values, with interpolations resolved (the ``hydra`` node left out)."""
+    """The config as plain values, with interpolations resolved (the ``hydra`` node left out).
+
+    ``seed: null`` draws a seed when the run starts (``linlab.train.resolve_seed``); here it
+    stands as 0, so that what interpolates it (``data.seed: ${seed}``) is checked as an int.
+    """
+    if "seed" in cfg and cfg.seed is None:
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.seed = 0
     values = {}
     for key in cfg:
         if key == "hydra":
@@ -55,6 +72,11 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
         except OmegaConfBaseException as error:
             raise ConfigError(f"{key}: cannot resolve ({str(error).splitlines()[0]})") from None
     return values
+
+
+def _plain(cfg: DictConfig) -> Any:
+    """The whole config, ``hydra`` node included, without resolving anything."""
+    return OmegaConf.to_container(cfg, resolve=False)
 
 
 def output_dir(cfg: DictConfig) -> Path | None:
@@ -77,9 +99,13 @@ def target_nodes(values: Any, path: str = "") -> list[tuple[str, dict[str, Any]]
 
 
 def locate(path: str, target: Any) -> Callable:
-    """Import ``target`` (``package.module.Name``), or refuse naming what could not be found."""
+    """Import ``target`` (``package.module.Name``), or refuse naming what could not be found
+    or what the targets policy (``linlab.checks.targets``) refuses."""
+    from linlab.checks import targets
+
     if not isinstance(target, str) or not target:
         raise ConfigError(f"{path}._target_={target!r} is not a dotted import path")
+    targets.check_target_path(path, target)
     parts = target.split(".")
     for split in range(len(parts), 0, -1):
         module_name = ".".join(parts[:split])
@@ -89,6 +115,9 @@ def locate(path: str, target: Any) -> Callable:
         except ModuleNotFoundError as error:
             if error.name is None or not module_name.startswith(error.name):
                 raise ConfigError(_cannot_import(path, target, str(error))) from None
+        except Exception as error:  # the module itself raised while it was imported
+            reason = f"its import raised {type(error).__name__}: {error}"
+            raise ConfigError(_cannot_import(path, target, reason.splitlines()[0])) from None
     else:
         raise ConfigError(_cannot_import(path, target, f"no module named {parts[0]!r}"))
     for name in parts[split:]:
@@ -96,6 +125,7 @@ def locate(path: str, target: Any) -> Callable:
             reason = f"{'.'.join(parts[:split])} has no attribute {name!r}"
             raise ConfigError(_cannot_import(path, target, reason))
         found, split = getattr(found, name), split + 1
+    targets.check_target_object(path, target, found)
     return found
 
 
@@ -106,24 +136,35 @@ def _cannot_import(path: str, target: str, reason: str) -> str:
     )
 
 
-def schema_of(path: str, node: dict[str, Any]) -> dict[str, inspect.Parameter]:
-    """Allowed keys of a node: its target's parameters (and a built-in generator's)."""
+def schema_of(path: str, node: dict[str, Any]) -> dict[str, inspect.Parameter] | None:
+    """Allowed keys of a node: its target's parameters (and a built-in generator's); None
+    where the target's signature cannot be read."""
     from linlab.data.datamodule import LinearDataModule
     from linlab.data.synthetic import GENERATORS
 
     target = locate(path, node["_target_"])
-    params = _parameters(target)
+    params = parameters_of(target)
+    if params is None:
+        return None
     if target is LinearDataModule and node.get("generator") in GENERATORS:
-        params |= _parameters(GENERATORS[node["generator"]])
+        params |= parameters_of(GENERATORS[node["generator"]])
         del params["generator_params"]
     return params
 
 
-def _parameters(target: Callable) -> dict[str, inspect.Parameter]:
+def parameters_of(target: Callable) -> dict[str, inspect.Parameter] | None:
+    """The keyword parameters ``target`` takes; None where its signature cannot be read.
+
+    A module class without its own ``__init__`` takes none: ``nn.Module.__init__``'s
+    ``**kwargs`` raises for any keyword."""
+    from torch import nn
+
+    if inspect.isclass(target) and target.__init__ is nn.Module.__init__:
+        return {}
     try:
         params = dict(inspect.signature(target).parameters)
     except (TypeError, ValueError):
-        return {}
+        return None
     hints = _type_hints(target)
     return {
         name: p.replace(annotation=hints.get(name, inspect.Parameter.empty))
@@ -139,25 +180,31 @@ def _type_hints(target: Callable) -> dict[str, Any]:
 
 
 def check_against_signature(
-    path: str, node: dict[str, Any], params: dict[str, inspect.Parameter]
+    path: str, node: dict[str, Any], params: dict[str, inspect.Parameter] | None
 ) -> None:
+    if params is None:
+        return
     open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key, value in node.items():
         if key.startswith("_"):
             continue
         if key not in params:
-            if open_ended or not params:
+            if open_ended:
                 continue
             names = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {path}.{close[0]}? " if close else ""
+            allowed = f"allowed: {', '.join(names)}" if names else "it takes no settings"
             raise ConfigError(
-                f"{path}.{key} is not a setting of {node['_target_']}; {hint}"
-                f"allowed: {', '.join(names)}"
+                f"{path}.{key} is not a setting of {node['_target_']}; {hint}{allowed}"
             )
         hint = params[key].annotation
         if hint is not inspect.Parameter.empty and accepts(hint, value) is False:
             raise ConfigError(f"{path}.{key}={value!r} is not allowed; allowed: {describe(hint)}")
+        if is_integer(value) and not -(2**63) <= value < 2**63:
+            raise ConfigError(
+                f"{path}.{key}={value} is not allowed; allowed: an integer of at most 64 bits"
+            )
 
 
 _UNIONS = (Union, types.UnionType)
@@ -176,7 +223,7 @@ def accepts(hint: Any, value: Any) -> bool | None:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value) and -(2**63) <= value < 2**63
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is str:
@@ -201,7 +248,12 @@ def describe(hint: Any) -> str:
         return " or ".join(dict.fromkeys(parts))
     if origin is Literal:
         return "one of " + ", ".join(str(v) for v in typing.get_args(hint))
-    names = {type(None): "null", bool: "true or false", int: "an integer", float: "a number"}
+    names = {
+        type(None): "null",
+        bool: "true or false",
+        int: "an integer (64 bits)",
+        float: "a number",
+    }
     if hint in names:
         return names[hint]
     return "a string" if hint is str else getattr(hint, "__name__", str(hint))

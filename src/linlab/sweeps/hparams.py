@@ -37,6 +37,9 @@ from tensorboard.compat.proto.types_pb2 import DT_FLOAT
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+from linlab.logger import events_file, remove_if_empty
+from linlab.unwritten import not_written
+
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
 CONFIG_KEYS = (
     "seed",
@@ -161,9 +164,15 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
-            with SummaryWriter(logger.log_dir) as writer:
-                steps = int(results.get("steps") or 0)
-                write_session(writer, hparams, metrics, steps, one_off_text(results))
+            writer = None
+            try:
+                writer = SummaryWriter(logger.log_dir)
+                with writer:
+                    steps = int(results.get("steps") or 0)
+                    write_session(writer, hparams, metrics, steps, one_off_text(results))
+            except OSError as error:  # a full disk: a warning, the run's result stands
+                remove_if_empty(events_file(writer))
+                not_written(f"TensorBoard HParams session in {logger.log_dir}", error)
 
 
 def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:

@@ -1,0 +1,229 @@
+"""Build what a config builds, on something tiny, and turn what that raises into one line.
+
+Types and value rules cannot know every constraint of every class a ``_target_`` names
+(torch's optimisers and schedulers, a researcher's own model or callback). So after them the
+check builds each group as the run will, only small: the model, with a forward pass on a
+two-sample batch of ``data.n_features`` and the loss and its gradient on it; the optimiser
+over a one-element parameter, stepped twice; the scheduler over that optimiser, stepped a few
+times; the module around them; the data generator on at most ``TINY_SAMPLES`` samples; every
+callback. Whatever raises is refused before any folder exists, naming the key to blame: the
+error's own ``key=value`` when it gives one, else the key whose reset to its default (or to
+1) makes the build pass, else the group (``<group>: <ExceptionType>: <message>``).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, show
+from linlab.checks.validation import ConfigError, is_integer, locate
+from linlab.data.datamodule import dtype_for_precision
+from linlab.devices import default_dtype
+
+TINY_SAMPLES = 16
+SCHEDULER_STEPS = 3
+
+
+def check(values: dict[str, Any]) -> None:
+    """Refuse (``ConfigError``) the first group whose tiny build raises."""
+    precision = (values.get("trainer") or {}).get("precision", "32-true")
+    dtype = dtype_for_precision(str(precision))
+    data = values.get("data") or {}
+    model_node = values.get("model") or {}
+    n_features = next(
+        (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n)), 1
+    )
+    x = torch.linspace(-1.0, 1.0, 2 * n_features, dtype=dtype).reshape(2, n_features)
+    y = torch.tensor([0.5, -0.5], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = _stage("model", model_node, lambda node: _model(node, precision, dtype, x))
+        loss = _stage("loss", values.get("loss"), lambda node: _loss(node, model, x, y))
+        optimizer = _stage("optimizer", values.get("optimizer"), lambda n: _optimizer(n, dtype))
+        scheduler = _stage(
+            "scheduler", values.get("scheduler"), lambda n: _scheduler(n, optimizer, dtype)
+        )
+        module = _stage(
+            "module",
+            values.get("module"),
+            lambda node: _module(node, model, loss, optimizer, scheduler),
+        )
+        _stage("data", data or None, _data)
+        for name, node in (values.get("callbacks") or {}).items():
+            _stage(f"callbacks.{name}", node, lambda node: _callback(node, module))
+
+
+def instantiate(node: dict, **extra: Any) -> Any:
+    """Hydra's ``instantiate`` for the plain, resolved nodes the check holds (``_target_``,
+    ``_args_``, ``_partial_``, ``_recursive_``, nested targets): the same call, without
+    first wrapping every node in an OmegaConf object (ten times the cost of the build)."""
+    target = locate("", node["_target_"])
+    recursive = node.get("_recursive_", True)
+    build = _instantiate_nested if recursive else (lambda value: value)
+    args = [build(a) for a in node.get("_args_", [])]
+    kwargs = {k: build(v) for k, v in node.items() if not k.startswith("_")} | extra
+    if node.get("_partial_", False):
+        return functools.partial(target, *args, **kwargs)
+    return target(*args, **kwargs)
+
+
+def _instantiate_nested(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "_target_" in value:
+            return instantiate(value)
+        return {k: _instantiate_nested(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_instantiate_nested(v) for v in value]
+    return value
+
+
+def _model(node: dict, precision: Any, dtype: torch.dtype, x: torch.Tensor) -> torch.nn.Module:
+    with default_dtype(precision):
+        model = instantiate(node)
+    if dtype in (torch.float16, torch.bfloat16):
+        model = model.to(dtype)
+    model(x)
+    return model
+
+
+def _loss(node: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Any:
+    loss = instantiate(node)
+    with torch.no_grad():
+        pred = model(x)
+    pred.requires_grad_(True)
+    loss(pred, y).backward()
+    return loss
+
+
+def _optimizer(node: dict, dtype: torch.dtype) -> Callable | None:
+    """The partial, after building it over a one-element parameter and stepping it twice."""
+    partial = instantiate(node)
+    _stepped_optimizer(partial, dtype)
+    return partial
+
+
+def _stepped_optimizer(partial: Callable, dtype: torch.dtype) -> torch.optim.Optimizer:
+    parameter = torch.nn.Parameter(torch.ones(1, dtype=dtype))
+    optimizer = partial([parameter])
+    for _ in range(2):
+        parameter.grad = torch.ones_like(parameter)
+        optimizer.step()
+    return optimizer
+
+
+def _scheduler(node: dict, optimizer: Callable | None, dtype: torch.dtype) -> Callable | None:
+    partial = instantiate(node)
+    if optimizer is None:
+        return partial
+    built = _stepped_optimizer(optimizer, dtype)
+    scheduler = partial(built)
+    for _ in range(SCHEDULER_STEPS):
+        built.step()
+        scheduler.step()
+    return partial
+
+
+def _module(node: dict, model: Any, loss: Any, optimizer: Any, scheduler: Any) -> Any:
+    module = instantiate(node, model=model, loss=loss, optimizer=optimizer, scheduler=scheduler)
+    if hasattr(module, "configure_optimizers"):
+        module.configure_optimizers()
+    return module
+
+
+def _data(node: dict) -> Any:
+    """The built-in datamodule made and set up on at most ``TINY_SAMPLES`` samples."""
+    if node.get("_target_") not in BUILT_IN_DATA:
+        return instantiate(node)
+    node = dict(node)
+    if is_integer(node.get("n_samples")):
+        node["n_samples"] = min(node["n_samples"], TINY_SAMPLES)
+    datamodule = instantiate(node)
+    datamodule.setup("fit")
+    return datamodule
+
+
+def _callback(node: dict, module: Any) -> Any:
+    """The callback, made without a trainer; ``check_module(module)`` where it has one."""
+    callback = instantiate(node)
+    if module is not None and hasattr(callback, "check_module"):
+        callback.check_module(module)
+    return callback
+
+
+def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
+    """``build(node)``, or refuse with the one line that names what to change."""
+    if not isinstance(node, dict) or "_target_" not in node:
+        return None
+    try:
+        return build(node)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(_refusal(group, node, build, error)) from None
+
+
+def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Exception) -> str:
+    text = _first_line(error)
+    if text.startswith(f"{group}."):
+        return text  # linlab's own errors name the full key already
+    named = re.match(r"([A-Za-z_]\w*)=", text)
+    if named and named.group(1) in node:
+        return f"{group}.{text}"
+    key = _key_to_blame(node, build, text)
+    if key is None:
+        return f"{group}: {type(error).__name__}: {text}"
+    target = node["_target_"]
+    known = TORCH_SETTINGS.get(key, (None, None))[1] if key != "lr" else "a finite number > 0"
+    allowed = known or _fallback_allowed(group, target, key)
+    return (
+        f"{group}.{key}={show(node[key])} is not allowed by {target} "
+        f"({type(error).__name__}: {text}); allowed: {allowed}"
+    )
+
+
+def _key_to_blame(node: dict, build: Callable[[dict], Any], text: str) -> str | None:
+    """The first key whose reset to its default (or, without one, to 1) lets ``build`` pass;
+    keys the error message names are tried first, in the order it names them."""
+    defaults = _defaults(node)
+    keys = [k for k in node if not k.startswith("_")]
+    found = {k: re.search(rf"\b{re.escape(k)}\b", text, re.IGNORECASE) for k in keys}
+    named = sorted((match.start(), k) for k, match in found.items() if match)
+    for key in dict.fromkeys([k for _, k in named] + keys):
+        value = node[key]
+        for replacement in (defaults.get(key, inspect.Parameter.empty), 1):
+            if replacement is inspect.Parameter.empty or replacement == value:
+                continue
+            try:
+                build({**copy.deepcopy(node), key: replacement})
+            except Exception:
+                continue
+            return key
+    return None
+
+
+def _defaults(node: dict) -> dict[str, Any]:
+    try:
+        target = locate("", node["_target_"])
+        parameters = inspect.signature(target).parameters.values()
+    except (ConfigError, TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+
+
+def _fallback_allowed(group: str, target: str, key: str) -> str:
+    default = _defaults({"_target_": target}).get(key, inspect.Parameter.empty)
+    shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
+    return f"what {target} accepts for {key}{shown}"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
