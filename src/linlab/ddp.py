@@ -34,6 +34,8 @@ from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch import Tensor
 
+from linlab import interrupts
+
 _LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _CHILD_EXIT_TIMEOUT_S = 120
 
@@ -55,12 +57,19 @@ def average_gradients(parameters: Iterable[Tensor]) -> None:
     """g ← (1/W) Σ_r g_r over the W ranks; nothing to do in a single process.
 
     Every rank holds the mean-loss gradient of an equal shard of the same minibatch, so the
-    average is exactly the gradient of the whole minibatch's mean loss.
+    average is exactly the gradient of the whole minibatch's mean loss. One more element
+    carries whether any rank received Ctrl-C or SIGTERM, so that all of them stop after the
+    same minibatch (``linlab.interrupts``).
     """
     if _world_size() == 1:
         return
     grads = [p.grad for p in parameters if p.grad is not None]
-    flat = mean_over_ranks(torch.cat([g.reshape(-1) for g in grads]))
+    signalled = torch.tensor(
+        [float(interrupts.STATE.received)], dtype=grads[0].dtype, device=grads[0].device
+    )
+    flat = mean_over_ranks(torch.cat([*(g.reshape(-1) for g in grads), signalled]))
+    if flat[-1] > 0:
+        interrupts.STATE.stop = True
     offset = 0
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))

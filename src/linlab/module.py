@@ -19,6 +19,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 from torch.nn.utils import vector_to_parameters
 
+from linlab import interrupts
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
 from linlab.direct_steps import (
@@ -125,6 +126,8 @@ class RegressionModule(L.LightningModule):
         before = flat_values(self.model)
         losses, snapshots = [], {}
         for i, (x, y) in enumerate(zip(*chunk, strict=True)):
+            if interrupts.STATE.stop:  # Ctrl-C or SIGTERM: stop between two minibatches
+                interrupts.stop_chunk(self.trainer, i if direct else 0)
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = flat_values(self.model)
             losses.append(self.descent_step(optimizer, x, y))

@@ -201,7 +201,7 @@ def main() -> None:
     naming.start_launch(sys.argv[1:])
     check_command_line(sys.argv[1:], config_dir())
     quiet_lightning()
-    hydra_main()
+    faults.exit_130_on_interrupt(hydra_main)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,14 @@ class ConfigError(ValueError):
 
 def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional)."""
-    from linlab.checks import environment, rules
+    from linlab.checks import environment, rules, run_folder
 
     values = resolved(cfg)
     rules.check(values)
     for path, node in target_nodes(values):
         check_against_signature(path, node, schema_of(path, node))
     environment.check(values, output_dir(cfg))
+    run_folder.check(cfg)
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
