@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from linlab import ddp, devices, faults
+from linlab import ddp, devices, faults, folders
 from linlab.checks.preflight import check_command_line
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 from linlab.sweeps import naming
@@ -164,6 +164,8 @@ def task(cfg: DictConfig) -> float | None:
     """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
     quiet_lightning()  # again here: joblib and submitit workers do not go through main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if (earlier := folders.finished_before(run_dir)) is not None:
+        return earlier.get("val_loss")  # a re-run sweep does not train a finished job again
     if cfg.get("lr_sweep"):
         return report_lr_sweep(train_lr_sweep(cfg, run_dir), run_dir)
     started = time.perf_counter()
