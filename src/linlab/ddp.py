@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,16 @@ class HydraJobDDPStrategy(DDPStrategy):
 
     DDP's own gradient hooks are switched off (the module calls ``average_gradients`` once
     per minibatch); DDP still broadcasts rank 0's initial parameters to every rank.
+
+    Args:
+        collective_timeout_s: a collective that waits longer than this for the other ranks
+            fails the job (torch.distributed's default is 30 minutes; here ranks that stop
+            agreeing end the job with an error naming the timeout, not a silent hang).
+        **kwargs: ``DDPStrategy``'s arguments.
     """
+
+    def __init__(self, collective_timeout_s: float = 120.0, **kwargs: Any) -> None:
+        super().__init__(timeout=timedelta(seconds=collective_timeout_s), **kwargs)
 
     def _configure_launcher(self) -> None:
         assert self.cluster_environment is not None

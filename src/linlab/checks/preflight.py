@@ -28,6 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab.checks import launchers
 from linlab.checks.validation import ConfigError, validate
 
 EXIT_CONFIG_ERROR = 2
@@ -59,6 +60,7 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
     args = get_args_parser().parse_args(list(argv))
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
+    launchers.check(args.overrides)
     hydra = _create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
