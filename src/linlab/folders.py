@@ -35,7 +35,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
 from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run, is_child_rank
 from linlab.checks.validation import ConfigError
-from linlab.results import read_results_if_any, write_json_atomic
+from linlab.faults import EXIT_INTERRUPTED
+from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
 from linlab.sweeps.progress import BASIC_SWEEPER
 
 log = logging.getLogger("linlab")
@@ -87,7 +88,7 @@ class FolderGuard(Callback):
             None,
             str(os.getpid()),
         ):
-            stop_when_parent_dies()
+            stop_when_parent_dies(Path(config.hydra.runtime.output_dir))
 
     def _release(self, folder: Path) -> None:
         if self._lock is not None:
@@ -152,10 +153,11 @@ def finished_before(run_dir: Path) -> dict[str, Any] | None:
     hydra = HydraConfig.get()
     if hydra.mode != RunMode.MULTIRUN:
         return None
-    sweep_dir = Path(hydra.sweep.dir)
-    plan = read_plan(sweep_dir)
-    name = str(run_dir.relative_to(sweep_dir.absolute())) if run_dir.is_absolute() else None
-    for job in plan:
+    sweep_dir = Path(hydra.sweep.dir).absolute()
+    if not run_dir.absolute().is_relative_to(sweep_dir):
+        return None
+    name = str(run_dir.absolute().relative_to(sweep_dir))
+    for job in read_plan(sweep_dir):
         if job.get("folder") == name and job.get("finished_before"):
             log.info("finished in an earlier launch (%s): not retrained", job["finished_before"])
             return read_results_if_any(run_dir)
@@ -184,10 +186,18 @@ def empty(folder: Path) -> None:
 
 
 _watching = threading.Event()
+_current_job: list[Path] = []  # the folder of the job this worker runs now
+_RECORD_WAIT_S = 120
 
 
-def stop_when_parent_dies() -> None:
-    """Once per worker process: SIGTERM to itself when its parent (the sweep) is gone."""
+def stop_when_parent_dies(run_dir: Path) -> None:
+    """Once per worker process: when its parent (the sweep) is gone, stop the job and exit.
+
+    SIGTERM stops a fit at the next minibatch and records it as ``interrupted``
+    (``linlab.faults``); once that record is written, or at once between jobs, the worker
+    exits, instead of waiting for work from a sweep that no longer exists.
+    """
+    _current_job[:] = [run_dir]
     if _watching.is_set():
         return
     _watching.set()
@@ -196,6 +206,13 @@ def stop_when_parent_dies() -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(_PARENT_POLL_S)
+        killed_at = time.time()
         os.kill(os.getpid(), signal.SIGTERM)
+        record = _current_job[0] / RESULTS_FILE
+        while time.time() - killed_at < _RECORD_WAIT_S:
+            if record.exists() and record.stat().st_mtime >= killed_at:
+                break
+            time.sleep(_PARENT_POLL_S)
+        os._exit(EXIT_INTERRUPTED)
 
     threading.Thread(target=watch, name="linlab-parent-watch", daemon=True).start()
