@@ -197,11 +197,13 @@ def stop_when_parent_dies(run_dir: Path) -> None:
     (``linlab.faults``); once that record is written, or at once between jobs, the worker
     exits, instead of waiting for work from a sweep that no longer exists.
     """
+    parent = int(os.environ[_SWEEP_PID_VAR])
+    if os.getppid() != parent:  # a job handed over before the sweep died: do not start it
+        os._exit(EXIT_INTERRUPTED)
     _current_job[:] = [run_dir]
     if _watching.is_set():
         return
     _watching.set()
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
