@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ log = logging.getLogger("linlab")
 PLAN_FILE = "sweep.json"
 FINISHED = ("ok", "diverged", "pruned")
 _SWEEP_PID_VAR = "LINLAB_SWEEP_PID"
+_SWEEP_HOST_VAR = "LINLAB_SWEEP_HOST"
 _PARENT_POLL_S = 0.5
 
 
@@ -69,6 +71,7 @@ class FolderGuard(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         self._lock = _lock_or_exit(sweep_dir)
         os.environ[_SWEEP_PID_VAR] = str(os.getpid())
+        os.environ[_SWEEP_HOST_VAR] = socket.gethostname()
         jobs = planned_jobs(config)
         if jobs is None:
             return
@@ -198,8 +201,10 @@ def stop_when_parent_dies(run_dir: Path) -> None:
     exits, instead of waiting for work from a sweep that no longer exists.
     """
     parent = int(os.environ[_SWEEP_PID_VAR])
-    if os.getppid() != parent:  # a job handed over before the sweep died: do not start it
-        os._exit(EXIT_INTERRUPTED)
+    if os.getppid() != parent:
+        if os.environ.get(_SWEEP_HOST_VAR) == socket.gethostname() and not _alive(parent):
+            os._exit(EXIT_INTERRUPTED)  # a job handed over before the sweep died: not started
+        return  # not the sweep's own child (e.g. a SLURM task on another node)
     _current_job[:] = [run_dir]
     if _watching.is_set():
         return
@@ -218,3 +223,13 @@ def stop_when_parent_dies(run_dir: Path) -> None:
         os._exit(EXIT_INTERRUPTED)
 
     threading.Thread(target=watch, name="linlab-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
