@@ -38,7 +38,7 @@ from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run
 from linlab.checks.validation import ConfigError
 from linlab.faults import EXIT_INTERRUPTED
 from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
-from linlab.sweeps.progress import BASIC_SWEEPER
+from linlab.sweeps.progress import GRID_SWEEPERS
 
 log = logging.getLogger("linlab")
 
@@ -110,7 +110,7 @@ def _lock_or_exit(folder: Path) -> IO[str]:
 
 def planned_jobs(config: DictConfig) -> list[dict[str, Any]] | None:
     """Each job of the basic sweeper's grid: folder, overrides, an earlier finished status."""
-    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None  # an optimising sweeper decides its jobs as it goes
     try:
         grid = _grid(config)

@@ -1,0 +1,55 @@
+"""``linlab-train --help`` and a mistyped group option answer without torch or Lightning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "lightning", "lightning_fabric", "pytorch_lightning")
+# what the console script `linlab-train` (entry point linlab.cli:main) runs
+CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
+
+
+def imported_modules(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """Run the console script under ``python -X importtime``; the top-level modules it imported."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", CONSOLE_SCRIPT, *args],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    timings = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert timings, proc.stderr  # -X importtime really reported
+    names = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in timings}
+    return proc, names
+
+
+def test_help_says_what_linlab_is_without_importing_torch(tmp_path):
+    proc, modules = imported_modules(["--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "train a linear model by gradient descent" in proc.stdout
+    assert "powered by Hydra" not in proc.stdout
+    for group in ("data", "optimizer", "trainer", "experiment"):
+        assert f"\n  {group} " in proc.stdout, group
+    assert "hydra" in modules and not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert not list(tmp_path.iterdir()), "--help made no folder"
+
+
+@pytest.mark.parametrize(
+    ("argv", "typo"),
+    [(["data=gausian"], "data=gausian"), (["-m", "optimizer=sdg", "seed=0,1"], "optimizer=sdg")],
+)
+def test_mistyped_group_option_is_refused_without_importing_torch(tmp_path, argv, typo):
+    proc, modules = imported_modules(argv, tmp_path)
+    assert proc.returncode == 2
+    (line,) = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    group, _, _ = typo.partition("=")
+    assert line.startswith(f"linlab-train: error: {typo} is not an option of {group};"), line
+    assert f"did you mean {group}=" in line
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert not list(tmp_path.iterdir()), "nothing made"
