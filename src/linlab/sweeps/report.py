@@ -10,8 +10,8 @@ by final validation loss with the best ``ok`` job named, and writes into the swe
 and ``report_curves.png`` (val-loss curves from the TensorBoard events). Keys varied besides
 lr, batch size and seed split the figures into panels; a varied ``seed`` is aggregated (a
 table of mean ± 95% interval per setting, mean cells and curves with bands:
-``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or another of ``aggregate.VALUES``) picks what the heatmap shows; a sweep over
-``data.n_features`` on a Gaussian design also gets ``report_risk.png`` (double descent).
+``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or another of
+``aggregate.VALUES``) picks what the heatmap shows; a sweep over ``data.n_features`` on a Gaussian design also gets ``report_risk.png`` (double descent).
 """
 
 from __future__ import annotations
