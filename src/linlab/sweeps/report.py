@@ -11,7 +11,8 @@ and ``report_curves.png`` (val-loss curves from the TensorBoard events). Keys va
 lr, batch size and seed split the figures into panels; a varied ``seed`` is aggregated (a
 table of mean ± 95% interval per setting, mean cells and curves with bands:
 ``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or another of
-``aggregate.VALUES``) picks what the heatmap shows; a sweep over ``data.n_features`` on a Gaussian design also gets ``report_risk.png`` (double descent).
+``aggregate.VALUES``) picks what the heatmap shows; a sweep over ``data.n_features`` on a
+Gaussian design also gets ``report_risk.png`` (double descent).
 """
 
 from __future__ import annotations
