@@ -5,7 +5,8 @@ Lightning's between-batch checks can take an epoch, and a KeyboardInterrupt rais
 arbitrary point can land inside an optimiser step or, under DDP, leave one rank in a collective
 that the others never join. While :func:`stop_at_minibatch_boundary` is active, SIGINT and
 SIGTERM only set :data:`STATE` ``.received``; the training step tests ``STATE.stop`` once per
-minibatch (a bool test) and raises :class:`Interrupted` there. In one process a signal sets
+minibatch (a bool test), ends the chunk there, counts and logs the steps it took, and then
+raises :class:`Interrupted`. In one process a signal sets
 ``stop`` at once; under DDP ``linlab.ddp.average_gradients`` sums ``received`` over the ranks
 with the gradients, so all ranks stop after the same minibatch. A second signal stops at once.
 """
@@ -18,10 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-import lightning as L
 import torch.distributed as dist
-
-from linlab.direct_steps import count_optimizer_steps
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -35,11 +33,7 @@ STATE = _State()
 
 
 class Interrupted(KeyboardInterrupt):
-    """Raised between two minibatches; ``steps`` of the chunk were taken before it."""
-
-    def __init__(self, steps: int) -> None:
-        super().__init__(f"stopped by a signal after {steps} minibatches of the chunk")
-        self.steps = steps
+    """Raised after the minibatches taken so far have been counted and logged."""
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -50,15 +44,10 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         STATE.stop = True
 
 
-def stop_chunk(trainer: L.Trainer, uncounted_steps: int) -> None:
-    """Raise :class:`Interrupted`, first counting the chunk's steps that Lightning has not.
-
-    The bare-optimiser path (``linlab.direct_steps``) counts a chunk's steps at its end, so
-    without this an interrupt in the first chunk would record 0 steps after real updates.
-    """
-    if uncounted_steps:
-        count_optimizer_steps(trainer, uncounted_steps)
-    raise Interrupted(uncounted_steps)
+def raise_if_stopping() -> None:
+    """Raise :class:`Interrupted` if the run agreed to stop (called at the end of a chunk)."""
+    if STATE.stop:
+        raise Interrupted
 
 
 @contextmanager
