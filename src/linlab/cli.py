@@ -76,7 +76,8 @@ def main() -> None:
     naming.register_resolvers()
     naming.start_launch(argv)
     check_command_line(argv, config_dir())
+    from linlab.faults import exit_130_on_interrupt
     from linlab.train import hydra_main, quiet_lightning  # torch and Lightning from here on
 
     quiet_lightning()
-    hydra_main()
+    exit_130_on_interrupt(hydra_main)

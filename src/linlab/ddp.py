@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from lightning.fabric.strategies.launchers.subprocess_script import _launch_proc
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from torch import Tensor
+
+from linlab import interrupts
 
 _LAUNCH_VARS = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
 _CHILD_EXIT_TIMEOUT_S = 120
@@ -55,12 +58,19 @@ def average_gradients(parameters: Iterable[Tensor]) -> None:
     """g ← (1/W) Σ_r g_r over the W ranks; nothing to do in a single process.
 
     Every rank holds the mean-loss gradient of an equal shard of the same minibatch, so the
-    average is exactly the gradient of the whole minibatch's mean loss.
+    average is exactly the gradient of the whole minibatch's mean loss. One more element
+    carries whether any rank received Ctrl-C or SIGTERM, so that all of them stop after the
+    same minibatch (``linlab.interrupts``).
     """
     if _world_size() == 1:
         return
     grads = [p.grad for p in parameters if p.grad is not None]
-    flat = mean_over_ranks(torch.cat([g.reshape(-1) for g in grads]))
+    signalled = torch.tensor(
+        [float(interrupts.STATE.received)], dtype=grads[0].dtype, device=grads[0].device
+    )
+    flat = mean_over_ranks(torch.cat([*(g.reshape(-1) for g in grads), signalled]))
+    if flat[-1] > 0:
+        interrupts.STATE.stop = True
     offset = 0
     for g in grads:
         g.copy_(flat[offset : offset + g.numel()].view_as(g))
@@ -171,7 +181,16 @@ class HydraJobDDPStrategy(DDPStrategy):
 
     DDP's own gradient hooks are switched off (the module calls ``average_gradients`` once
     per minibatch); DDP still broadcasts rank 0's initial parameters to every rank.
+
+    Args:
+        collective_timeout_s: a collective that waits longer than this for the other ranks
+            fails the job (torch.distributed's default is 30 minutes; here ranks that stop
+            agreeing end the job with an error naming the timeout, not a silent hang).
+        **kwargs: ``DDPStrategy``'s arguments.
     """
+
+    def __init__(self, collective_timeout_s: float = 120.0, **kwargs: Any) -> None:
+        super().__init__(timeout=timedelta(seconds=collective_timeout_s), **kwargs)
 
     def _configure_launcher(self) -> None:
         assert self.cluster_environment is not None

@@ -6,10 +6,12 @@ message (:func:`record_failure`). In a sweep the error is not re-raised, so the 
 run; the sweep callback (``linlab.sweeps.progress``) counts the failures at the end and exits
 non-zero.
 
-Lightning answers a KeyboardInterrupt by calling every callback's ``on_exception``, finalising
-the loggers (which flushes TensorBoard) and raising ``SystemExit(1)``. ``InterruptCheckpoint``
-marks the module and saves ``interrupted.ckpt`` (the parameters at the interrupt);
-``last.ckpt`` stays the last whole epoch, which ``ckpt_path=last`` resumes exactly.
+Ctrl-C and SIGTERM (what SLURM and other schedulers send before a kill) are one thing: during
+``fit`` they stop training at the next minibatch boundary (``linlab.interrupts``), which raises
+a KeyboardInterrupt there. Lightning answers it by calling every callback's ``on_exception``,
+finalising the loggers (which flushes TensorBoard) and raising ``SystemExit(1)``.
+``InterruptCheckpoint`` marks the module and saves ``interrupted.ckpt`` (the parameters at the
+interrupt); ``last.ckpt`` stays the last whole epoch, which ``ckpt_path=last`` resumes exactly.
 :func:`fit` lets the caller record the interrupted run and then exits with code 130.
 """
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
+from linlab import interrupts
 from linlab.results import RESULTS_FILE, write_json_atomic
 from linlab.sweeps.hparams import log_failed_hparams
 from linlab.unwritten import not_written
@@ -50,9 +55,15 @@ class InterruptCheckpoint(Callback):
 
 
 def fit(trainer: L.Trainer, module: L.LightningModule, **fit_kwargs) -> None:
-    """``trainer.fit`` that returns normally after a Ctrl-C (see ``module.status``)."""
+    """``trainer.fit`` that returns normally after Ctrl-C or SIGTERM (see ``module.status``).
+
+    Lightning's own SIGTERM handler is left out: under DDP it broadcasts from inside the
+    handler, a collective the other ranks never join.
+    """
+    trainer._signal_connector.register_signal_handlers = lambda: None
     try:
-        trainer.fit(module, **fit_kwargs)
+        with interrupts.stop_at_minibatch_boundary():
+            trainer.fit(module, **fit_kwargs)
     except SystemExit:
         if not trainer.interrupted:
             raise
@@ -62,9 +73,25 @@ def fit(trainer: L.Trainer, module: L.LightningModule, **fit_kwargs) -> None:
 
 
 def exit_if_interrupted(module: L.LightningModule) -> None:
-    """Stop the process (and a sweep) after an interrupted run has been recorded."""
-    if getattr(module, "status", None) == INTERRUPTED:
+    """Stop the process (and a sweep) after an interrupted run has been recorded.
+
+    Also after a signal that came too late to stop training (the run is recorded as finished).
+    """
+    if getattr(module, "status", None) == INTERRUPTED or interrupts.STATE.received:
         raise SystemExit(EXIT_INTERRUPTED)
+
+
+def exit_130_on_interrupt(main: Callable[[], Any]) -> None:
+    """Run the command line; a Ctrl-C outside a fit (a sweep's launcher, start-up) is one line."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(
+            "linlab-train: interrupted; finished jobs keep their results.json (re-run the "
+            "sweep with hydra.sweep.dir=<its folder> to train only what did not finish)",
+            file=sys.stderr,
+        )
+        raise SystemExit(EXIT_INTERRUPTED) from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

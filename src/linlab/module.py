@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
+from linlab import interrupts
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
 from linlab.direct_steps import (
@@ -219,7 +220,10 @@ class RegressionModule(L.LightningModule):
         last = len(ys) - 1
         losses, snapshots = [], {}
         progress = self.steps_done_in_chunk = [0]  # read by linlab.progress's drawing thread
+        penultimate = None
         for i, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            if interrupts.STATE.stop and i:  # Ctrl-C or SIGTERM: end the chunk here
+                break
             if self.track_params and (start + i) % every == 0:
                 snapshots[start + i] = self._member_flats()
             if i == last:
@@ -242,6 +246,7 @@ class RegressionModule(L.LightningModule):
         if bad:
             self._stop_diverged(bad, start, values, before, saved_state, chunk, optimizer)
         self._penultimate, self._penultimate_loss = penultimate, [v[-1] for v in values]
+        interrupts.raise_if_stopping()  # after the steps taken are counted and logged
 
     def _log_steps(
         self, k: int, start: int, values: list[float], snapshots: dict[int, Tensor]

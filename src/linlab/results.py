@@ -14,13 +14,19 @@ from torch.func import functional_call
 
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
+UNREADABLE = "unreadable"
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
+    """Write to a temporary file beside ``path`` and rename it: readers never see half a file.
+
+    ``mkstemp`` makes the file 0600; it gets the mode a plain ``open`` would give (0666 less
+    the umask), so a colleague who can read the folder can read the results too.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, allow_nan=True)
             f.write("\n")
@@ -30,16 +36,41 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def current_umask() -> int:
+    """The process's umask, from ``/proc`` where there is one (``os.umask`` can only swap it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def read_results(run_dir: Path | str) -> dict[str, Any]:
     return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
 
 
 def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
-    """``results.json`` of a job that may still be running (or never started): ``{}`` then."""
-    try:
-        return read_results(run_dir)
-    except (OSError, ValueError):
+    """``results.json`` of a job that may still be running (or never started): ``{}`` then.
+
+    A file that exists but cannot be used (no permission, broken JSON, not a JSON object)
+    reads as ``{"status": "unreadable", "message": <why>}``: it is neither running nor a result.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.exists():
         return {}
+    try:
+        results = read_results(run_dir)
+    except (OSError, ValueError) as error:
+        return {"status": UNREADABLE, "message": f"{path}: {type(error).__name__}: {error}"}
+    if not isinstance(results, dict):
+        kind = "null" if results is None else type(results).__name__
+        return {"status": UNREADABLE, "message": f"{path}: holds a {kind}, not a JSON object"}
+    return results
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from linlab import ddp, devices, faults, unwritten
+from linlab import ddp, devices, faults, folders, unwritten
 from linlab.cli import config_dir, main
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
@@ -244,6 +244,8 @@ def task(cfg: DictConfig) -> float | None:
     """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
     quiet_lightning()  # again here: joblib and submitit workers do not go through main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if (earlier := folders.finished_before(run_dir)) is not None:
+        return earlier.get("val_loss")  # a re-run sweep does not train a finished job again
     started = time.perf_counter()
     try:
         results = train(cfg, run_dir)

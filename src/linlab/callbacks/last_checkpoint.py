@@ -6,6 +6,10 @@ epochs take milliseconds. ``LastCheckpoint`` saves at an epoch end only when ``m
 seconds have passed since its previous save (or the start of training), and always saves the
 state at the end of training. A killed run therefore loses at most ``min_interval_s`` seconds
 plus one epoch; ``min_interval_s=0`` saves after every epoch, as ``ModelCheckpoint`` does.
+
+Under DDP a save is a collective (every rank enters ``Trainer.save_checkpoint``'s barrier), so
+whether one is due is decided once, by rank 0's clock, and broadcast: ranks that read their own
+clocks can disagree, and then one waits in the barrier while the other trains on.
 """
 
 from __future__ import annotations
@@ -64,17 +68,24 @@ class LastCheckpoint(ModelCheckpoint):
         self.clock.start()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.clock.due(("epoch", trainer.global_step)):
+        if self._due(trainer, ("epoch", trainer.global_step)):
             self._saving(super().on_train_epoch_end, trainer, pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.clock.due(("validation", trainer.global_step)):
+        if self._due(trainer, ("validation", trainer.global_step)):
             self._saving(super().on_validation_end, trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Save the final state unless the last epoch end already did."""
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _due(self, trainer: L.Trainer, event: tuple) -> bool:
+        """Rank 0's answer on every rank (one broadcast per epoch end under DDP)."""
+        due = self.clock.due(event)
+        if trainer.world_size == 1:
+            return due
+        return bool(trainer.strategy.broadcast(due, src=0))
 
     def _saving(self, hook, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = self._last_global_step_saved

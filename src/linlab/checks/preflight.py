@@ -29,6 +29,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab.checks import launchers
 from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
 from linlab.checks.validation import ConfigError, locate, parameters_of, validate
@@ -71,6 +72,7 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
     check_syntax(args.overrides)
+    launchers.check(args.overrides)
     hydra = _create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"

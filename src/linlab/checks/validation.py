@@ -35,10 +35,11 @@ def validate(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional).
 
     In order: every ``_target_`` against the targets policy, the value rules, every node
-    against its target's signature, the machine, and last the dry build (``dry_build``):
-    what the config builds, built on something tiny.
+    against its target's signature, the machine, the dry build (``dry_build``): what the
+    config builds, built on something tiny; and last the run folder (``run_folder``: resume,
+    a used folder, a lock).
     """
-    from linlab.checks import dry_build, environment, rules, targets
+    from linlab.checks import dry_build, environment, rules, run_folder, targets
 
     for path, target in targets.all_targets(_plain(cfg)):
         targets.check_target_path(path, target)
@@ -48,6 +49,7 @@ def validate(cfg: DictConfig) -> None:
         check_against_signature(path, node, schema_of(path, node))
     environment.check(values, output_dir(cfg))
     dry_build.check(values)
+    run_folder.check(cfg)
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:

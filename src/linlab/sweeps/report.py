@@ -3,14 +3,16 @@
     linlab-report multirun/2026-11-23_10-00-00_a1b2c3
 
 Reads every job's ``results.json`` (a job still running has none yet and is listed as
-``running``), prints a table sorted by final validation loss with the best ``ok`` job named,
-and writes into the sweep folder ``report.csv``, ``report.md``, ``report_heatmap.png`` (final
-val loss over lr × batch size) and ``report_curves.png`` (val-loss curves from the
-TensorBoard events). Keys varied besides lr, batch size and seed split the figures into
-panels; a varied ``seed`` is aggregated (a table of mean ± 95% interval per setting, mean
-cells and curves with bands: ``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or
-another of ``aggregate.VALUES``) picks what the heatmap shows; a sweep over
-``data.n_features`` on a Gaussian design also gets ``report_risk.png`` (double descent).
+``running``; a planned job of ``sweep.json`` without a folder as ``pending``; a
+results.json that cannot be read as ``unreadable``, with the reason), prints a table sorted
+by final validation loss with the best ``ok`` job named, and writes into the sweep folder
+``report.csv``, ``report.md``, ``report_heatmap.png`` (final val loss over lr × batch size)
+and ``report_curves.png`` (val-loss curves from the TensorBoard events). Keys varied besides
+lr, batch size and seed split the figures into panels; a varied ``seed`` is aggregated (a
+table of mean ± 95% interval per setting, mean cells and curves with bands:
+``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or another of
+``aggregate.VALUES``) picks what the heatmap shows; a sweep over ``data.n_features`` on a
+Gaussian design also gets ``report_risk.png`` (double descent).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
-from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
 from linlab.sweeps.aggregate import VALUES
 from linlab.sweeps.hparams import param_distance
 
@@ -46,6 +48,7 @@ class Job:
     folder: Path
     overrides: dict[str, Any]
     results: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # why part of the job's record could not be read
 
     @property
     def name(self) -> str:
@@ -72,17 +75,39 @@ class Job:
 
 
 def load_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job folder (one holding Hydra's ``.hydra/`` or a ``results.json``)."""
+    """Every job folder (one holding Hydra's ``.hydra/`` or a ``results.json``), and the jobs
+    that the sweep planned (``sweep.json``) but has not started, as ``pending``."""
+    from linlab.folders import read_plan
+
     if not sweep_dir.is_dir():
         raise ReportError(f"no such sweep folder: {sweep_dir}")
     folders = {p.parent for p in sweep_dir.glob("*/.hydra")}
     folders |= {p.parent for p in sweep_dir.glob(f"*/{RESULTS_FILE}")}
-    if not folders:
+    jobs = [_job(f) for f in sorted(folders)]
+    for planned in read_plan(sweep_dir):
+        folder = sweep_dir / str(planned.get("folder"))
+        if folder not in folders:
+            overrides, problem = _parsed(list(map(str, planned.get("overrides") or [])))
+            jobs.append(Job(folder, overrides, {"status": "pending"}, problem))
+    if not jobs:
         raise ReportError(
             f"no jobs in {sweep_dir}: expected job folders holding {RESULTS_FILE} "
             "(pass the folder that `linlab-train -m` printed)"
         )
-    return [Job(f, _overrides(f), read_results_if_any(f)) for f in sorted(folders)]
+    return jobs
+
+
+def _job(folder: Path) -> Job:
+    results = read_results_if_any(folder)
+    problem = results.get("message") if results.get("status") == UNREADABLE else None
+    try:
+        overrides = _overrides(folder)
+    except Exception as error:
+        overrides = {}
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        broken = f"{folder / '.hydra' / 'overrides.yaml'}: {type(error).__name__}: {reason}"
+        problem = f"{problem}; {broken}" if problem else broken
+    return Job(folder, overrides, results, problem)
 
 
 def varied_keys(jobs: list[Job]) -> list[str]:
@@ -92,12 +117,21 @@ def varied_keys(jobs: list[Job]) -> list[str]:
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
-    """``ok`` jobs by final val loss first, then pruned, diverged, failed and running ones."""
-    order = {"ok": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4}
+    """``ok`` jobs by final val loss first, then pruned, diverged, failed, ... pending ones."""
+    order = {
+        "ok": 0,
+        "pruned": 1,
+        "diverged": 2,
+        "failed": 3,
+        "interrupted": 4,
+        UNREADABLE: 5,
+        "running": 6,
+        "pending": 7,
+    }
 
     def key(job: Job) -> tuple:
         loss = job.val_loss
-        return (order.get(job.status, 4), loss is None, loss or 0.0, job.name)
+        return (order.get(job.status, len(order)), loss is None, loss or 0.0, job.name)
 
     return sorted(jobs, key=key)
 
@@ -201,8 +235,9 @@ def report(sweep_dir: Path, value: str = "val_loss") -> str:
     written = "wrote " + ", ".join(
         str(sweep_dir / n) for n in ("report.csv", "report.md", *figures)
     )
-    lines = [head[0], head[1], "", format_table(rows), "", *over_seeds, *head[2:], written]
-    return "\n".join([*lines, *optuna_view(sweep_dir)])
+    problems = [f"{job.name}: {job.problem}" for job in jobs if job.problem]
+    lines = [head[0], head[1], "", format_table(rows), "", *problems, *over_seeds, *head[2:]]
+    return "\n".join([*lines, written, *optuna_view(sweep_dir)])
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,8 +263,19 @@ def _overrides(folder: Path) -> dict[str, Any]:
     path = folder / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
-    overrides = OverridesParser.create().parse_overrides(list(OmegaConf.load(path)))
+    listed = OmegaConf.load(path)
+    if not isinstance(listed, ListConfig):
+        raise ValueError("not a list of overrides")
+    overrides = OverridesParser.create().parse_overrides([str(o) for o in listed])
     return {o.key_or_group: o.value() for o in overrides}
+
+
+def _parsed(arguments: list[str]) -> tuple[dict[str, Any], str | None]:
+    try:
+        overrides = OverridesParser.create().parse_overrides(arguments)
+    except Exception as error:
+        return {}, f"planned overrides unreadable: {error}"
+    return {o.key_or_group: o.value() for o in overrides}, None
 
 
 def _cell(value: Any) -> str:

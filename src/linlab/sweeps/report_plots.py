@@ -173,6 +173,8 @@ def _draw_heatmap(
 
 def val_curve(job: Job) -> list[float]:
     """``val/loss`` after each validation, read back from the job's TensorBoard events."""
+    if not job.folder.is_dir():  # a pending job
+        return []
     events = EventAccumulator(str(job.folder), size_guidance={"scalars": 0})
     events.Reload()
     if "val/loss" not in events.Tags()["scalars"]:

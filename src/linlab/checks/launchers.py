@@ -1,0 +1,70 @@
+"""Refuse a launcher that cannot run here, before Hydra composes anything or makes a folder.
+
+- ``hydra/launcher=joblib`` (or a submitit launcher) without its plugin installed: say which
+  extra installs it, instead of Hydra's "not an option".
+- ``hydra/launcher=slurm`` where there is no SLURM (no ``sbatch``/``srun`` on the PATH).
+- ``hydra.launcher.n_jobs`` that is not a positive integer or joblib's negative count
+  (``-1``: every core).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Sequence
+
+from linlab.checks.validation import ConfigError
+
+PLUGINS = {
+    "joblib": "hydra_plugins.hydra_joblib_launcher",
+    "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+    "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
+    "slurm": "hydra_plugins.hydra_submitit_launcher",
+    "slurm_local": "hydra_plugins.hydra_submitit_launcher",
+}
+INSTALL = 'pip install -e ".[launchers]"'
+
+
+def check(overrides: Sequence[str]) -> None:
+    """Refuse the launcher chosen on the command line if it cannot run here."""
+    for override in overrides:
+        key, _, value = override.partition("=")
+        key = key.lstrip("+~")
+        if key == "hydra/launcher" and value in PLUGINS:
+            check_plugin(value)
+            if value in ("slurm", "submitit_slurm"):
+                check_slurm(value)
+        elif key == "hydra.launcher.n_jobs":
+            check_n_jobs(value)
+
+
+def check_slurm(name: str) -> None:
+    if not (shutil.which("sbatch") and shutil.which("srun")):
+        raise ConfigError(
+            f"hydra/launcher={name} needs SLURM, and this machine has no sbatch/srun on the "
+            "PATH; allowed here: hydra/launcher=slurm_local (the same jobs as local processes) "
+            "or hydra/launcher=joblib"
+        )
+
+
+def check_n_jobs(value: str) -> None:
+    try:
+        n_jobs = int(value)
+    except ValueError:
+        n_jobs = 0
+    if n_jobs == 0:
+        raise ConfigError(
+            f"hydra.launcher.n_jobs={value} is not allowed; allowed: a positive number of "
+            "parallel jobs, or -1 for one per core"
+        )
+
+
+def check_plugin(name: str) -> None:
+    try:
+        found = importlib.util.find_spec(PLUGINS[name]) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        raise ConfigError(
+            f"hydra/launcher={name} needs the launchers extra, not installed here: run {INSTALL}"
+        )

@@ -1,0 +1,235 @@
+"""Hydra callback: one writer per folder, ``overwrite=true``, and sweeps that resume.
+
+- A run locks its folder (``<run>/.lock``, see ``linlab.checks.run_folder``) before Hydra
+  writes into it; with ``overwrite=true`` it then empties the folder, so nothing of the old run
+  mixes into the new one.
+- A sweep locks its sweep folder and writes ``sweep.json``: every planned job's folder and
+  overrides, and whether that folder already holds a finished result (``ok``, ``diverged`` or
+  ``pruned``) of the same overrides from an earlier launch. ``linlab.train.task`` returns such a
+  result without training (:func:`finished_before`); every other planned folder that exists
+  (failed, interrupted, killed) is emptied, so a re-run leaves one set of TensorBoard events.
+  ``linlab-report`` lists planned jobs that have no folder yet as ``pending``.
+- A job in a worker process (joblib, submitit) watches its parent; when the sweep's process
+  dies, the job gets SIGTERM and stops as after Ctrl-C instead of training on unobserved.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
+from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run, is_child_rank
+from linlab.checks.validation import ConfigError
+from linlab.faults import EXIT_INTERRUPTED
+from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
+from linlab.sweeps.progress import GRID_SWEEPERS
+
+log = logging.getLogger("linlab")
+
+PLAN_FILE = "sweep.json"
+FINISHED = ("ok", "diverged", "pruned")
+_SWEEP_PID_VAR = "LINLAB_SWEEP_PID"
+_SWEEP_HOST_VAR = "LINLAB_SWEEP_HOST"
+_PARENT_POLL_S = 0.5
+
+
+class FolderGuard(Callback):
+    """Locks, ``overwrite=true`` and the sweep plan; configured in ``conf/train.yaml``."""
+
+    def __init__(self) -> None:
+        self._lock: IO[str] | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_child_rank():
+            return
+        folder = Path(config.hydra.run.dir)
+        self._lock = _lock_or_exit(folder)
+        if config.get("overwrite") and holds_run(folder):
+            empty(folder)
+            print(f"overwrite=true: removed the run that was in {folder}", flush=True)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release(Path(config.hydra.run.dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        self._lock = _lock_or_exit(sweep_dir)
+        os.environ[_SWEEP_PID_VAR] = str(os.getpid())
+        os.environ[_SWEEP_HOST_VAR] = socket.gethostname()
+        jobs = planned_jobs(config)
+        if jobs is None:
+            return
+        for job in jobs:
+            if job["finished_before"] is None and (sweep_dir / job["folder"]).exists():
+                empty(sweep_dir / job["folder"])
+        write_json_atomic(sweep_dir / PLAN_FILE, {"jobs": jobs})
+        skipped = sum(job["finished_before"] is not None for job in jobs)
+        if skipped:
+            print(f"{skipped} of {len(jobs)} jobs finished in an earlier launch; not retrained")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release(Path(config.hydra.sweep.dir))
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN and os.environ.get(_SWEEP_PID_VAR) not in (
+            None,
+            str(os.getpid()),
+        ):
+            stop_when_parent_dies(Path(config.hydra.runtime.output_dir))
+
+    def _release(self, folder: Path) -> None:
+        if self._lock is not None:
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
+
+
+def _lock_or_exit(folder: Path) -> IO[str]:
+    try:
+        return hold_lock(folder)
+    except FolderBusy as error:
+        print(f"linlab-train: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG_ERROR) from None
+
+
+def planned_jobs(config: DictConfig) -> list[dict[str, Any]] | None:
+    """Each job of the basic sweeper's grid: folder, overrides, an earlier finished status."""
+    if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
+        return None  # an optimising sweeper decides its jobs as it goes
+    try:
+        grid = _grid(config)
+    except ConfigError:
+        return None
+    sweep_dir = Path(config.hydra.sweep.dir)
+    jobs = []
+    for num, overrides in enumerate(grid):
+        folder = job_folder(config, num, overrides)
+        jobs.append(
+            {
+                "folder": folder,
+                "overrides": overrides,
+                "finished_before": finished_status(sweep_dir / folder, overrides),
+            }
+        )
+    return jobs
+
+
+def job_folder(config: DictConfig, num: int, overrides: list[str]) -> str:
+    """``hydra.sweep.subdir`` as Hydra resolves it for job ``num`` with these overrides."""
+    job = copy.deepcopy(config)
+    with read_write(job), open_dict(job):
+        job.hydra.job.num = num
+        job.hydra.overrides.task = list(overrides)
+    return str(OmegaConf.select(job, "hydra.sweep.subdir"))
+
+
+def finished_status(folder: Path, overrides: list[str]) -> str | None:
+    """The status of a finished job in ``folder`` made with the same overrides, else None."""
+    status = read_results_if_any(folder).get("status")
+    if status not in FINISHED:
+        return None
+    try:
+        before = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+    except Exception:
+        return None
+    return status if sorted(map(str, before)) == sorted(overrides) else None
+
+
+def finished_before(run_dir: Path) -> dict[str, Any] | None:
+    """The results of this sweep job if an earlier launch finished it (see ``sweep.json``)."""
+    hydra = HydraConfig.get()
+    if hydra.mode != RunMode.MULTIRUN:
+        return None
+    sweep_dir = Path(hydra.sweep.dir).absolute()
+    if not run_dir.absolute().is_relative_to(sweep_dir):
+        return None
+    name = str(run_dir.absolute().relative_to(sweep_dir))
+    for job in read_plan(sweep_dir):
+        if job.get("folder") == name and job.get("finished_before"):
+            log.info("finished in an earlier launch (%s): not retrained", job["finished_before"])
+            return read_results_if_any(run_dir)
+    return None
+
+
+def read_plan(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The planned jobs of ``sweep.json`` (none if the file is missing or broken)."""
+    try:
+        plan = json.loads((sweep_dir / PLAN_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    jobs = plan.get("jobs") if isinstance(plan, dict) else None
+    return [j for j in jobs if isinstance(j, dict)] if isinstance(jobs, list) else []
+
+
+def empty(folder: Path) -> None:
+    """Remove everything in ``folder`` but its lock file."""
+    for entry in folder.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+_watching = threading.Event()
+_current_job: list[Path] = []  # the folder of the job this worker runs now
+_RECORD_WAIT_S = 120
+
+
+def stop_when_parent_dies(run_dir: Path) -> None:
+    """Once per worker process: when its parent (the sweep) is gone, stop the job and exit.
+
+    SIGTERM stops a fit at the next minibatch and records it as ``interrupted``
+    (``linlab.faults``); once that record is written, or at once between jobs, the worker
+    exits, instead of waiting for work from a sweep that no longer exists.
+    """
+    parent = int(os.environ[_SWEEP_PID_VAR])
+    if os.getppid() != parent:
+        if os.environ.get(_SWEEP_HOST_VAR) == socket.gethostname() and not _alive(parent):
+            os._exit(EXIT_INTERRUPTED)  # a job handed over before the sweep died: not started
+        return  # not the sweep's own child (e.g. a SLURM task on another node)
+    _current_job[:] = [run_dir]
+    if _watching.is_set():
+        return
+    _watching.set()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        killed_at = time.time()
+        os.kill(os.getpid(), signal.SIGTERM)
+        record = _current_job[0] / RESULTS_FILE
+        while time.time() - killed_at < _RECORD_WAIT_S:
+            if record.exists() and record.stat().st_mtime >= killed_at:
+                break
+            time.sleep(_PARENT_POLL_S)
+        os._exit(EXIT_INTERRUPTED)
+
+    threading.Thread(target=watch, name="linlab-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
