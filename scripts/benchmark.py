@@ -4,6 +4,7 @@ and how fast ``linlab-train`` answers ``--help`` and refuses a bad command line.
     OMP_PROC_BIND=true OMP_PLACES="{0},{1}" PYTHONPATH=src python scripts/benchmark.py
     PYTHONPATH=src python scripts/benchmark.py --quick            # 2-3 minutes
     PYTHONPATH=src python scripts/benchmark.py --only streaming   # one part
+    PYTHONPATH=src python scripts/benchmark.py --only progress    # the live progress line
 
 linlab runs its *default* batch-run configuration (``conf/train.yaml`` through Hydra's compose
 and ``linlab.train.train``: TensorBoard on, ``train/loss`` and ``params/*`` logged every
@@ -23,6 +24,8 @@ os.environ.setdefault("OMP_PROC_BIND", "true")
 os.environ.setdefault("OMP_PLACES", "{0},{1}")
 
 import argparse
+import contextlib
+import io
 import json
 import platform
 import resource
@@ -32,16 +35,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
+from rich.console import Console
 
 from linlab.data.batches import EpochPermutation
 from linlab.data.datamodule import LinearDataModule
 from linlab.models import LinearRegression
+from linlab.progress import LiveProgress
 from linlab.train import config_dir, quiet_lightning, train
 
 SIZES = [  # (n_samples, n_features, batch_size); --quick takes a tenth of the samples
@@ -183,20 +189,66 @@ def per_job_cost(jobs: int, workdir: Path) -> dict:
     return {"jobs": jobs, "walls_s": walls, "per_job_s": statistics.median(walls[1:])}
 
 
-def vectorised_sweep(n: int, k: int, epochs: int, workdir: Path) -> dict:
-    """One run against an ``lr_sweep`` of K learning rates (same data and batches)."""
-    from linlab.sweeps.vectorized import train_lr_sweep
+def run_command(args: list[str], workdir: Path) -> dict:
+    """``linlab-train <args>`` in a fresh process: wall time of the whole command, peak RSS."""
+    report = (
+        "import atexit, sys, runpy\n"
+        "def peak():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    print('VmHWM', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+        "atexit.register(peak)\n"
+        "sys.argv = ['linlab-train', *sys.argv[1:]]\n"
+        "runpy.run_module('linlab.train', run_name='__main__')\n"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", report, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"linlab-train {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    peak_kib = int(proc.stderr.rsplit("VmHWM", 1)[1].split()[0])
+    return {"wall_s": wall, "peak_rss_mib": peak_kib / 1024}
 
-    overrides = [*data_overrides(n, 10, 32), f"trainer.max_epochs={epochs}"]
-    started = time.perf_counter()
-    linlab_run(overrides, workdir, clock=False)
-    one = time.perf_counter() - started
-    lrs = [round(0.001 * 1.5**i, 6) for i in range(k)]
-    run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    started = time.perf_counter()
-    train_lr_sweep(compose_config([*overrides, f"lr_sweep={lrs}"], run_dir), run_dir)
-    sweep = time.perf_counter() - started
-    return {"k": k, "one_run_s": one, "sweep_s": sweep, "ratio": sweep / one}
+
+def stacked_sweeps(quick: bool, workdir: Path) -> dict:
+    """``hydra/launcher=stacked``: 64 jobs (16 lrs x 4 seeds, default data, 20 epochs, what a
+    sweep writes by default) against one run and the basic launcher; 1024 members sharing one
+    data draw (n=1000, d=5) in one group."""
+    lrs = ",".join(f"{10 ** (-3 + 3 * i / 15):.4g}" for i in range(16))
+    grid = ["-m", f"optimizer.lr={lrs}", "seed=0,1,2,3"]
+    one = run_command([f"hydra.run.dir={workdir / 'one'}"], workdir)
+    stacked = run_command(
+        [*grid, "hydra/launcher=stacked", f"hydra.sweep.dir={workdir / 'stacked64'}"], workdir
+    )
+    report = {"one_run": one, "stacked_64": stacked, "ratio_64": stacked["wall_s"] / one["wall_s"]}
+    if not quick:
+        basic = run_command([*grid, f"hydra.sweep.dir={workdir / 'basic64'}"], workdir)
+        report["basic_64"] = basic
+        report["basic_ratio_64"] = basic["wall_s"] / one["wall_s"]
+    members = 256 if quick else 1024
+    many = ",".join(f"{0.1 * (i + 1) / members:.6g}" for i in range(members))
+    big = run_command(
+        [
+            "-m",
+            "hydra/launcher=stacked",
+            f"optimizer.lr={many}",
+            "data.n_samples=1000",
+            f"hydra.sweep.dir={workdir / f'stacked{members}'}",
+        ],
+        workdir,
+    )
+    report |= {
+        "members": members,
+        "stacked_many": big,
+        "ratio_many": big["wall_s"] / one["wall_s"],
+        "rss_ratio_many": big["peak_rss_mib"] / one["peak_rss_mib"],
+    }
+    return report
 
 
 def streaming_child(n: int, workdir: Path) -> None:
@@ -237,6 +289,87 @@ def streaming(sizes: list[int], workdir: Path) -> dict:
         "rss_ratio": large["peak_rss_mib"] / small["peak_rss_mib"],
         "time_per_sample_ratio": (large["wall_s"] / large["n"]) / (small["wall_s"] / small["n"]),
     }
+
+
+class EpochCpuClock(EpochClock):
+    """CPU seconds of this process (every thread, the drawing one too) between epoch starts:
+    steadier than wall time on a shared machine."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.process_time())
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.starts.append(time.process_time())
+
+
+CPU_CLOCK: EpochCpuClock | None = None
+
+
+def make_cpu_clock() -> EpochCpuClock:
+    global CPU_CLOCK
+    CPU_CLOCK = EpochCpuClock()
+    return CPU_CLOCK
+
+
+def progress_display_cost(n: int, d: int, batch: int, epochs: int, rounds: int, workdir: Path):
+    """Epoch wall and CPU time of the default run with and without the live progress line of
+    an interactive run (``linlab.progress``), alternated; the line is drawn as to a terminal
+    (rich's ``FORCE_COLOR``) into /dev/null, four times a second from its thread."""
+    overrides = [
+        *data_overrides(n, d, batch),
+        f"trainer.max_epochs={epochs}",
+        f"+callbacks.cpu_clock._target_={__name__}.make_cpu_clock",
+    ]
+    times: dict[str, list[float]] = {"off": [], "on": [], "off_cpu": [], "on_cpu": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            shown = [f"trainer.enable_progress_bar={mode == 'on'}"]
+            drawing = drawn_as_on_a_terminal() if mode == "on" else contextlib.nullcontext()
+            with drawing:
+                times[mode] += linlab_run([*overrides, *shown], workdir)[1][1:]
+            times[f"{mode}_cpu"] += CPU_CLOCK.epoch_times()[1:]
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    frame = progress_frame_s()
+    return {
+        "frame_s": frame,
+        "frames_share": frame * LiveProgress().refresh_per_second,
+        "off_epoch_s": medians["off"],
+        "on_epoch_s": medians["on"],
+        "cost": medians["on"] / medians["off"] - 1,
+        "off_epoch_cpu_s": medians["off_cpu"],
+        "on_epoch_cpu_s": medians["on_cpu"],
+        "cpu_cost": medians["on_cpu"] / medians["off_cpu"] - 1,
+        "all": times,
+    }
+
+
+def progress_frame_s(frames: int = 500) -> float:
+    """Seconds to build and write one frame of the progress line (mid-run state, as drawn on a
+    200-column terminal): the drawing thread's work per refresh."""
+    trainer = SimpleNamespace(
+        global_step=17_000, current_epoch=40, max_epochs=2000, callback_metrics={}
+    )
+    line = LiveProgress(Console(file=io.StringIO(), force_terminal=True, width=200))
+    line.trainer_ref, line.steps_per_epoch, line.started = trainer, 438, time.perf_counter()
+    line.losses = {"train loss": 0.01, "val loss": 0.0106}
+    started = time.perf_counter()
+    for _ in range(frames):
+        line.console.print(line.render())
+    return (time.perf_counter() - started) / frames
+
+
+@contextlib.contextmanager
+def drawn_as_on_a_terminal():
+    previous = os.environ.get("FORCE_COLOR")
+    os.environ["FORCE_COLOR"] = "1"
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        if previous is None:
+            del os.environ["FORCE_COLOR"]
+        else:
+            os.environ["FORCE_COLOR"] = previous
 
 
 def command_line_times(repeats: int, workdir: Path) -> dict:
@@ -281,7 +414,7 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller problems, 2-3 minutes")
-    parts_all = ["startup", "epochs", "jobs", "sweep", "streaming"]
+    parts_all = ["startup", "epochs", "jobs", "sweep", "streaming", "progress"]
     parser.add_argument("--only", choices=parts_all, action="append")
     parser.add_argument("--out", default="outputs/benchmark.json")
     parser.add_argument("--workdir", default=None)
@@ -326,13 +459,26 @@ def main() -> None:
             flush=True,
         )
     if "sweep" in parts:
-        n = 10_000 if args.quick else 100_000
-        report["sweep"] = vectorised_sweep(n, 16, 2, workdir)
-        s = report["sweep"]
+        report["sweep"] = s = stacked_sweeps(args.quick, workdir)
+        one = s["one_run"]
         print(
-            f"lr_sweep K=16 ({size_label(n, 10, 32)}): {s['sweep_s']:.2f} s vs one run "
-            f"{s['one_run_s']:.2f} s, ratio {s['ratio']:.2f} (target <= 2) "
-            f"{verdict(s['ratio'], 2)}",
+            f"stacked sweep of 64 jobs (16 lrs x 4 seeds): {s['stacked_64']['wall_s']:.1f} s vs "
+            f"one run {one['wall_s']:.1f} s, ratio {s['ratio_64']:.2f} (target <= 1.5) "
+            f"{verdict(s['ratio_64'], 1.5)}",
+            flush=True,
+        )
+        if "basic_64" in s:
+            print(
+                f"  the same 64 jobs with the basic launcher: {s['basic_64']['wall_s']:.1f} s, "
+                f"ratio {s['basic_ratio_64']:.2f}",
+                flush=True,
+            )
+        print(
+            f"stacked group of {s['members']} members (n=1000, d=5): "
+            f"{s['stacked_many']['wall_s']:.1f} s, ratio {s['ratio_many']:.2f} (target <= 10) "
+            f"{verdict(s['ratio_many'], 10)}; peak RSS {s['stacked_many']['peak_rss_mib']:.0f} "
+            f"MiB vs {one['peak_rss_mib']:.0f} MiB, ratio {s['rss_ratio_many']:.2f} "
+            f"(target <= 1.5) {verdict(s['rss_ratio_many'], 1.5)}",
             flush=True,
         )
     if "streaming" in parts:
@@ -347,6 +493,17 @@ def main() -> None:
             f"streaming: peak RSS ratio {rss:.3f} (target <= 1.10) {verdict(rss, 1.10)}, "
             f"time per sample ratio {per_sample:.2f} (linear: target <= 1.10) "
             f"{verdict(per_sample, 1.10)}",
+            flush=True,
+        )
+    if "progress" in parts:
+        n = 10_000 if args.quick else 100_000
+        report["progress"] = progress_display_cost(n, 10, 32, 5, 2 if args.quick else 3, workdir)
+        s = report["progress"]
+        print(
+            f"progress line, n={n}, batch 32: epoch {s['off_epoch_s'] * 1e3:.1f} ms off, "
+            f"{s['on_epoch_s'] * 1e3:.1f} ms on: wall {s['cost']:+.1%}, "
+            f"CPU {s['cpu_cost']:+.1%}; a frame {s['frame_s'] * 1e3:.2f} ms, "
+            f"{s['frames_share']:.2%} of each second (target < 2%)",
             flush=True,
         )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -35,3 +35,15 @@ class FileAtEpochEnds(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         SEEN[self.path].append(Path(self.path).exists())
+
+
+class FailForLr(Callback):
+    """Raise ``RuntimeError`` at the first epoch of the run whose learning rate is ``lr``:
+    one failing member of a stacked group (each member's callbacks see its own optimiser)."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.optimizers[0].param_groups[0]["lr"] == self.lr:
+            raise RuntimeError(f"failing on purpose at lr={self.lr}")

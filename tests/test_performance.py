@@ -3,11 +3,8 @@ sweep, streaming data. Every reference here is computed independently (no timing
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from conftest import REPO, compose_config, run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linlab.data.streaming import StreamingBatches, StreamingGaussian
@@ -88,61 +85,6 @@ def test_logging_cadence_every_k_steps_and_epoch_metrics_at_epoch_ends(train_in,
     assert [s for s, _ in logged["train/loss"]] == list(range(0, 39, 7))
     assert [s for s, _ in logged["params/b"]] == [*range(0, 39, 7), 39]  # + final parameters
     assert [s for s, _ in logged["train/epoch_loss"]] == [12, 25, 38]
-
-
-def test_vectorised_sweep_equals_separate_runs(train_in, tmp_path):
-    settings = ["data.n_samples=400", "data.batch_size=16", "data.chunk_batches=5"]
-    settings += ["trainer.max_epochs=3", "optimizer.momentum=0.5"]
-    lrs = [0.003, 0.03, 0.3]
-    from linlab.sweeps.vectorized import member_dir, train_lr_sweep
-
-    sweep_dir = tmp_path / "sweep"
-    members = train_lr_sweep(compose_config([*settings, f"lr_sweep={lrs}"], sweep_dir), sweep_dir)
-    for lr, member in zip(lrs, members, strict=True):
-        alone = train_in([*settings, f"optimizer.lr={lr}"], name=f"alone_{lr}")
-        assert json.loads((member_dir(sweep_dir, lr) / "results.json").read_text()) == member
-        for key in ("lr", "status", "steps", "epochs"):
-            assert member[key] == alone[key], key
-        for key in ("weights", "bias", "train_loss", "val_loss", "test_loss"):
-            torch.testing.assert_close(
-                torch.tensor(member[key]), torch.tensor(alone[key]), atol=1e-6, rtol=1e-6
-            )
-        expected, got = scalars(tmp_path / f"alone_{lr}"), scalars(member_dir(sweep_dir, lr))
-        # the stacked sweep runs no callbacks, so no theory/* (see linlab.sweeps.vectorized)
-        expected = {tag: v for tag, v in expected.items() if not tag.startswith("theory/")}
-        assert set(expected) == set(got)
-        for tag in expected:
-            assert [s for s, _ in got[tag]] == [s for s, _ in expected[tag]], tag
-            torch.testing.assert_close(
-                torch.tensor([v for _, v in got[tag]]),
-                torch.tensor([v for _, v in expected[tag]]),
-                atol=1e-6,
-                rtol=1e-6,
-            )
-
-
-def test_vectorised_sweep_from_the_command_line(tmp_path):
-    proc = run_cli(
-        [
-            "lr_sweep=[0.01,0.1]",
-            "data.n_samples=200",
-            "trainer.max_epochs=2",
-            f"hydra.run.dir={tmp_path / 'run'}",
-        ],
-        cwd=REPO,
-    )
-    assert "lr 0.01: ok" in proc.stdout and "lr 0.1: ok" in proc.stdout
-    for lr in ("0.01", "0.1"):
-        assert json.loads((tmp_path / "run" / f"lr={lr}" / "results.json").read_text())[
-            "lr"
-        ] == float(lr)
-
-
-def test_vectorised_sweep_refuses_other_optimizers(tmp_path):
-    from linlab.sweeps.vectorized import train_lr_sweep
-
-    with pytest.raises(ValueError, match="optimizer=sgd"):
-        train_lr_sweep(compose_config(["optimizer=adam", "lr_sweep=[0.1]"], tmp_path), tmp_path)
 
 
 def stream(n=1000, batch=64, shuffle=True, seed=3, chunk=4):

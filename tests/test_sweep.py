@@ -18,10 +18,11 @@ import urllib.request
 
 import pytest
 from hydra import compose, initialize_config_dir
-from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
+from sweeps import GRID_NAMES, TINY, Sweep, finish, hparams_sessions, start_all
 
+from linlab.sweeps.hparams import FINAL_METRICS
 from linlab.sweeps.report import load_jobs, main
-from linlab.sweeps.report_plots import MARKED, heatmap_figure
+from linlab.sweeps.report_plots import MARKED, curves_figure, heatmap_figure
 from linlab.train import config_dir
 
 TIMING = {"wall_time_s"}
@@ -54,21 +55,40 @@ def test_2x2_multirun_makes_named_jobs_results_and_hparams(sweeps):
     for name, session in sessions.items():
         lr, batch_size = re.fullmatch(r"lr=(.+),batch_size=(\d+)", name).groups()
         assert session["optimizer.lr"] == float(lr) == results[name]["lr"]
-        assert session["data.batch_size"] == int(batch_size) == results[name]["batch_size"]
-        assert session["status"] == "ok"
+        # integers as text: the dashboard prints every number with 5 digits (512.00)
+        assert session["data.batch_size"] == batch_size == str(results[name]["batch_size"])
+        assert session["seed"] == "0" and session["trainer.max_epochs"] == "2"
+        assert session["Status"] == "ok"
         assert session["optimizer"] == "sgd" and session["model"] == "linear"
         assert math.isclose(session["final/val_loss"], results[name]["val_loss"], rel_tol=1e-6)
         assert math.isclose(session["final/test_loss"], results[name]["test_loss"], rel_tol=1e-6)
-        assert session["final/epochs"] == 2
         assert "hp_metric" not in session["scalar tags"]
+        assert "final/epochs" not in session["scalar tags"]  # one-off: the text tab
         # distance to the true parameters, computed here from results.json
         r = results[name]
         squares = sum((w - t) ** 2 for w, t in zip(r["weights"], r["true_weights"], strict=True))
         distance = math.sqrt(squares + (r["bias"] - r["true_bias"]) ** 2)
         assert math.isclose(session["final/param_distance"], distance, rel_tol=1e-6)
-    progress = re.findall(r"^\[(\d)/4\] (\S+)  val_loss (\S+)  ok  [\d.]+ s$", sweep.stdout, re.M)
-    assert sorted(int(k) for k, _, _ in progress) == [1, 2, 3, 4]
-    assert {n for _, n, _ in progress} == GRID_NAMES
+
+
+def test_sweep_console_is_a_header_a_line_per_job_and_a_closing_block(sweeps):
+    sweep = sweeps["sequential"]
+    results = sweep.results()
+    shown = sweep.folder.relative_to(sweep.folder.parents[1])  # as Hydra was given it
+    lines = sweep.stdout.splitlines()
+    assert len(lines) == 1 + 4 + 3, sweep.stdout
+    assert lines[0] == f"sweep {shown}: 4 jobs, launcher basic"
+    line = re.compile(r"\[(\d)/4\] (\S+)  val_loss (\S+)  ok  [\d.]+ s")
+    jobs = [line.fullmatch(text) for text in lines[1:5]]
+    assert all(jobs), lines[1:5]
+    assert [int(m[1]) for m in jobs] == [1, 2, 3, 4]
+    assert {m[2] for m in jobs} == GRID_NAMES
+    assert all(float(m[3]) == pytest.approx(results[m[2]]["val_loss"], rel=1e-3) for m in jobs)
+    best = min(results, key=lambda name: results[name]["val_loss"])
+    assert re.fullmatch(r"done: 4 jobs \(4 ok\) in [\d.]+ s", lines[5])
+    assert lines[6] == f"best: {best} (val_loss {results[best]['val_loss']:.6g})"
+    assert lines[7] == f"next: linlab-report {shown}"
+    assert "#0 :" not in sweep.stderr and "Launching" not in sweep.stderr
 
 
 def test_two_sweeps_in_the_same_second_get_their_own_folders(sweeps):
@@ -163,7 +183,8 @@ def test_failed_and_diverged_jobs_do_not_stop_the_sweep(sweeps):
     assert sweep.stdout.strip().splitlines()[-1] == f"1 of 4 jobs failed; logs: {shown}"
     assert "Traceback" in log.read_text() and "Traceback" not in sweep.stdout + sweep.stderr
     sessions = hparams_sessions(sweep.folder)
-    assert {name: s["status"] for name, s in sessions.items()} == statuses
+    assert {name: s["Status"] for name, s in sessions.items()} == statuses
+    assert "failed: RuntimeError: FragileModule fails at lr=0.05, batch_size=32" in sweep.stdout
 
 
 def test_report_on_a_partly_failed_sweep(sweeps, capsys):
@@ -193,12 +214,17 @@ def test_report_on_a_partly_failed_sweep(sweeps, capsys):
     figure = heatmap_figure(load_jobs(folder), [])
     hatches = {p.get_hatch() for p in figure.axes[0].patches}
     assert {MARKED["diverged"][1], MARKED["failed"][1]} <= hatches
+    # and each diverged job's val-loss curve ends in a red cross
+    lines = curves_figure(load_jobs(folder), []).axes[0].get_lines()
+    crosses = {line.get_label() for line in lines if line.get_marker() == "X"}
+    assert crosses == {"lr=10000, batch 16: diverged", "lr=10000, batch 32: diverged"}
 
 
 def test_report_facets_other_varied_keys(sweeps, capsys):
     main([str(sweeps["preset"].folder)])
     out = capsys.readouterr().out
-    assert "one panel per value of seed × trainer.precision" in out
+    assert "one panel per value of trainer.precision" in out  # seeds are aggregated
+    assert "over seeds: val_loss" in out
     rows = list(csv.DictReader((sweeps["preset"].folder / "report.csv").open()))
     assert len(rows) == 12
 
@@ -228,9 +254,15 @@ def http_json(url: str, body: dict | None = None):
         return json.loads(response.read())
 
 
-def test_tensorboard_server_lists_runs_and_hparams(sweeps):
-    folder = sweeps["sequential"].folder
+def test_tensorboard_server_lists_runs_and_hparams(sweeps, tmp_path, train_in):
+    folder = tmp_path / "sweep"
+    shutil.copytree(sweeps["sequential"].folder, folder)
     results = sweeps["sequential"].results()
+    # one more run with a key none of the sweep's jobs has: the dashboard shows the union
+    train_in(
+        [*TINY, "optimizer.lr=0.1", "data.batch_size=16", "optimizer.momentum=0.5"],
+        "sweep/momentum",
+    )
     port = free_port()
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder)]
     server = subprocess.Popen(
@@ -241,17 +273,30 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
     base = f"http://127.0.0.1:{port}/data"
     try:
         deadline, runs = time.monotonic() + 60, []
-        while time.monotonic() < deadline and set(runs) != GRID_NAMES:
+        while time.monotonic() < deadline and set(runs) != {*GRID_NAMES, "momentum"}:
             try:
                 runs = http_json(f"{base}/runs")
             except OSError:
                 time.sleep(0.5)
-        assert set(runs) == GRID_NAMES
+        assert set(runs) == {*GRID_NAMES, "momentum"}
         experiment = http_json(f"{base}/plugin/hparams/experiment", {"experimentName": ""})
-        assert {"optimizer.lr", "data.batch_size", "status"} <= {
-            h["name"] for h in experiment["hparamInfos"]
+        infos = {h["name"]: h for h in experiment["hparamInfos"]}
+        assert {n for n, h in infos.items() if h.get("differs")} == {
+            "optimizer.lr",
+            "data.batch_size",
         }
-        assert "final/val_loss" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert "optimizer.momentum" in infos  # a key of one run only
+        assert infos["data.batch_size"]["type"] == "DATA_TYPE_STRING"  # shown 16, not 16.000
+        assert sorted(infos["data.batch_size"]["domainDiscrete"]) == ["16", "64"]
+        # the dashboard ticks the first five after moving the varying ones first
+        # (TensorBoard 2.21's tf-hparams-query-pane: sort by differs, then Math.min(5, n))
+        ticked = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs"))[:5]
+        assert {"optimizer.lr", "data.batch_size", "Status"} <= {h["name"] for h in ticked}
+        # Lightning adds an `epoch` scalar wherever the module calls self.log (issue 15)
+        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        metrics = [m for m in metrics if m != "epoch"]
+        assert metrics[:4] == sorted(FINAL_METRICS)  # the first columns ticked
+        assert "final/epochs" not in metrics
         groups = http_json(
             f"{base}/plugin/hparams/session_groups",
             {
@@ -262,11 +307,14 @@ def test_tensorboard_server_lists_runs_and_hparams(sweeps):
                 "sliceSize": 100,
             },
         )["sessionGroups"]
-        assert {g["name"] for g in groups} == GRID_NAMES
+        assert {g["name"] for g in groups} == {*GRID_NAMES, "momentum"}
         for group in groups:
+            if group["name"] == "momentum":
+                assert group["hparams"]["optimizer.momentum"] == 0.5
+                continue
             expected = results[group["name"]]
             assert group["hparams"]["optimizer.lr"] == expected["lr"]
-            assert group["hparams"]["data.batch_size"] == expected["batch_size"]
+            assert group["hparams"]["data.batch_size"] == str(expected["batch_size"])
             val = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
             assert math.isclose(val["final/val_loss"], expected["val_loss"], rel_tol=1e-6)
     finally:

@@ -35,7 +35,8 @@ line and exit code 2 before anything runs.
 
 Config groups (group=option):
 {groups}
-  hydra/launcher  basic (default), joblib, slurm, slurm_local (how a -m sweep runs its jobs)
+  hydra/launcher  basic (default), stacked (jobs trained together in one process), joblib,
+                  slurm, slurm_local (how a -m sweep runs its jobs)
 
 More: --cfg job (print the composed config), --info, --hydra-help; the README explains the rest.
 """
@@ -51,7 +52,8 @@ def config_dir() -> Path:
 def group_options(root: Path) -> dict[str, list[str]]:
     """Each config group under ``root`` and its options (``hydra/`` ones are listed by hand)."""
     groups = {}
-    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and p.name != "hydra"):
+    folders = [p for p in root.rglob("*") if p.is_dir()]
+    for folder in sorted(f for f in folders if "hydra" not in f.relative_to(root).parts):
         options = sorted(f.stem for f in folder.glob("*.yaml"))
         if options:
             groups[folder.relative_to(root).as_posix()] = options

@@ -55,7 +55,9 @@ def fit(trainer: L.Trainer, module: L.LightningModule, **fit_kwargs) -> None:
     except SystemExit:
         if not trainer.interrupted:
             raise
-        module.status = INTERRUPTED  # also without the callback (callbacks=none)
+        for state in module.states:  # also without the callback (callbacks=none)
+            if state.status == "ok":
+                state.status = INTERRUPTED
 
 
 def exit_if_interrupted(module: L.LightningModule) -> None:

@@ -18,3 +18,12 @@ def scalar_names(model: nn.Module) -> list[str]:
 def flat_values(model: nn.Module) -> Tensor:
     """All parameters as one detached 1-D tensor, in ``scalar_names`` order."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+@torch.no_grad()
+def load_flat_values(model: nn.Module, flat: Tensor) -> None:
+    """Set the parameters from one 1-D tensor in ``flat_values`` order (the inverse)."""
+    offset = 0
+    for p in model.parameters():
+        p.copy_(flat[offset : offset + p.numel()].view_as(p))
+        offset += p.numel()

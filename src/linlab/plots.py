@@ -1,7 +1,10 @@
 """The tutorials' pictures as matplotlib ``Figure``s, drawn headless (Agg, no pyplot state).
 
 Each function takes plain arrays and returns a Figure; ``linlab.callbacks.figures`` feeds them
-from a run.
+from a run. Figures use matplotlib's constrained layout, so tick labels as wide as ``-2.4e+06``
+and the axis labels beside them stay inside the picture (about 30 ms a figure, at the end of
+fit); colour bars print their ticks in full (``%.3g``), with no exponent above them to run
+into the title.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
-    """A figure on its own Agg canvas, with fixed margins (automatic layouts cost ~0.1 s each)."""
-    figure = Figure(figsize=(width, height), dpi=100)
-    figure.subplots_adjust(left=0.13, right=0.95, bottom=0.11, top=0.93, hspace=0.35)
+    """A figure on its own Agg canvas whose layout keeps every label inside it."""
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     return figure
 
@@ -73,7 +76,7 @@ def surface_figure(
     figure = new_figure()
     ax = figure.subplots()
     contours = ax.contour(a, b, loss, levels=_geometric_levels(loss), cmap="viridis")
-    figure.colorbar(contours, ax=ax, label="loss")
+    figure.colorbar(contours, ax=ax, label="loss", format="%.3g")
     if len(path):
         ax.plot(path[:, 0], path[:, 1], ".-", color="C3", label="descent path")
         ax.plot(path[0, 0], path[0, 1], "o", color="C3", label="start")
@@ -112,8 +115,10 @@ def curves_figure(
     epochs: Sequence[int],
     losses: dict[str, tuple[Sequence[int], Sequence[float]]],
     params: dict[str, Sequence[float]] | None = None,
+    truth: dict[str, float] | None = None,
 ) -> Figure:
-    """Loss against epoch (log scale), and each parameter against ``epochs`` when given.
+    """Loss against epoch (log scale), and each parameter against ``epochs`` when given, with
+    a dashed line at its true value where ``truth`` names one.
 
     ``losses`` maps a label to its own (epochs, values), since validation starts after epoch 1.
     """
@@ -126,9 +131,13 @@ def curves_figure(
     axes[0].set(xlabel="epoch", ylabel="loss", title="loss against epoch")
     if params:
         for label, values in params.items():
-            axes[1].plot(epochs, values, ".-", label=label)
-        axes[1].set(xlabel="epoch", ylabel="value", title="parameters against epoch")
+            (line,) = axes[1].plot(epochs, values, ".-", label=label)
+            if truth and label in truth:
+                axes[1].axhline(truth[label], color=line.get_color(), ls="--", lw=1)
+        title = "parameters against epoch" + (" (dashed: true values)" if truth else "")
+        axes[1].set(xlabel="epoch", ylabel="value", title=title)
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="best")
         ax.grid(True)
     return figure

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.func import functional_call
-
-from linlab.data.datamodule import LinearDataModule
-from linlab.module import RegressionModule
 
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
@@ -45,7 +43,7 @@ def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def split_losses(module: RegressionModule, datamodule: LinearDataModule) -> dict[str, float | None]:
+def split_losses(model: nn.Module, loss_fn: nn.Module, datamodule: Any) -> dict[str, float | None]:
     """Exact loss of the final parameters on each whole split (None for an empty split).
 
     Evaluated where the data lie: after fit Lightning has moved the model back to the CPU,
@@ -57,16 +55,15 @@ def split_losses(module: RegressionModule, datamodule: LinearDataModule) -> dict
             losses[f"{name}_loss"] = None
             continue
         x, y = datamodule.splits[name]
-        state = {k: v.to(x.device) for k, v in module.model.state_dict().items()}
-        x = x.to(next(module.parameters()).dtype)
-        prediction = functional_call(module.model, state, (x,))
-        losses[f"{name}_loss"] = float(module.loss_fn(prediction, y.to(x)))
+        state = {k: v.to(x.device) for k, v in model.state_dict().items()}
+        x = x.to(next(model.parameters()).dtype)
+        prediction = functional_call(model, state, (x,))
+        losses[f"{name}_loss"] = float(loss_fn(prediction, y.to(x)))
     return losses
 
 
-def learned_parameters(module: RegressionModule) -> dict[str, Any]:
+def learned_parameters(model: nn.Module) -> dict[str, Any]:
     """``weights`` and ``bias`` of a LinearRegression-like model (``w`` and optional ``b``)."""
-    model = module.model
     params = dict(model.named_parameters())
     if "w" in params:
         bias = params.get("b")

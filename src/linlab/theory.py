@@ -14,6 +14,7 @@ the minimiser of MSE and of the half-squared loss.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -112,3 +113,103 @@ def reference(
         max_stable_lr=stable_lr,
         hessian=hessian,
     )
+
+
+def population_risk(
+    w: Tensor,
+    b: Tensor | float | None,
+    beta: Tensor,
+    b_true: float | None,
+    covariance: Tensor,
+    noise_variance: float,
+    curvature: float = 2.0,
+) -> float:
+    """Expected loss on a fresh sample of a Gaussian design, exactly (no test set, no sampling).
+
+    For x ~ N(0, Σ) and y = xᵀβ + b_true + ε (E ε = 0, Var ε = σ², independent of x), the
+    prediction error is xᵀ(w − β) + (b − b_true) − ε, whose three terms are uncorrelated, so
+    E (ŷ − y)² = (w − β)ᵀ Σ (w − β) + (b − b_true)² + σ². The loss c/2·(ŷ − y)² takes c/2 of it:
+    MSE (c = 2) the sum itself, the half-squared loss (c = 1) half of it.
+    """
+    delta = w.detach().reshape(-1).cpu().to(torch.float64) - beta.to(torch.float64).reshape(-1)
+    offset = float(b) if b is not None else 0.0
+    offset -= float(b_true or 0.0)
+    return curvature / 2 * (float(delta @ covariance @ delta) + offset**2 + noise_variance)
+
+
+def excess_population_risk(
+    w: Tensor,
+    b: Tensor | float | None,
+    beta: Tensor,
+    b_true: float | None,
+    covariance: Tensor,
+    curvature: float = 2.0,
+) -> float:
+    """``population_risk`` less the irreducible c/2·σ²: c/2·[(w − β)ᵀΣ(w − β) + (b − b_true)²]."""
+    return population_risk(w, b, beta, b_true, covariance, 0.0, curvature)
+
+
+def ridge(
+    x: Tensor, y: Tensor, bias: bool, weight_decay: float, curvature: float
+) -> tuple[Tensor, Tensor | None]:
+    """The fixed point of gradient descent with torch's ``weight_decay`` λ on the loss c/2·mean r².
+
+    torch adds λθ to the gradient (the bias included), so a fixed point solves
+    c/N·X̃ᵀ(X̃θ − y) + λθ = 0, i.e. θ = (X̃ᵀX̃ + λN/c·I)⁻¹X̃ᵀy: the minimiser of
+    L(θ) + λ/2·‖θ‖². For MSE (c = 2) that is ridge regression ‖X̃θ − y‖² + (λN/2)‖θ‖².
+    """
+    gram, moment = normal_equations(x, y, bias)
+    shift = weight_decay * x.shape[0] / curvature
+    theta = torch.linalg.solve(gram + shift * torch.eye(gram.shape[0], dtype=gram.dtype), moment)
+    return (theta[:-1], theta[-1]) if bias else (theta, None)
+
+
+def steps_to_target(history: list[tuple[int, float]], target: float | None) -> int | None:
+    """The first step whose (step, val loss) pair is below ``target``; None if none is."""
+    if target is None:
+        return None
+    return next((step for step, loss in history if loss < target), None)
+
+
+def min_norm_excess_risk_isotropic(gamma: float, signal: float, noise_variance: float) -> float:
+    """Limit risk of min-norm least squares, isotropic features, γ = d/n → const
+    (Hastie, Montanari, Rosset & Tibshirani 2019, arXiv 1903.08560, the isotropic case):
+    σ²γ/(1 − γ) below the interpolation threshold, r²(1 − 1/γ) + σ²/(γ − 1) above it, r² = ‖β‖².
+    This is E[(xᵀ(w − β))²], the MSE excess risk (c = 2)."""
+    if gamma < 1:
+        return noise_variance * gamma / (1 - gamma)
+    if gamma > 1:
+        return signal * (1 - 1 / gamma) + noise_variance / (gamma - 1)
+    return math.inf
+
+
+def fourth_moment_constant(second_moment: Tensor) -> float:
+    """β of Ma, Bassily & Belkin for Gaussian features, from their second moment S = E[xxᵀ].
+
+    Their analysis needs E[‖x‖² xxᵀ] ⪯ β·S. For x ~ N(0, Σ), Isserlis' theorem gives
+    E[‖x‖² xxᵀ] = tr(Σ)·Σ + 2Σ² ⪯ (tr Σ + 2λ₁)·Σ, so β = tr S + 2λ₁(S) (exact when Σ ∝ I);
+    the paper's sample version max‖xᵢ‖² is larger and the bound more conservative.
+    """
+    eigenvalues = torch.linalg.eigvalsh(second_moment.to(torch.float64))
+    return float(eigenvalues.sum() + 2 * eigenvalues[-1])
+
+
+def minibatch_max_lr(batch: int, lambda_max: float, beta: float, curvature: float = 2.0) -> float:
+    """Largest learning rate for which minibatch SGD with batch m contracts, loss c/2·r².
+
+    On linear least squares (interpolation: y = xᵀθ*), with δ = θ − θ* and S = E[xxᵀ], the
+    minibatch gradient is g = c·(1/m)Σ xᵢxᵢᵀδ, E g = c·Sδ, and
+    E‖g‖² = c²·δᵀ[(m−1)/m·S² + 1/m·E‖x‖²xxᵀ]δ ≤ c²·(β + (m−1)λ₁)/m · δᵀSδ.
+    So E‖δ − ηg‖² ≤ ‖δ‖² − 2cη·δᵀSδ + η²c²(β + (m−1)λ₁)/m·δᵀSδ decreases iff
+    η < 2m / (c(β + (m−1)λ₁)) = 2η*(m)/c, with η*(m) = m/(β + (m−1)λ₁) the optimal step of
+    Ma, Bassily & Belkin 2018 (arXiv 1712.06559) for the half-squared loss (c = 1). For MSE
+    (c = 2) the bound is m/(β + (m−1)λ₁), and 1/λ₁ = 2/λmax(H) at full batch (m → ∞), the
+    bound ``reference`` reports; at m = 1 it is 2/(cβ).
+    """
+    return 2 * batch / (curvature * (beta + (batch - 1) * lambda_max))
+
+
+def critical_batch(lambda_max: float, beta: float) -> float:
+    """m* = β/λ₁: below it the largest (and the best) step grows linearly with the batch,
+    above it saturates at the full-batch value (Ma, Bassily & Belkin 2018); c cancels."""
+    return beta / lambda_max

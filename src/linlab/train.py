@@ -15,6 +15,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,16 @@ from omegaconf import DictConfig
 
 from linlab import ddp, devices, faults
 from linlab.cli import config_dir, main
+from linlab.data.datamodule import LinearDataModule
+from linlab.module import RegressionModule
+from linlab.progress import LiveProgress, interrupted_message
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
+from linlab.stacking.checkpoints import merged_resume_checkpoint
+from linlab.stacking.data import StackedDataModule
+from linlab.stacking.members import PerMemberCallbacks
+from linlab.stacking.models import stack_modules
 from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
-from linlab.sweeps.vectorized import report_lr_sweep, train_lr_sweep
 
 log = logging.getLogger("linlab")
 
@@ -43,12 +50,15 @@ def resolve_seed(cfg: DictConfig) -> int:
     return int(cfg.seed)
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
+def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
+    """The datamodule and module of one job; the model is made in the precision's dtype."""
     datamodule = instantiate(cfg.data)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    with devices.default_dtype(cfg.trainer.precision):
+        model = instantiate(cfg.model)
     module = instantiate(
         cfg.module,
-        model=instantiate(cfg.model),
+        model=model,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
@@ -56,19 +66,44 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule]:
     return datamodule, module
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
-    loggers = [instantiate(c, save_dir=str(run_dir)) for c in (cfg.get("logger") or {}).values()]
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+def build_trainer(
+    cfgs: Sequence[DictConfig],
+    run_dirs: Sequence[Path],
+    module: RegressionModule,
+    datamodules: Sequence[LinearDataModule],
+    as_member: Callable[[int], None],
+) -> L.Trainer:
+    """The trainer of K members: each member's loggers write into its own folder; with K > 1
+    each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
+    member_loggers, member_callbacks = [], []
+    for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+        as_member(k)
+        loggers = (cfg.get("logger") or {}).values()
+        member_loggers.append([instantiate(c, save_dir=str(run_dir)) for c in loggers])
+        member_callbacks.append([instantiate(c) for c in (cfg.get("callbacks") or {}).values()])
+    as_member(0)
+    cfg = cfgs[0]
+    extra: dict[str, Any] = {}
+    callbacks = member_callbacks[0]
+    if len(cfgs) > 1:
+        module.member_loggers = member_loggers
+        callbacks = [PerMemberCallbacks(member_callbacks, module, datamodules, run_dirs)]
+        extra["enable_checkpointing"] = False  # the members' own checkpoint callbacks save
     progress_bar = cfg.trainer.get("enable_progress_bar")
     if progress_bar is None:
         progress_bar = sys.stderr.isatty() and HydraConfig.get().mode == RunMode.RUN
-    return instantiate(
-        cfg.trainer,
-        logger=loggers or False,
-        callbacks=callbacks,
-        enable_progress_bar=progress_bar,
-        default_root_dir=str(run_dir),
-    )
+    if progress_bar:
+        callbacks.append(LiveProgress())
+    loggers = [logger for member in member_loggers for logger in member]
+    with devices.lightning_precision_notice_silenced():
+        return instantiate(
+            cfg.trainer,
+            logger=loggers or False,
+            callbacks=callbacks,
+            enable_progress_bar=progress_bar,
+            default_root_dir=str(run_dirs[0]),
+            **extra,
+        )
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -92,37 +127,85 @@ def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
 
 def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Fit one configured run and return what it writes to ``results.json``."""
-    seed = resolve_seed(cfg)
-    L.seed_everything(seed, workers=True, verbose=False)
-    datamodule, module = build(cfg)
-    with devices.lightning_precision_notice_silenced():
-        trainer = build_trainer(cfg, run_dir)
+    return train_group([cfg], [run_dir])[0]
+
+
+def train_group(
+    cfgs: Sequence[DictConfig],
+    run_dirs: Sequence[Path],
+    as_member: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Fit K jobs as the members of one run (K = 1: a single run); return their results.
+
+    The jobs must agree on everything but what ``linlab.stacking.groups`` lets them vary;
+    each member gets its own seed (data draw, initial values, shuffle order), optimiser
+    settings, TensorBoard run, callbacks, checkpoint and ``results.json``. ``as_member(k)``
+    (the stacked launcher's) makes member k's Hydra config the current one, while its loggers
+    and callbacks are built and its results written (``${hydra:...}``, its overrides).
+    """
+    as_member = as_member or (lambda k: None)
+    seeds = [resolve_seed(cfg) for cfg in cfgs]
+    built = []
+    for cfg, seed in zip(cfgs, seeds, strict=True):
+        L.seed_everything(seed, workers=True, verbose=False)
+        built.append(build(cfg))
+    datamodules = [datamodule for datamodule, _ in built]
+    module = stack_modules([m for _, m in built])
+    shared = all(c.data == cfgs[0].data for c in cfgs)
+    datamodule = datamodules[0] if len(cfgs) == 1 else StackedDataModule(datamodules, shared)
+    trainer = build_trainer(cfgs, run_dirs, module, datamodules, as_member)
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
-    placement = devices.record_placement(cfg, trainer)
+    placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    results = {
-        **hyperparameters(cfg, seed),
-        **placement,
-        **split_losses(module, datamodule),
-        **learned_parameters(module),
-        "true_weights": datamodule.data.true_weights,
-        "true_bias": datamodule.data.true_bias,
-        "status": module.status,
-        "message": "",
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "wall_time_s": time.perf_counter() - started,
-    }
-    for callback in trainer.callbacks:
-        if hasattr(callback, "results"):
-            results |= callback.results()
-    results["param_distance"] = param_distance(results)
-    if trainer.is_global_zero:
-        log_hparams(trainer.loggers, cfg, results)
-        write_json_atomic(run_dir / RESULTS_FILE, results)
-    faults.exit_if_interrupted(module)
-    return results
+    faults.fit(
+        trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
+    )
+    wall_time = time.perf_counter() - started
+    all_results = []
+    for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+        as_member(k)
+        state, data = module.states[k], datamodules[k]
+        results = {
+            **hyperparameters(cfg, seeds[k]),
+            **placement,
+            **split_losses(module.member_model(k), module.loss_fn, data),
+            **learned_parameters(module.member_model(k)),
+            "true_weights": data.data.true_weights,
+            "true_bias": data.data.true_bias,
+            "status": state.status,
+            "message": state.message,
+            "epochs": trainer.current_epoch if state.stopped_epoch is None else state.stopped_epoch,
+            "steps": trainer.global_step if state.stopped_step is None else state.stopped_step,
+            "wall_time_s": wall_time,
+            "stacked_members": len(cfgs),  # jobs trained together in this process
+        }
+        if state.diverged_at_step is not None:
+            results["diverged_at_step"] = state.diverged_at_step
+            results["last_finite_loss"] = state.last_finite_loss
+        for callback in trainer.callbacks:
+            if isinstance(callback, PerMemberCallbacks):
+                results |= callback.results(k)
+            elif hasattr(callback, "results"):
+                results |= callback.results()
+        results["param_distance"] = param_distance(results)
+        if trainer.is_global_zero:
+            log_hparams(module.loggers_of(k), cfg, results)
+            write_json_atomic(run_dir / RESULTS_FILE, results)
+        all_results.append(results)
+    if module.status == faults.INTERRUPTED and HydraConfig.get().mode == RunMode.RUN:
+        overrides = HydraConfig.get().overrides.task
+        print(interrupted_message(all_results[0], run_dirs[0], overrides), file=sys.stderr)
+    for state in module.states:
+        faults.exit_if_interrupted(state)
+    return all_results
+
+
+def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
+    """``ckpt_path`` as Lightning takes it; for a group, the members' checkpoints merged."""
+    ckpt_path = cfgs[0].get("ckpt_path")
+    if ckpt_path is None or len(cfgs) == 1:
+        return ckpt_path
+    return str(merged_resume_checkpoint(ckpt_path, run_dirs))
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -157,8 +240,6 @@ def task(cfg: DictConfig) -> float | None:
     """One job. A job that raises records ``status: failed``; in a sweep the others go on."""
     quiet_lightning()  # again here: joblib and submitit workers do not go through main()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    if cfg.get("lr_sweep"):
-        return report_lr_sweep(train_lr_sweep(cfg, run_dir), run_dir)
     started = time.perf_counter()
     try:
         results = train(cfg, run_dir)
@@ -169,9 +250,29 @@ def task(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.RUN:
             raise
         return None
-    if rank_zero_only.rank == 0:  # DDP ranks 1..N-1 stay silent
+    # DDP ranks 1..N-1 stay silent; in a sweep the sweep's console has a line per job
+    if rank_zero_only.rank == 0 and HydraConfig.get().mode == RunMode.RUN:
         print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
     return results.get("val_loss")
+
+
+def task_group(
+    cfgs: Sequence[DictConfig], run_dirs: Sequence[Path], as_member: Callable[[int], None]
+) -> list[float | None]:
+    """The stacked launcher's task: train a group; each member's val loss (None: failed).
+
+    As in ``task``, a failure is a recorded result and the sweep goes on."""
+    quiet_lightning()
+    started = time.perf_counter()
+    try:
+        results = train_group(cfgs, run_dirs, as_member)
+    except Exception as error:
+        seconds = time.perf_counter() - started
+        for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+            as_member(k)
+            faults.record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
+        return [None] * len(cfgs)
+    return [r.get("val_loss") for r in results]
 
 
 naming.register_resolvers()

@@ -124,7 +124,7 @@ class FigureLogger(L.Callback):
         figures = {
             "fit": self._fit(trainer, pl_module),
             "loss_surface": self._surface(trainer, pl_module),
-            "curves": self._curves(pl_module),
+            "curves": self._curves(trainer, pl_module),
         }
         folder = Path(trainer.default_root_dir) / self.folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ class FigureLogger(L.Callback):
             truth = (data.true_weights, data.true_bias or 0.0)
         return plots.fit_figure(*(_numpy(t) for t in (x, y, pred)), truth=truth)
 
-    def _curves(self, pl_module: L.LightningModule) -> Figure:
+    def _curves(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
         losses = {"train": (self.epochs, self.train_losses)}
         if self.val[0]:
             losses["val"] = self.val
@@ -157,7 +157,7 @@ class FigureLogger(L.Callback):
         if pl_module.track_params:
             columns = torch.stack(self.snapshots).double().cpu().T
             params = dict(zip(pl_module.param_names, columns.tolist(), strict=True))
-        return plots.curves_figure(self.epochs, losses, params)
+        return plots.curves_figure(self.epochs, losses, params, true_values(trainer.datamodule))
 
     @torch.no_grad()
     def _surface(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
@@ -247,6 +247,17 @@ def losses_at(
     rows = max(1, min(chunk, 2**24 // max(1, y.numel())))
     batched = torch.vmap(loss_at)
     return torch.cat([batched(part) for part in flats.split(rows)]).tolist()
+
+
+def true_values(datamodule: L.LightningDataModule) -> dict[str, float] | None:
+    """The data's true parameters by scalar name (``w0``, ``w1``, ..., ``b``), if it has them."""
+    data = getattr(datamodule, "data", None)
+    if data is None or data.true_weights is None:
+        return None
+    truth = {f"w{i}": float(w) for i, w in enumerate(data.true_weights)}
+    if data.true_bias is not None:
+        truth["b"] = float(data.true_bias)
+    return truth
 
 
 def _axis(path: np.ndarray, final: float, optimum: float | None) -> tuple[float, float]:

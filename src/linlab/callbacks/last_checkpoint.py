@@ -16,6 +16,35 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 
+class SaveClock:
+    """Decides whether an epoch end saves: ``min_interval_s`` since the last save, and never
+    more than a tenth of the time spent saving (the next save waits 9x the last one's length).
+
+    The members of a stacked group share one clock (``linlab.stacking.members``): it decides
+    once per hook and step for all of them, since their checkpoints must hold the same step,
+    and the length of a save is the whole group's.
+    """
+
+    def __init__(self, min_interval_s: float) -> None:
+        self.min_interval_s = min_interval_s
+        self.start()
+
+    def start(self) -> None:
+        self.saved_at, self.save_s, self.decision = time.monotonic(), 0.0, ((), False)
+        self.event_start = self.saved_at
+
+    def due(self, event: tuple) -> bool:
+        if self.decision[0] != event:
+            interval = max(self.min_interval_s, 9 * self.save_s)
+            now = time.monotonic()
+            self.decision, self.event_start = (event, now - self.saved_at >= interval), now
+        return self.decision[1]
+
+    def saved(self) -> None:
+        self.saved_at = time.monotonic()
+        self.save_s = self.saved_at - self.event_start
+
+
 class LastCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose epoch-end saves are spaced at least ``min_interval_s`` apart.
 
@@ -28,18 +57,18 @@ class LastCheckpoint(ModelCheckpoint):
     def __init__(self, min_interval_s: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.min_interval_s = min_interval_s
-        self._saved_at = time.monotonic()
+        self.clock = SaveClock(min_interval_s)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self._saved_at = time.monotonic()
+        self.clock.start()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._due():
+        if self.clock.due(("epoch", trainer.global_step)):
             self._saving(super().on_train_epoch_end, trainer, pl_module)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._due():
+        if self.clock.due(("validation", trainer.global_step)):
             self._saving(super().on_validation_end, trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -47,11 +76,8 @@ class LastCheckpoint(ModelCheckpoint):
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
 
-    def _due(self) -> bool:
-        return time.monotonic() - self._saved_at >= self.min_interval_s
-
     def _saving(self, hook, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = self._last_global_step_saved
         hook(trainer, pl_module)
         if self._last_global_step_saved != step:
-            self._saved_at = time.monotonic()
+            self.clock.saved()

@@ -2,11 +2,19 @@
 
 At fit start, on the training split: the least-squares optimum, its loss, the Hessian's
 extreme eigenvalues, its condition number and the largest stable full-batch learning rate,
-logged once as ``theory/*`` and returned by ``results()`` (train.py merges that into
-``results.json``), with a warning when plain gradient descent's ``optimizer.lr`` exceeds the
-bound. After every epoch (and at the start): ``theory/excess_loss`` = L(θ) − L(θ*) (quadratic
-losses only), ``theory/dist_w_opt`` = ‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖,
-over the weights w (the bias is not included).
+returned by ``results()`` (train.py merges that into ``results.json``; TensorBoard's text
+tab shows them, not one-point charts), with a warning when plain gradient descent's
+``optimizer.lr`` exceeds the bound. After every epoch (and at the start):
+``theory/excess_loss`` = L(θ) − L(θ*) (quadratic losses only), ``theory/dist_w_opt`` =
+‖w − w*‖ and ``theory/dist_w_true`` = ‖w − w_true‖, over the weights w (the bias is not
+included).
+
+For a Gaussian design (the data carry Σ and σ²), also every epoch:
+``theory/population_risk`` and ``theory/excess_population_risk`` (``linlab.theory``), and at
+fit start the population excess risk of the closed-form optimum, the Ma-Bassily-Belkin
+constants (β, critical batch, the largest stable lr at this batch size) and, when SGD or Adam
+has a ``weight_decay``, the ridge solution it converges to. ``target_val_loss`` makes
+``steps_to_target`` (the first step whose val loss is below it) a result.
 """
 
 from __future__ import annotations
@@ -28,10 +36,16 @@ class TheoryMetrics(L.Callback):
 
     Args:
         enabled: False skips everything (no metrics, nothing in results.json).
+        target_val_loss: ``steps_to_target`` is the first step at which the val loss (checked
+            after each validation) is below this; None: not measured.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, target_val_loss: float | None = None) -> None:
         self.enabled = enabled
+        self.target_val_loss = target_val_loss
+        self.val_history: list[tuple[int, float]] = []
+        self.population: dict[str, Any] | None = None
+        self.extra: dict[str, Any] = {}
         self.reference: theory.Reference | None = None
         self.true_weights: list[float] | None = None
         self.lr_exceeds_bound: bool | None = None
@@ -40,28 +54,69 @@ class TheoryMetrics(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         splits = getattr(trainer.datamodule, "splits", {})
         model, loss = pl_module.model, pl_module.loss_fn
-        if not self.enabled or "train" not in splits or not hasattr(model, "w"):
+        if not self.enabled or not hasattr(model, "w"):
             return
         curvature = getattr(loss, "curvature", None)
         quadratic = getattr(loss, "quadratic", False) and curvature is not None
-        self.reference = theory.reference(
-            *splits["train"], getattr(model, "b", None) is not None, curvature, quadratic
-        )
         data = getattr(trainer.datamodule, "data", None)
-        if data is not None and data.true_weights is not None:
-            self.true_weights = list(data.true_weights)
-        once = {
-            f"theory/{key}": value
-            for key, value in self.reference.as_dict().items()
-            if isinstance(value, float)
-        }
-        self._log(trainer, once)
-        self._check_lr(trainer)
+        self.population = _population(data, curvature if quadratic else None)
+        if "train" in splits:  # streamed data has no split: population metrics only
+            if data is not None and data.true_weights is not None:
+                self.true_weights = list(data.true_weights)
+            self.reference = theory.reference(
+                *splits["train"], getattr(model, "b", None) is not None, curvature, quadratic
+            )
+            self.extra = self._closed_forms(trainer, splits["train"], curvature)
+            self._check_lr(trainer)
         self._log(trainer, self._distances(pl_module))
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None:
+        if self.reference is not None or self.population is not None:
             self._log(trainer, self._distances(pl_module))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("val/loss")
+        if self.enabled and not trainer.sanity_checking and loss is not None:
+            self.val_history.append((trainer.global_step, float(loss)))
+
+    def _closed_forms(self, trainer: L.Trainer, train: tuple, curvature: float | None) -> dict:
+        """Population risk of θ*, the minibatch stability constants, the ridge fixed point."""
+        extra: dict[str, Any] = {"n_train": len(train[1])}
+        ref = self.reference
+        if self.population is not None:
+            extra["noise_variance"] = self.population["noise_variance"]
+            extra["signal_norm_sq"] = float(self.population["beta"].square().sum())
+            b_opt = ref.b_opt
+            w_opt = torch.tensor(ref.w_opt, dtype=torch.float64)
+            extra["w_opt_excess_population_risk"] = self._excess(w_opt, b_opt)
+        if ref.hessian is not None and ref.hessian_eig_max:
+            second_moment = ref.hessian / curvature
+            lambda_max = ref.hessian_eig_max / curvature
+            beta = theory.fourth_moment_constant(second_moment)
+            batch = getattr(trainer.datamodule, "batch_size", None) or len(train[1])
+            extra |= {
+                "second_moment_eig_max": lambda_max,
+                "fourth_moment_beta": beta,
+                "critical_batch": theory.critical_batch(lambda_max, beta),
+                "minibatch_max_lr": theory.minibatch_max_lr(batch, lambda_max, beta, curvature),
+            }
+        decay = _weight_decay(trainer)
+        if decay and curvature and ref.optimum_loss is not None:
+            has_bias = ref.b_opt is not None
+            w_ridge, b_ridge = theory.ridge(*train, has_bias, decay, curvature)
+            extra |= {
+                "w_ridge": w_ridge.tolist(),
+                "b_ridge": None if b_ridge is None else float(b_ridge),
+            }
+            if self.population is not None:
+                extra["w_ridge_excess_population_risk"] = self._excess(w_ridge, b_ridge)
+        return extra
+
+    def _excess(self, w: torch.Tensor, b: Any) -> float:
+        p = self.population
+        return theory.excess_population_risk(
+            w, b, p["beta"], p["b_true"], p["covariance"], p["curvature"]
+        )
 
     def _check_lr(self, trainer: L.Trainer) -> None:
         """Warn when plain gradient descent runs above 2/λmax; other optimisers have no bound."""
@@ -85,11 +140,20 @@ class TheoryMetrics(L.Callback):
         model = pl_module.model
         w = model.w.detach().to(torch.float64).reshape(-1)
         b = getattr(model, "b", None)
-        metrics = {"theory/dist_w_opt": _distance(w, self.reference.w_opt)}
+        metrics = {}
+        if self.reference is not None:
+            metrics["theory/dist_w_opt"] = _distance(w, self.reference.w_opt)
+            if self.reference.optimum_loss is not None:
+                metrics["theory/excess_loss"] = self.reference.excess_loss(w, b)
         if self.true_weights is not None:
             metrics["theory/dist_w_true"] = _distance(w, self.true_weights)
-        if self.reference.optimum_loss is not None:
-            metrics["theory/excess_loss"] = self.reference.excess_loss(w, b)
+        if self.population is not None:
+            p = self.population
+            risk = theory.population_risk(
+                w, b, p["beta"], p["b_true"], p["covariance"], p["noise_variance"], p["curvature"]
+            )
+            metrics["theory/population_risk"] = risk
+            metrics["theory/excess_population_risk"] = self._excess(w, b)
         self.latest = metrics
         return metrics
 
@@ -99,21 +163,51 @@ class TheoryMetrics(L.Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None:
+        if self.reference is not None or self.population is not None:
             self._distances(pl_module)
 
     def results(self) -> dict[str, Any]:
-        """``theory`` in results.json: the reference and the final distances."""
-        if self.reference is None:
+        """``theory`` in results.json (the reference, the final distances and risks), and
+        ``steps_to_target``."""
+        if not self.enabled:
             return {}
+        target = {
+            "target_val_loss": self.target_val_loss,
+            "steps_to_target": theory.steps_to_target(self.val_history, self.target_val_loss),
+        }
         final = {key.removeprefix("theory/"): value for key, value in self.latest.items()}
+        if self.reference is None and not final:
+            return target
         return {
             "theory": {
-                **self.reference.as_dict(),
+                **(self.reference.as_dict() if self.reference is not None else {}),
+                **self.extra,
                 "lr_exceeds_stable_lr": self.lr_exceeds_bound,
                 **final,
-            }
+            },
+            **target,
         }
+
+
+def _population(data: Any, curvature: float | None) -> dict[str, Any] | None:
+    """What ``theory.population_risk`` needs: a Gaussian design with known Σ, a quadratic loss."""
+    if data is None or getattr(data, "covariance", None) is None or not curvature:
+        return None
+    return {
+        "beta": torch.tensor(data.true_weights, dtype=torch.float64),
+        "b_true": data.true_bias,
+        "covariance": data.covariance,
+        "noise_variance": data.noise_variance,
+        "curvature": curvature,
+    }
+
+
+def _weight_decay(trainer: L.Trainer) -> float:
+    """λ of SGD or Adam (added to the gradient, so the fixed point is ridge); 0 otherwise."""
+    optimizer = trainer.optimizers[0] if trainer.optimizers else None
+    if type(optimizer) not in (torch.optim.SGD, torch.optim.Adam):
+        return 0.0
+    return float(optimizer.param_groups[0].get("weight_decay") or 0.0)
 
 
 def _distance(w: torch.Tensor, other: list[float]) -> float:

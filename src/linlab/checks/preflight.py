@@ -28,17 +28,22 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab.checks.search_space import sample_jobs
 from linlab.checks.validation import ConfigError, validate
+from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
+every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
 def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config."""
+    global every_job_checked
     message = problem(argv, primary_config_dir)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    every_job_checked = True
 
 
 def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
@@ -69,8 +74,9 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
+        composer = JobComposer(hydra.config_loader, master)
         for job in _grid(master):
-            cfg = _compose(hydra, config_name, args.overrides, (master, job), RunMode.RUN)
+            cfg = _compose(hydra, config_name, args.overrides, (composer, job), RunMode.RUN)
             yield _with_output_dir(cfg, sweep_dir)
     finally:
         GlobalHydra.instance().clear()
@@ -93,6 +99,9 @@ def _grid(master: DictConfig) -> list[list[str]]:
     """The basic sweeper's jobs: the product of the swept values (command line + config)."""
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
+    searched = sample_jobs(master, arguments)  # an Optuna search: jobs at the space's edges
+    if searched is not None:
+        return searched
     parsed = _parse(arguments)
     if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
         return [arguments]  # interval/range searches belong to an optimising sweeper
@@ -110,8 +119,8 @@ def _compose(hydra, config_name, overrides, sweep, run_mode):
     """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
     try:
         if sweep is not None:
-            master, job = sweep
-            return hydra.config_loader.load_sweep_config(master, job)
+            composer, job = sweep
+            return composer.compose(job)
         return hydra.compose_config(
             config_name, list(overrides), run_mode=run_mode, with_log_configuration=False
         )

@@ -13,7 +13,7 @@ from typing import Any
 
 from linlab.checks.validation import ConfigError, is_finite_number, is_integer, is_number
 from linlab.data.datamodule import split_sizes
-from linlab.data.synthetic import GENERATORS
+from linlab.data.synthetic import COVARIANCES, GENERATORS, NOISE_KINDS, WEIGHT_KINDS
 from linlab.models import INIT_MODES
 from linlab.module import GRADIENT_MODES, UPDATE_MODES
 
@@ -131,9 +131,47 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         weights,
         f"null or a list of data.n_features={n_features} numbers",
     )
+    if generator == "gaussian":
+        check_gaussian_design(data, n_features)
     n = data.get("n_samples", 61 if generator == "line_1d" else 1000)
     require(is_integer(n) and n >= 1, "data.n_samples", n, "an integer >= 1")
     return n
+
+
+def check_gaussian_design(data: dict[str, Any], d: int) -> None:
+    """The covariance, true-weight and noise kinds of ``linlab.data.synthetic.gaussian``."""
+    for key, kinds in (
+        ("covariance", COVARIANCES),
+        ("weights_kind", WEIGHT_KINDS),
+        ("noise_kind", NOISE_KINDS),
+    ):
+        value = data.get(key, kinds[0])
+        require(value in kinds, f"data.{key}", value, ", ".join(kinds))
+    for key, low, allowed in (
+        ("covariance_decay", 0.0, "a finite number >= 0"),
+        ("weights_decay", 0.0, "a finite number >= 0"),
+        ("spike", 0.0, "a finite number >= 0"),
+        ("condition_number", 1.0, "a finite number >= 1"),
+    ):
+        value = data.get(key, low)
+        require(is_finite_number(value) and value >= low, f"data.{key}", value, allowed)
+    for key in ("n_nonzero", "n_spikes"):
+        value = data.get(key, 1)
+        require(is_integer(value) and 1 <= value <= d, f"data.{key}", value, f"1 to {d}")
+    df = data.get("noise_df", 5.0)
+    require(
+        is_finite_number(df) and df > 2,
+        "data.noise_df",
+        df,
+        "a finite number > 2 (the Student-t noise needs a variance: data.noise is its std)",
+    )
+    norm = data.get("signal_norm")
+    require(
+        norm is None or (is_finite_number(norm) and norm >= 0),
+        "data.signal_norm",
+        norm,
+        "null (unscaled) or a finite number >= 0",
+    )
 
 
 def check_splits(data: dict[str, Any], n: int) -> None:

@@ -11,31 +11,26 @@ once per epoch and a rerun sees the same batches in the same order. Only one chu
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from linlab.data.batches import _GOLDEN, EpochPermutation
-from linlab.data.synthetic import SyntheticData, _true_weights
+from linlab.data.synthetic import SyntheticData, gaussian_design
 
 
 class StreamingGaussian:
-    """X ~ N(0, I), y = Xβ + b + noise·ε, produced one block at a time (see module docstring)."""
+    """The ``gaussian`` generator's design (any covariance, weights and noise kind), produced one
+    block at a time (see module docstring); settings as ``linlab.data.synthetic.gaussian``."""
 
     def __init__(
-        self,
-        n_samples: int,
-        n_features: int,
-        batch_size: int,
-        weights: list[float] | None = None,
-        bias: float = 0.0,
-        noise: float = 0.1,
-        seed: int = 0,
+        self, n_samples: int, n_features: int, batch_size: int, seed: int = 0, **settings: Any
     ) -> None:
-        self.n, self.d, self.batch_size = n_samples, n_features, batch_size
-        self.bias, self.noise, self.seed = float(bias), float(noise), seed
-        gen = torch.Generator().manual_seed(seed)
-        self.true_w = _true_weights(weights, n_features, gen)
+        self.n, self.d, self.batch_size, self.seed = n_samples, n_features, batch_size, seed
+        settings = {"weights": None, "bias": 0.0, "noise": 0.1, **settings}
+        self.design, _ = gaussian_design(n_features, seed=seed, **settings)
+        self.true_w = self.design.true_w
 
     @property
     def num_blocks(self) -> int:
@@ -45,18 +40,12 @@ class StreamingGaussian:
         """Samples ``j·batch .. min((j+1)·batch, n) - 1`` in float64, the same on every call."""
         size = min(self.batch_size, self.n - j * self.batch_size)
         gen = torch.Generator().manual_seed((self.seed * _GOLDEN + 2**40 + j) % 2**63)
-        x = torch.randn(size, self.d, generator=gen, dtype=torch.float64)
-        y = (
-            x @ self.true_w
-            + self.bias
-            + self.noise * torch.randn(size, generator=gen, dtype=x.dtype)
-        )
-        return x, y
+        return self.design.sample(size, gen)
 
     def description(self) -> SyntheticData:
-        """What results.json reports about the data (no samples are held)."""
+        """What results.json and the theory metrics use about the data (no samples are held)."""
         empty = torch.empty(0, self.d, dtype=torch.float64)
-        return SyntheticData(empty, empty[:, 0], self.true_w.tolist(), self.bias)
+        return self.design.description(empty, empty[:, 0])
 
 
 def streaming_gaussian(

@@ -1,16 +1,24 @@
 """Synthetic regression datasets, each drawn from its own seeded ``torch.Generator``.
 
 Every generator returns a ``SyntheticData`` that remembers the parameters it was made
-with (``true_weights``, ``true_bias``), so runs can report how far they landed from them.
+with (``true_weights``, ``true_bias``), so runs can report how far they landed from them; a
+Gaussian design also carries its population covariance Σ and noise variance σ², so that the
+population risk is known exactly (``linlab.theory.population_risk``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
+
+COVARIANCES = ("identity", "power_law", "condition", "spiked")
+WEIGHT_KINDS = ("normal", "power_law", "sparse")
+NOISE_KINDS = ("gaussian", "student_t", "none")
 
 
 @dataclass
@@ -19,6 +27,8 @@ class SyntheticData:
     y: Tensor  # (n,)
     true_weights: list[float] | None = None
     true_bias: float | None = None
+    covariance: Tensor | None = None  # Σ = E[xxᵀ] (d, d), float64, for Gaussian designs
+    noise_variance: float | None = None  # σ² = Var ε
 
     def __len__(self) -> int:
         return self.y.numel()
@@ -59,6 +69,136 @@ def line_1d(
     return _finish(x.unsqueeze(1), _true_weights(weights, 1, gen), bias, noise, gen)
 
 
+def spectrum(
+    kind: str, n_features: int, decay: float, condition_number: float, spike: float, n_spikes: int
+) -> Tensor:
+    """Eigenvalues λ₁ ≥ … ≥ λ_d of Σ, largest 1 (``spiked``: 1 + spike):
+
+    identity λ_i = 1; power_law λ_i = i^(−a); condition λ_i = κ^(−(i−1)/(d−1)) (log-uniform
+    from 1 to 1/κ); spiked λ_i = 1 + spike for i ≤ n_spikes, else 1.
+    """
+    i = torch.arange(1, n_features + 1, dtype=torch.float64)
+    if kind == "identity":
+        return torch.ones(n_features, dtype=torch.float64)
+    if kind == "power_law":
+        return i.pow(-float(decay))
+    if kind == "condition":
+        return float(condition_number) ** (-(i - 1) / max(n_features - 1, 1))
+    if kind == "spiked":
+        return torch.where(i <= n_spikes, 1.0 + float(spike), 1.0).to(torch.float64)
+    raise ValueError(f"data.covariance={kind!r} is not one of {', '.join(COVARIANCES)}")
+
+
+def random_rotation(n_features: int, seed: int) -> Tensor:
+    """A Haar-random orthogonal matrix Q (QR of a Gaussian matrix, signs fixed), seeded apart
+    from the samples so that rotating does not change which samples are drawn."""
+    gen = torch.Generator().manual_seed(seed + 2**33)
+    q, r = torch.linalg.qr(torch.randn(n_features, n_features, generator=gen, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))
+
+
+@dataclass
+class GaussianDesign:
+    """x = Q·diag(√λ)·z with z ~ N(0, I), so Σ = Q diag(λ) Qᵀ; y = xᵀβ + b + ε.
+
+    ``basis`` None means Q = I (no rotation). ε is ``noise``·N(0,1), or ``noise``·t_df·√((df−2)/df)
+    (Student-t rescaled so that ``noise`` is its standard deviation: Var ε = noise²), or 0.
+    """
+
+    eigenvalues: Tensor
+    basis: Tensor | None
+    true_w: Tensor
+    bias: float
+    noise: float
+    noise_kind: str = "gaussian"
+    noise_df: float = 5.0
+
+    @property
+    def covariance(self) -> Tensor:
+        if self.basis is None:
+            return torch.diag(self.eigenvalues)
+        return self.basis @ torch.diag(self.eigenvalues) @ self.basis.T
+
+    @property
+    def noise_variance(self) -> float:
+        return 0.0 if self.noise_kind == "none" else self.noise**2
+
+    def features(self, n: int, gen: torch.Generator) -> Tensor:
+        z = torch.randn(n, self.eigenvalues.numel(), generator=gen, dtype=torch.float64)
+        if torch.all(self.eigenvalues == 1) and self.basis is None:
+            return z  # the plain N(0, I) draw, bit for bit
+        x = z * self.eigenvalues.sqrt()
+        return x if self.basis is None else x @ self.basis.T
+
+    def noise_draw(self, n: int, gen: torch.Generator) -> Tensor:
+        if self.noise_kind == "none":
+            return torch.zeros(n, dtype=torch.float64)
+        if self.noise_kind == "gaussian":
+            return self.noise * torch.randn(n, generator=gen, dtype=torch.float64)
+        if self.noise_kind == "student_t":
+            df = float(self.noise_df)
+            seed = int(torch.randint(2**62, (1,), generator=gen))
+            t = np.random.default_rng(seed).standard_t(df, n)
+            return self.noise * math.sqrt((df - 2) / df) * torch.from_numpy(t)
+        raise ValueError(
+            f"data.noise_kind={self.noise_kind!r} is not one of {', '.join(NOISE_KINDS)}"
+        )
+
+    def sample(self, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """n samples (x, y): the features first, then the noise, from one generator."""
+        x = self.features(n, gen)
+        return x, x @ self.true_w + self.bias + self.noise_draw(n, gen)
+
+    def description(self, x: Tensor, y: Tensor) -> SyntheticData:
+        return SyntheticData(
+            x, y, self.true_w.tolist(), self.bias, self.covariance, self.noise_variance
+        )
+
+
+def gaussian_design(
+    n_features: int,
+    weights: Sequence[float] | None,
+    bias: float,
+    noise: float,
+    seed: int,
+    covariance: str = "identity",
+    covariance_decay: float = 1.0,
+    condition_number: float = 10.0,
+    spike: float = 10.0,
+    n_spikes: int = 1,
+    rotate: bool = False,
+    weights_kind: str = "normal",
+    weights_decay: float = 1.0,
+    n_nonzero: int = 1,
+    signal_norm: float | None = None,
+    noise_kind: str = "gaussian",
+    noise_df: float = 5.0,
+) -> tuple[GaussianDesign, torch.Generator]:
+    """The design and the generator left where the samples start (after β, as before)."""
+    gen = torch.Generator().manual_seed(seed)
+    eigenvalues = spectrum(
+        covariance, n_features, covariance_decay, condition_number, spike, n_spikes
+    )
+    basis = random_rotation(n_features, seed) if rotate else None
+    if weights is not None or weights_kind == "normal":
+        w = _true_weights(weights, n_features, gen)
+    elif weights_kind == "power_law":  # β_i ∝ i^(−b) along the i-th eigenvector
+        w = torch.arange(1, n_features + 1, dtype=torch.float64).pow(-float(weights_decay))
+        w = w if basis is None else basis @ w
+    elif weights_kind == "sparse":  # s non-zeros N(0, 1) at random coordinates
+        w = torch.zeros(n_features, dtype=torch.float64)
+        where = torch.randperm(n_features, generator=gen)[:n_nonzero]
+        w[where] = torch.randn(n_nonzero, generator=gen, dtype=torch.float64)
+    else:
+        raise ValueError(
+            f"data.weights_kind={weights_kind!r} is not one of {', '.join(WEIGHT_KINDS)}"
+        )
+    if signal_norm is not None:
+        w = w * (float(signal_norm) / torch.linalg.vector_norm(w))
+    design = GaussianDesign(eigenvalues, basis, w, float(bias), float(noise), noise_kind, noise_df)
+    return design, gen
+
+
 def gaussian(
     n_samples: int = 1000,
     n_features: int = 5,
@@ -66,12 +206,24 @@ def gaussian(
     bias: float = 0.0,
     noise: float = 0.1,
     seed: int = 0,
+    covariance: str = "identity",
+    covariance_decay: float = 1.0,
+    condition_number: float = 10.0,
+    spike: float = 10.0,
+    n_spikes: int = 1,
+    rotate: bool = False,
+    weights_kind: str = "normal",
+    weights_decay: float = 1.0,
+    n_nonzero: int = 1,
+    signal_norm: float | None = None,
+    noise_kind: str = "gaussian",
+    noise_df: float = 5.0,
 ) -> SyntheticData:
-    """X ~ N(0, I), y = Xβ + b + noise·ε; β drawn from N(0, I) unless ``weights`` gives it."""
-    gen = torch.Generator().manual_seed(seed)
-    w = _true_weights(weights, n_features, gen)
-    x = torch.randn(n_samples, n_features, generator=gen, dtype=torch.float64)
-    return _finish(x, w, bias, noise, gen)
+    """x ~ N(0, Σ), y = xᵀβ + b + ε (see ``GaussianDesign``); defaults: Σ = I, β ~ N(0, I)
+    unless ``weights`` gives it, ε ~ noise·N(0, 1)."""
+    settings = {key: value for key, value in locals().items() if key != "n_samples"}
+    design, gen = gaussian_design(**settings)
+    return design.description(*design.sample(n_samples, gen))
 
 
 def fixed(x: Sequence, y: Sequence[float], seed: int = 0) -> SyntheticData:

@@ -3,8 +3,22 @@
 Hyper-parameters are named by their config path (``optimizer.lr``, ``data.batch_size``,
 ``model.bias`` vs ``data.bias``), so keys that two groups both carry never clash; the chosen
 option of each group (``optimizer: sgd``) and every key the command line overrode (so every
-swept key) are added. Final metrics are written as scalars ``final/*`` at the run's last step,
-where the HParams plugin finds them: no ``hp_metric`` placeholder.
+swept key) are added.
+
+What the dashboard opens on follows TensorBoard's hparams plugin (``backend_context.py`` and
+the dashboard's script in TensorBoard 2.21):
+
+- No experiment summary is written: the plugin then infers the experiment from every run's
+  session, takes the union of their keys, and marks each key whose values differ
+  (``differs``). It lists those first, then the rest by name, and the dashboard ticks the
+  first five. The run's status is named ``Status`` so that, sorting before the lower-case
+  config paths, it is among those five.
+- The dashboard prints every number with ``toPrecision(5)`` (512 reads ``512.00``), so
+  integer settings are written as text.
+- Metric columns are scalar tags (the plugin finds nowhere else); the dashboard ticks the
+  first five by name, so the final values are ``final/*`` at the run's last step, and no
+  ``hp_metric`` placeholder. Other one-off values (epochs, steps, the theory reference) go
+  to the text tab as ``results``, not into one-point charts.
 """
 
 from __future__ import annotations
@@ -17,8 +31,11 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.tensor_pb2 import TensorProto
+from tensorboard.compat.proto.types_pb2 import DT_FLOAT
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams as hparams_summaries
 
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
 CONFIG_KEYS = (
@@ -35,16 +52,20 @@ CONFIG_KEYS = (
     "module.gradient",
     "module.update",
 )
-# HParams metric name -> results.json key; always the same names, so every run declares the
-# same columns whichever run TensorBoard reads the experiment from.
+# HParams metric name -> results.json key
 FINAL_METRICS = {
     "final/val_loss": "val_loss",
     "final/test_loss": "test_loss",
     "final/train_loss": "train_loss",
     "final/param_distance": "param_distance",
-    "final/epochs": "epochs",
+    "final/steps_to_target": "steps_to_target",
 }
-Scalar = int | float | str | bool
+STATUS = "Status"  # the HParams key of the run's status (see the module docstring)
+# ok is a success; a run stopped by divergence, an error or a search is a failure to the
+# dashboard's status filter; an interrupted run may go on, so its end is unknown
+SESSION_STATUS = {"ok": "STATUS_SUCCESS", "interrupted": "STATUS_UNKNOWN"}
+ONE_OFF_KEYS = ("status", "epochs", "steps", "wall_time_s", "diverged_at_step", "last_finite_loss")
+Scalar = float | str | bool
 
 
 def param_distance(results: Mapping[str, Any]) -> float | None:
@@ -82,7 +103,7 @@ def hparams_of(cfg: DictConfig, status: str) -> dict[str, Scalar]:
     values: dict[str, Scalar] = {g: str(choices.get(g) or "none") for g in CHOICE_GROUPS}
     for key in (*CONFIG_KEYS, *overridden_keys(hydra_cfg.overrides.task)):
         values[key] = _scalar(OmegaConf.select(cfg, key, default=None))
-    values["status"] = status
+    values[STATUS] = status
     return values
 
 
@@ -96,16 +117,38 @@ def final_metrics(results: Mapping[str, Any]) -> dict[str, float]:
     return metrics
 
 
+def one_off_text(results: Mapping[str, Any]) -> str:
+    """The run's one-off values as a Markdown table for TensorBoard's text tab."""
+    rows = {key: results[key] for key in ONE_OFF_KEYS if results.get(key) is not None}
+    rows |= {f"theory/{k}": v for k, v in (results.get("theory") or {}).items() if v is not None}
+    lines = ["| key | value |", "|---|---|"]
+    lines += [f"| {key} | {_text(value)} |" for key, value in rows.items()]
+    return "\n".join(lines)
+
+
 def write_session(
-    writer: SummaryWriter, hparams: dict[str, Scalar], metrics: dict[str, float], step: int
+    writer: SummaryWriter,
+    hparams: dict[str, Scalar],
+    metrics: dict[str, float],
+    step: int,
+    text: str = "",
 ) -> None:
-    """One HParams session (experiment, start and end records) plus its metric scalars."""
-    declared = dict.fromkeys(FINAL_METRICS, 0.0)
+    """One HParams session (start and end records, no experiment) plus its metric scalars."""
+    status = SESSION_STATUS.get(str(hparams.get(STATUS)), "STATUS_FAILURE")
+    start = plugin_data_pb2.SessionStartInfo()
+    for key, value in hparams.items():
+        kind = {bool: "bool_value", str: "string_value"}.get(type(value), "number_value")
+        setattr(start.hparams[key], kind, value)
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status))
     file_writer = writer._get_file_writer()
-    for summary in hparams_summaries(hparams, declared):
-        file_writer.add_summary(summary)
+    file_writer.add_summary(
+        _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
+    )
+    file_writer.add_summary(_plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
     for name, value in metrics.items():
         writer.add_scalar(name, value, step)
+    if text:
+        writer.add_text("results", text, step)
     writer.flush()
 
 
@@ -119,7 +162,8 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             with SummaryWriter(logger.log_dir) as writer:
-                write_session(writer, hparams, metrics, int(results.get("steps") or 0))
+                steps = int(results.get("steps") or 0)
+                write_session(writer, hparams, metrics, steps, one_off_text(results))
 
 
 def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
@@ -131,11 +175,24 @@ def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def _scalar(value: Any) -> Scalar:
-    """HParams holds numbers, strings and booleans: lists and mappings become their text."""
+    """HParams holds numbers, strings and booleans: lists and mappings become their text, and
+    integers too (the dashboard would print 512 as ``512.00``)."""
     if value is None:
         return "null"
     if isinstance(value, DictConfig | ListConfig):
         return str(OmegaConf.to_container(value, resolve=True))
-    if isinstance(value, bool | int | float | str):
+    if isinstance(value, bool | float | str):
         return value
     return str(value)
+
+
+def _plugin_summary(tag: str, **data: Any) -> Summary:
+    """A summary the hparams plugin reads: its data in the metadata, an empty tensor."""
+    info = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(**data))
+    return Summary(
+        value=[Summary.Value(tag=tag, metadata=info, tensor=TensorProto(dtype=DT_FLOAT))]
+    )
+
+
+def _text(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)

@@ -1,11 +1,24 @@
-"""Hydra callback for sweeps: a line per finished job, and a non-zero exit if any failed.
+"""Hydra callback for sweeps: the sweep's console, and a non-zero exit if any job failed.
 
-Configured under ``hydra.callbacks`` in ``conf/train.yaml``. ``on_job_*`` run in the job's
-process (a joblib worker, a SLURM task); ``on_multirun_*`` in the launching process.
+One header line, one line per finished job, one closing block::
+
+    sweep multirun/2026-11-23_10-00-00_a1b2c3: 4 jobs, launcher basic
+    [1/4] lr=0.01,batch_size=16  val_loss 2.072  ok  0.1 s
+    ...
+    done: 4 jobs (4 ok) in 3.2 s
+    best: lr=0.1,batch_size=16 (val_loss 0.0144749)
+    next: linlab-report multirun/2026-11-23_10-00-00_a1b2c3
+
+Configured under ``hydra.callbacks`` in ``conf/train.yaml``, where Hydra's own launch lines
+are kept off the console (``hydra.hydra_logging``). ``on_job_*`` run in the job's process (a
+joblib worker, a SLURM task, whose output goes to its log file); ``on_multirun_*`` in the
+launching process. A job's log messages go to its ``<job>.log`` only; its line on the
+console names what went wrong.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -18,8 +31,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.search.settings import is_search
+from linlab.sweeps.report import best_line, load_jobs, status_counts
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+GRID_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
+)
 
 
 class SweepProgress(Callback):
@@ -27,13 +45,17 @@ class SweepProgress(Callback):
 
     def __init__(self) -> None:
         self.total: int | None = None
-        self.started = time.perf_counter()
+        self.started = self.sweep_started = time.perf_counter()
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.total = grid_size(config)
+        self.sweep_started = time.perf_counter()
+        print(header_line(config, self.total), flush=True)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.perf_counter()
+        if config.hydra.mode == RunMode.MULTIRUN:
+            keep_logs_off_the_console()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
@@ -42,18 +64,26 @@ class SweepProgress(Callback):
         results = read_results_if_any(run_dir)
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
-        done = sum(1 for _ in run_dir.parent.glob(f"*/{RESULTS_FILE}"))
+        done = finished_before(run_dir)
         print(
             f"[{done}/{self.total or '?'}] {run_dir.name}  "
-            f"val_loss {_fmt(results.get('val_loss'))}  {results.get('status', 'no result')}  "
+            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  "
             f"{time.perf_counter() - self.started:.1f} s",
             flush=True,
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        jobs = job_dirs(sweep_dir)
-        failed = [d for d in jobs if read_results_if_any(d).get("status", "failed") == "failed"]
+        jobs = load_jobs(sweep_dir) if job_dirs(sweep_dir) else []
+        seconds = time.perf_counter() - self.sweep_started
+        print(
+            f"done: {len(jobs)} jobs ({status_counts(jobs) or 'none'}) in {seconds:.1f} s",
+            best_line(jobs),
+            f"next: linlab-report {sweep_dir}",
+            sep="\n",
+            flush=True,
+        )
+        failed = [j.folder for j in jobs if j.results.get("status", "failed") == "failed"]
         if failed:
             logs = [str(log) for d in failed for log in sorted(d.glob("*.log"))] or failed
             print(
@@ -63,9 +93,48 @@ class SweepProgress(Callback):
             raise SystemExit(1)
 
 
+def finished_before(run_dir: Path) -> int:
+    """How many jobs of the sweep wrote ``results.json`` no later than this one: its place
+    in the order jobs end, also when a stacked group writes its members' files at once."""
+    files = list(run_dir.parent.glob(f"*/{RESULTS_FILE}"))
+    mine = run_dir / RESULTS_FILE
+    if not mine.is_file():
+        return len(files)
+    written = mine.stat().st_mtime_ns
+    return sum(1 for f in files if f.stat().st_mtime_ns <= written)
+
+
+def header_line(config: DictConfig, total: int | None) -> str:
+    """``sweep <folder>: N jobs, launcher joblib (n_jobs=2)``."""
+    launcher = config.hydra.runtime.choices.get("hydra/launcher") or "basic"
+    n_jobs = config.hydra.launcher.get("n_jobs")
+    workers = f" (n_jobs={n_jobs})" if n_jobs is not None else ""
+    return f"sweep {config.hydra.sweep.dir}: {total or '?'} jobs, launcher {launcher}{workers}"
+
+
+def status_text(results: dict[str, Any]) -> str:
+    """``ok``, ``diverged at step 87``, ``failed: RuntimeError: ...`` (one line)."""
+    status = results.get("status", "no result")
+    if results.get("diverged_at_step") is not None:
+        return f"{status} at step {results['diverged_at_step']}"
+    if status == "failed" and results.get("message"):
+        return f"failed: {results['message'].splitlines()[0]}"
+    return status
+
+
+def keep_logs_off_the_console() -> None:
+    """In a sweep a job logs to its ``<job>.log`` only (Hydra's job logging adds both)."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setLevel(logging.CRITICAL + 1)
+
+
 def grid_size(config: DictConfig) -> int | None:
-    """Number of jobs the basic (grid) sweeper makes: the product of each swept key's values."""
-    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    """Jobs of the sweep: the product of each swept key's values for a grid sweeper,
+    ``n_trials`` (earlier runs' trials included) for an Optuna study."""
+    if is_search(config.hydra.sweeper):
+        return config.hydra.sweeper.n_trials
+    if config.hydra.sweeper.get("_target_") not in GRID_SWEEPERS:
         return None
     params = config.hydra.sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()]

@@ -6,7 +6,11 @@ Reads every job's ``results.json`` (a job still running has none yet and is list
 ``running``), prints a table sorted by final validation loss with the best ``ok`` job named,
 and writes into the sweep folder ``report.csv``, ``report.md``, ``report_heatmap.png`` (final
 val loss over lr × batch size) and ``report_curves.png`` (val-loss curves from the
-TensorBoard events). Keys varied besides lr and batch size split the figures into panels.
+TensorBoard events). Keys varied besides lr, batch size and seed split the figures into
+panels; a varied ``seed`` is aggregated (a table of mean ± 95% interval per setting, mean
+cells and curves with bands: ``linlab.sweeps.aggregate``). ``--value steps_to_target`` (or
+another of ``aggregate.VALUES``) picks what the heatmap shows; a sweep over
+``data.n_features`` on a Gaussian design also gets ``report_risk.png`` (double descent).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.sweeps.aggregate import VALUES
 from linlab.sweeps.hparams import param_distance
 
 AXIS_KEYS = ("optimizer.lr", "data.batch_size")
@@ -87,8 +92,8 @@ def varied_keys(jobs: list[Job]) -> list[str]:
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
-    """``ok`` jobs by final val loss first, then diverged, failed and running ones."""
-    order = {"ok": 0, "diverged": 1, "failed": 2, "running": 3}
+    """``ok`` jobs by final val loss first, then pruned, diverged, failed and running ones."""
+    order = {"ok": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4}
 
     def key(job: Job) -> tuple:
         loss = job.val_loss
@@ -145,8 +150,10 @@ def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
             writer.writerow(["" if v is None else v for v in row])
 
 
-def report(sweep_dir: Path) -> str:
+def report(sweep_dir: Path, value: str = "val_loss") -> str:
     """Write the report files into ``sweep_dir``; return the text printed to the console."""
+    from linlab.search.report import optuna_view
+    from linlab.sweeps import aggregate, risk_curve
     from linlab.sweeps.report_plots import curves_figure, facet_keys, heatmap_figure
 
     jobs = load_jobs(sweep_dir)
@@ -154,8 +161,14 @@ def report(sweep_dir: Path) -> str:
     facets = facet_keys(keys)
     rows = table_rows(ranked(jobs), keys)
     write_csv(sweep_dir / "report.csv", jobs, keys)
-    heatmap_figure(jobs, facets).savefig(sweep_dir / "report_heatmap.png", dpi=110)
+    heatmap_figure(jobs, facets, value).savefig(sweep_dir / "report_heatmap.png", dpi=110)
     curves_figure(jobs, facets).savefig(sweep_dir / "report_curves.png", dpi=110)
+    figures = ["report_heatmap.png", "report_curves.png"]
+    if risk_curve.applies(jobs, keys):
+        risk_curve.risk_figure(jobs).savefig(sweep_dir / "report_risk.png", dpi=110)
+        figures.append("report_risk.png")
+    seeds = aggregate.table_rows(jobs, keys, value) if aggregate.SEED_KEY in keys else []
+    over_seeds = [f"over seeds: {value}, mean ± 95% interval (t) per setting", ""] if seeds else []
     grouping = (
         f"figures: one panel per value of {' × '.join(facets)} (varied besides lr × batch size)"
         if facets
@@ -179,21 +192,32 @@ def report(sweep_dir: Path) -> str:
         "![val loss curves](report_curves.png)",
         "",
     ]
+    if "report_risk.png" in figures:
+        markdown += ["![excess population risk over d/n](report_risk.png)", ""]
+    if seeds:
+        markdown += [f"## {over_seeds[0]}", "", markdown_table(seeds), ""]
+        over_seeds += [format_table(seeds), ""]
     (sweep_dir / "report.md").write_text("\n".join(markdown))
     written = "wrote " + ", ".join(
-        str(sweep_dir / n)
-        for n in ("report.csv", "report.md", "report_heatmap.png", "report_curves.png")
+        str(sweep_dir / n) for n in ("report.csv", "report.md", *figures)
     )
-    return "\n".join([head[0], head[1], "", format_table(rows), "", *head[2:], written])
+    lines = [head[0], head[1], "", format_table(rows), "", *over_seeds, *head[2:], written]
+    return "\n".join([*lines, *optuna_view(sweep_dir)])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point ``linlab-report``; exit 2 with one line on bad input."""
     parser = argparse.ArgumentParser(prog="linlab-report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder written by linlab-train -m")
+    parser.add_argument(
+        "--value",
+        choices=VALUES,
+        default="val_loss",
+        help="what the heatmap and the over-seeds table show (default: val_loss)",
+    )
     args = parser.parse_args(argv)
     try:
-        print(report(args.sweep_dir))
+        print(report(args.sweep_dir, args.value))
     except ReportError as error:
         print(f"linlab-report: {error}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -1,8 +1,14 @@
 """The report's figures: final val loss over lr × batch size, and the val-loss curves.
 
-Jobs are split into panels by the keys varied besides lr and batch size (e.g. one panel per
-seed). Both axes of the heatmap are logarithmic when every value is a positive number;
-a full-batch job (``batch_size: null``) puts that axis on evenly spaced labelled cells.
+Jobs are split into panels by the keys varied besides lr, batch size and seed; the seeds of
+a setting are aggregated (``linlab.sweeps.aggregate``): the heatmap shows their mean, the
+curves a mean line with a 95% band. The heatmap carries the theoretical stability boundary
+(``linlab.sweeps.stability``) when the jobs recorded it. Both axes of the heatmap are
+logarithmic when every value is a positive number; a full-batch job (``batch_size: null``)
+puts that axis on evenly spaced labelled cells. A cell that has no final value to colour
+(diverged, failed, interrupted, ...) gets its own hatch and its status written in it. In the
+curves, colour follows lr on one scale and the line style the batch size; a diverged
+setting's curve ends in a red cross.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab.sweeps import aggregate, stability
+
 if TYPE_CHECKING:
     from linlab.sweeps.report import Job
 
@@ -27,15 +35,22 @@ AXIS_KEYS = {"lr": "optimizer.lr", "batch_size": "data.batch_size"}
 COLORMAP = colormaps["viridis"]
 # status -> (face colour, hatch, text colour)
 MARKED = {
-    "diverged": ("0.75", "xx", "k"),
+    "diverged": ("#f4a582", "xx", "k"),
     "failed": ("#b22222", "//", "w"),
+    "interrupted": ("0.85", "\\\\", "k"),
+    "pruned": ("0.85", "--", "k"),
     "running": ("white", "..", "k"),
+    "pending": ("white", "..", "k"),
 }
+UNKNOWN = ("white", "++", "k")  # any other status, e.g. unreadable
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def facet_keys(varied: Sequence[str]) -> list[str]:
-    """Varied keys other than lr and batch size: each combination of them is one panel."""
-    return [k for k in varied if k not in AXIS_KEYS.values()]
+    """Varied keys other than lr, batch size, seed and a search's trial number: one panel
+    for each combination."""
+    skipped = (*AXIS_KEYS.values(), aggregate.SEED_KEY, "optuna_trial")
+    return [k for k in varied if k not in skipped]
 
 
 def panels(jobs: list[Job], facets: list[str]) -> dict[str, list[Job]]:
@@ -67,45 +82,71 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def heatmap_figure(jobs: list[Job], facets: list[str]) -> Figure:
-    """Final val loss per (lr, batch size) cell; diverged, failed and running cells marked."""
+def heatmap_figure(jobs: list[Job], facets: list[str], value: str = "val_loss") -> Figure:
+    """``value`` (final val loss) per (lr, batch size) cell, the mean over seeds; diverged,
+    failed and running cells marked; the stability boundary drawn where it is known."""
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(5.2 * cols, 4.2 * rows), layout="constrained")
-    losses = [j.val_loss for j in jobs if j.status == "ok" and j.val_loss is not None]
-    positive = bool(losses) and min(losses) > 0
-    norm = LogNorm(min(losses), max(losses)) if positive else Normalize(*_span(losses))
+    means = [
+        summary.mean
+        for members in aggregate.by_setting(jobs).values()
+        if (summary := aggregate.cell(members, value)[0]) is not None
+    ]
+    norm = loss_norm(means)
+    bound = stability.boundary_of(jobs)
+    label = f"final {value.replace('_', ' ')}"
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
-        _draw_heatmap(ax, members, norm)
-        ax.set_title(title or "final val loss")
-    fig.colorbar(ScalarMappable(norm, COLORMAP), ax=fig.axes, label="final val loss (ok jobs)")
+        _draw_heatmap(ax, members, norm, value, bound)
+        ax.set_title(title or label)
+    fig.colorbar(ScalarMappable(norm, COLORMAP), ax=fig.axes, label=f"{label} (ok jobs, mean)")
     return fig
 
 
-def _span(values: list[float]) -> tuple[float, float]:
-    return (min(values), max(values)) if values else (0.0, 1.0)
+def loss_norm(losses: list[float]) -> Normalize:
+    """Colour scale over the ok jobs' losses: logarithmic when all are positive; a single value
+    (or several equal ones) gets a decade (or a unit) around it instead of an empty range."""
+    if not losses:
+        return Normalize(0.0, 1.0)
+    low, high = min(losses), max(losses)
+    if low > 0:
+        return LogNorm(low, high) if high > low else LogNorm(low / 10**0.5, low * 10**0.5)
+    return Normalize(low, high) if high > low else Normalize(low - 0.5, low + 0.5)
 
 
-def _draw_heatmap(ax: Any, jobs: list[Job], norm: Normalize) -> None:
+def _draw_heatmap(
+    ax: Any, jobs: list[Job], norm: Normalize, value: str, bound: stability.Boundary | None
+) -> None:
     lrs = sorted({axis_value(j, "lr") for j in jobs}, key=_order)
     sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=_order)
     x_edges, x_log = cell_edges(lrs)
     y_edges, y_log = cell_edges(sizes)
+    cells: dict[tuple[int, int], list[Job]] = {}
     for job in jobs:
-        i, k = lrs.index(axis_value(job, "lr")), sizes.index(axis_value(job, "batch_size"))
+        key = (lrs.index(axis_value(job, "lr")), sizes.index(axis_value(job, "batch_size")))
+        cells.setdefault(key, []).append(job)
+    for (i, k), members in cells.items():
         x0, x1, y0, y1 = x_edges[i], x_edges[i + 1], y_edges[k], y_edges[k + 1]
-        if job.status == "ok" and job.val_loss is not None:
-            shade = float(norm(job.val_loss))
+        summary, status = aggregate.cell(members, value)
+        if status == "ok" and summary is not None:
+            shade = float(norm(summary.mean))
             face, hatch, ink = COLORMAP(shade), None, "w" if shade < 0.6 else "k"
-            text = f"{job.val_loss:.3g}"
+            text = f"{summary.mean:.3g}" if len(lrs) <= 5 else f"{summary.mean:.2g}"
+        elif status == "ok":  # no value: steps_to_target never reached, or not recorded
+            face, hatch, ink = "white", None, "k"
+            text = "never" if value == "steps_to_target" else "-"
         else:
-            face, hatch, ink = MARKED.get(job.status, ("white", None, "k"))
-            text = job.status
+            face, hatch, ink = MARKED.get(status, UNKNOWN)
+            text = status
+            steps = [j.results.get("diverged_at_step") for j in members]
+            if status == "diverged" and len(members) == 1 and steps[0] is not None:
+                text += f"\nat step {steps[0]}"
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
-        ax.text(cx, cy, text, ha="center", va="center", fontsize=8, color=ink, weight="bold")
+        size = 8 if len(lrs) <= 5 else 6
+        ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink, weight="bold")
     for axis, edges, log, values in (("x", x_edges, x_log, lrs), ("y", y_edges, y_log, sizes)):
         getattr(ax, f"set_{axis}lim")(edges[0], edges[-1])
         if log:
@@ -120,6 +161,12 @@ def _draw_heatmap(ax: Any, jobs: list[Job], norm: Normalize) -> None:
             getattr(ax, f"set_{axis}ticks")([], minor=True)
     ax.set_xlabel("learning rate (optimizer.lr)")
     ax.set_ylabel("batch size (data.batch_size)")
+    if bound is not None and x_log:
+        y_centres = [
+            math.sqrt(a * b) if y_log else (a + b) / 2 for a, b in itertools.pairwise(y_edges)
+        ]
+        stability.draw(ax, bound, sizes, y_centres)
+        ax.set_xlim(x_edges[0], x_edges[-1])
 
 
 def val_curve(job: Job) -> list[float]:
@@ -132,18 +179,44 @@ def val_curve(job: Job) -> list[float]:
 
 
 def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
-    """Every job's val-loss curve over epochs; diverged jobs dashed, failed ones absent."""
+    """Val-loss curves over epochs, one per setting: a job's own curve, or over several seeds
+    their mean with a 95% band. Colour by lr (one log scale), line style by batch size, the
+    legend in numeric order; a diverged setting's curve ends in a red cross."""
+    from linlab.sweeps.report import varied_keys
+
     groups = panels(jobs, facets)
+    varied = [k for k in varied_keys(jobs) if k not in (*facets, aggregate.SEED_KEY)]
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
+    colour = lr_colours([axis_value(j, "lr") for j in jobs])
+    sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=_order)
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
-        ax.set_prop_cycle(color=colormaps["tab20"].colors)
-        for job in members:
-            curve = val_curve(job)
-            if curve:
-                style = "--" if job.status == "diverged" else "-"
-                ax.plot(range(1, len(curve) + 1), curve, style, marker=".", label=job.name)
+        settings = sorted(
+            aggregate.by_setting(members).values(),
+            key=lambda seeds: (
+                _order(axis_value(seeds[0], "lr")),
+                _order(axis_value(seeds[0], "batch_size")),
+            ),
+        )
+        for seeds in settings:
+            curves = [c for c in map(val_curve, seeds) if c]
+            if not curves:
+                continue
+            mean, low, high = aggregate.mean_band(curves)
+            status = aggregate.cell(seeds, "val_loss")[1]
+            lr, size = axis_value(seeds[0], "lr"), axis_value(seeds[0], "batch_size")
+            style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
+            label = f"lr={_label(lr)}, batch {_label(size)}"
+            if len(seeds) > 1:
+                label = f"{_setting_label(seeds, varied)}"
+            epochs = range(1, len(mean) + 1)
+            ax.plot(epochs, mean, style, color=colour(lr), marker=".", label=label)
+            if len(curves) > 1:
+                ax.fill_between(epochs, low, high, color=colour(lr), alpha=0.25, lw=0)
+            if status == "diverged":
+                label = f"{label}: diverged"
+                ax.plot(len(mean), mean[-1], "X", color="red", ms=11, mec="k", label=label)
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(title or "val loss")
@@ -153,6 +226,21 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
         if ax.get_lines():
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+def _setting_label(seeds: list[Job], varied: list[str]) -> str:
+    """``lr=0.1,batch_size=8 (3 seeds)``: the varied overrides other than the seed."""
+    shown = [f"{k.split('.')[-1]}={seeds[0].overrides.get(k)}" for k in varied]
+    return f"{','.join(shown) or 'all'} ({len(seeds)} seeds)"
+
+
+def lr_colours(lrs: list[Any]) -> Any:
+    """lr -> colour on one plasma scale, logarithmic over the positive learning rates."""
+    numbers = sorted({v for v in lrs if isinstance(v, int | float) and v > 0})
+    if len(numbers) < 2:
+        return lambda lr: colormaps["plasma"](0.1)
+    norm = LogNorm(numbers[0], numbers[-1])
+    return lambda lr: colormaps["plasma"](0.85 * float(norm(lr)) if lr in numbers else 0.0)
 
 
 def _order(value: Any) -> tuple:

@@ -1,0 +1,142 @@
+"""``hydra/sweeper=optuna``: an Optuna study on the ask/tell interface, trials as Hydra jobs.
+
+    linlab-train -m hparams_search=lr_batch_tpe
+    linlab-train -m hydra/sweeper=optuna 'optimizer.lr=tag(log,interval(1e-4,1))' \
+        'data.batch_size=choice(8,64,512)' hydra.sweeper.n_trials=20 hydra.sweeper.n_jobs=4
+
+Each round asks the study for ``n_jobs`` trials and hands them to the configured launcher as one
+batch (basic, joblib, submitit, stacked: whatever runs a batch runs a round), then tells the
+study each job's outcome from its ``results.json``. Every job gets ``+optuna_trial=<number>``
+(its folder is named ``trial=<number>,<settings>``) and the study's storage URL, which its
+pruning callback (``linlab.callbacks.pruning``) reports to. The study lives in
+``<sweep dir>/optuna.db`` unless ``storage`` names another URL; the same command (same sweep
+folder) continues it up to ``n_trials`` finished trials.
+
+Annotations are evaluated (no ``from __future__ import annotations``): Hydra's plugin scan runs
+this module before registering it in ``sys.modules``, where a dataclass looks string
+annotations up.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+from linlab.results import read_results_if_any
+from linlab.search import settings, study
+from linlab.search.space import Dimension, format_value, parse_space
+
+log = logging.getLogger("linlab")
+
+
+@dataclass
+class OptunaSweeperConf:
+    """``hydra.sweeper`` of a search (see README, "Hyper-parameter search")."""
+
+    _target_: str = settings.SWEEPER_TARGET
+    # key -> search space in the override grammar, e.g. optimizer.lr: tag(log,interval(1e-4,1))
+    params: dict[str, str] | None = None
+    objectives: list[str] = field(default_factory=lambda: ["val_loss"])  # results.json keys
+    directions: list[str] = field(default_factory=lambda: ["minimize"])  # one per objective
+    sampler: str = "tpe"  # tpe, random, grid, cmaes, gp
+    seed: int | None = 0  # the sampler's seed; null: a fresh one each run
+    sampler_options: dict[str, Any] = field(default_factory=dict)  # keyword arguments
+    pruner: str = "none"  # none, median, successive_halving, hyperband
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    n_trials: int = 16  # finished trials the study reaches, counting those of earlier runs
+    n_jobs: int = 1  # trials asked at once and launched as one batch
+    storage: str | None = None  # an Optuna storage URL; null: sqlite:///<sweep dir>/optuna.db
+    study_name: str = "linlab"
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="optuna", node=OptunaSweeperConf, provider="linlab"
+)
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **conf: Any) -> None:
+        self.conf = OmegaConf.structured(OptunaSweeperConf(**conf))
+        self.hydra_context: HydraContext | None = None
+        self.config: DictConfig | None = None
+        self.launcher = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.hydra_context, self.config = hydra_context, config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        conf = self.conf
+        settings.check(conf)
+        params = [f"{key}={value}" for key, value in (conf.params or {}).items()]
+        fixed, dimensions = parse_space([*params, *arguments])
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")  # as Hydra's own sweepers do
+        storage = settings.storage_url(conf.storage, sweep_dir)
+        the_study = study.open_study(
+            storage,
+            conf.study_name,
+            conf.directions,
+            study.make_sampler(conf.sampler, conf.seed, conf.sampler_options, dimensions),
+            study.make_pruner(conf.pruner, conf.pruner_options),
+        )
+        lost = study.recover_running_trials(the_study, sweep_dir, conf.objectives)
+        if lost:
+            log.info("trials %s were lost with a stopped sweep: marked failed", lost)
+        total = self._total(dimensions)
+        distributions = {d.name: d.distribution() for d in dimensions}
+        study.check_continues(the_study, distributions)
+        returns: list[JobReturn] = []
+        while (left := total - len(study.finished(the_study))) > 0:
+            trials = [the_study.ask(distributions) for _ in range(min(conf.n_jobs, left))]
+            batch = [
+                self._job_overrides(t.params, t.number, fixed, dimensions, storage) for t in trials
+            ]
+            launched = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            for trial, job in zip(trials, launched, strict=True):
+                study.tell(the_study, trial, _results(job), conf.objectives)
+            returns += launched
+        log.info(study.describe(the_study, conf.objectives, sweep_dir))
+        return returns
+
+    def _total(self, dimensions: list[Dimension]) -> int:
+        """``n_trials``; at most the number of grid points for the grid sampler."""
+        if self.conf.sampler != "grid":
+            return self.conf.n_trials
+        points = 1
+        for dimension in dimensions:
+            points *= len(dimension.grid_values())
+        return min(self.conf.n_trials, points)
+
+    @staticmethod
+    def _job_overrides(
+        values: dict[str, Any],
+        number: int,
+        fixed: list[str],
+        dimensions: list[Dimension],
+        storage: str,
+    ) -> list[str]:
+        return [
+            *fixed,
+            *(d.override(values[d.name]) for d in dimensions),
+            f"+{settings.TRIAL_KEY}={number}",
+            f"hydra.sweeper.storage={format_value(storage)}",
+        ]
+
+
+def _results(job: JobReturn) -> dict[str, Any]:
+    """The job's results.json, read from the folder Hydra ran it in ({} if none)."""
+    folder = OmegaConf.select(job.hydra_cfg or {}, "hydra.runtime.output_dir", default=None)
+    return read_results_if_any(folder) if folder else {}

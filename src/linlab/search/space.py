@@ -1,0 +1,205 @@
+"""A search space written in Hydra's override grammar, read into Optuna distributions.
+
+    optimizer.lr='tag(log,interval(1e-4,1))'   # float in [1e-4, 1], sampled on a log scale
+    data.batch_size=choice(8,64,512)           # one of the listed values
+    optimizer=sgd,adam                         # a config group's options, like any list
+    trainer.max_epochs='range(5,50,5)'         # 5, 10, ..., 45: integers on a grid
+    data.batch_size='tag(int,interval(8,512))' # any integer in [8, 512]
+
+Everything else on the command line (or in ``hydra.sweeper.params``) is a fixed override that
+every trial gets. A bad space raises :class:`SearchSpaceError` with the one line a user sees;
+nothing here imports Optuna until a distribution is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    Glob,
+    IntervalSweep,
+    Override,
+    RangeSweep,
+)
+from hydra.errors import HydraException
+
+KNOWN_TAGS = {"log", "int"}
+_PLAIN = re.compile(r"^[A-Za-z_][\w./-]*$")
+Choice = str | int | float | bool | None
+
+
+class SearchSpaceError(ValueError):
+    """A search space that cannot be searched; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched key: a list of choices, or a numeric range ``[low, high]``."""
+
+    key: str  # as written before ``=``, e.g. ``optimizer.lr`` or ``+optimizer.momentum``
+    choices: tuple[Choice, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @property
+    def name(self) -> str:
+        """The parameter's name in the study: the config key without ``+``/``~``."""
+        return self.key.lstrip("+~")
+
+    def distribution(self) -> Any:
+        """The Optuna distribution Optuna's samplers draw this key from."""
+        from optuna.distributions import (
+            CategoricalDistribution,
+            FloatDistribution,
+            IntDistribution,
+        )
+
+        if self.choices is not None:
+            return CategoricalDistribution(self.choices)
+        if self.integer:
+            return IntDistribution(int(self.low), int(self.high), log=self.log, step=self.step or 1)
+        return FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def grid_values(self) -> list[Choice]:
+        """Every value, for the grid sampler; an interval has no grid."""
+        if self.choices is not None:
+            return list(self.choices)
+        if self.step is None and not self.integer:
+            raise SearchSpaceError(
+                f"{self.name}: sampler=grid needs listed values (choice(...), a,b,c or "
+                "range(...)), not an interval"
+            )
+        step = self.step or 1
+        count = math.floor((self.high - self.low) / step + 1e-9) + 1
+        values = [self.low + i * step for i in range(count)]
+        return [int(v) for v in values] if self.integer else values
+
+    def corners(self) -> list[Choice]:
+        """Values a sample job is composed with before the search runs: each choice, or both
+        ends of a range (the config checks refuse a batch larger than the data, and so on)."""
+        if self.choices is not None:
+            return list(self.choices)
+        ends = [self.low, self.high]
+        return [int(v) for v in ends] if self.integer else ends
+
+    def override(self, value: Choice) -> str:
+        """``key=value`` in the override grammar, as the trial's job receives it."""
+        return f"{self.key}={format_value(value)}"
+
+
+def format_value(value: Choice) -> str:
+    """A value in the override grammar; floats keep every digit (``repr``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return repr(value)
+    if _PLAIN.match(value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def parse_space(arguments: Sequence[str]) -> tuple[list[str], list[Dimension]]:
+    """Split overrides into the fixed ones and the searched dimensions (the last one of a key
+    wins, so the command line overrides a preset's ``hydra.sweeper.params``)."""
+    by_key: dict[str, str | Dimension] = {}
+    for argument in arguments:
+        override = _parse_one(argument)
+        key = override.get_key_element()
+        by_key.pop(key, None)
+        if override.is_sweep_override():
+            by_key[key] = dimension(override, argument)
+        else:
+            by_key[key] = f"{key}={override.get_value_element_as_str()}"
+    fixed = [v for v in by_key.values() if isinstance(v, str)]
+    return fixed, [v for v in by_key.values() if isinstance(v, Dimension)]
+
+
+def dimension(override: Override, argument: str) -> Dimension:
+    """The dimension of one sweep override, or a one-line refusal naming it."""
+    key, sweep = override.get_key_element(), override.value()
+    tags = set(getattr(sweep, "tags", set()))
+    unknown = tags - KNOWN_TAGS
+    if unknown:
+        raise SearchSpaceError(
+            f"{argument}: unknown tag {', '.join(sorted(unknown))}; allowed tags: log, int"
+        )
+    if isinstance(sweep, Glob):
+        raise SearchSpaceError(f"{argument}: glob() is not searchable; list the options instead")
+    if isinstance(sweep, ChoiceSweep):
+        return _choice(key, argument, list(sweep.list), tags)
+    if isinstance(sweep, RangeSweep):
+        return _range(key, argument, sweep, tags)
+    if isinstance(sweep, IntervalSweep):
+        return _interval(key, argument, float(sweep.start), float(sweep.end), tags)
+    raise SearchSpaceError(f"{argument}: not a search space")
+
+
+def _choice(key: str, argument: str, values: list[Any], tags: set[str]) -> Dimension:
+    if tags:
+        raise SearchSpaceError(f"{argument}: tag(log/int) applies to interval(low, high) only")
+    if not values:
+        raise SearchSpaceError(f"{argument}: an empty choice; give one value or more")
+    bad = [v for v in values if not isinstance(v, Choice)]
+    if bad:
+        raise SearchSpaceError(
+            f"{argument}: choices must be numbers, strings, booleans or null (got {bad[0]!r})"
+        )
+    if len(set(map(repr, values))) != len(values):
+        raise SearchSpaceError(f"{argument}: a value is listed twice")
+    return Dimension(key, choices=tuple(values))
+
+
+def _range(key: str, argument: str, sweep: RangeSweep, tags: set[str]) -> Dimension:
+    if tags:
+        raise SearchSpaceError(f"{argument}: tag(log/int) applies to interval(low, high) only")
+    values = list(range(sweep.start, sweep.stop, sweep.step)) if _ints(sweep) else None
+    if values is None:
+        n = math.ceil((sweep.stop - sweep.start) / sweep.step)
+        values = [sweep.start + i * sweep.step for i in range(max(n, 0))]
+    if sweep.step <= 0 or not values:
+        raise SearchSpaceError(f"{argument}: an empty range; it needs start < stop and step > 0")
+    if len(values) == 1:
+        return Dimension(key, choices=(values[0],))
+    return Dimension(key, low=values[0], high=values[-1], step=sweep.step, integer=_ints(sweep))
+
+
+def _interval(key: str, argument: str, low: float, high: float, tags: set[str]) -> Dimension:
+    if not low < high:
+        raise SearchSpaceError(
+            f"{argument}: interval(low, high) needs low < high (got {low:g}, {high:g})"
+        )
+    if "log" in tags and low <= 0:
+        raise SearchSpaceError(
+            f"{argument}: a log interval needs low > 0 (got {low:g}), "
+            "e.g. tag(log,interval(1e-4,1))"
+        )
+    integer = "int" in tags
+    if integer and math.ceil(low) > math.floor(high):
+        raise SearchSpaceError(f"{argument}: no integer lies in [{low:g}, {high:g}]")
+    if integer:
+        low, high = math.ceil(low), math.floor(high)
+    return Dimension(key, low=low, high=high, log="log" in tags, integer=integer)
+
+
+def _ints(sweep: RangeSweep) -> bool:
+    return all(isinstance(v, int) for v in (sweep.start, sweep.stop, sweep.step))
+
+
+def _parse_one(argument: str) -> Override:
+    try:
+        return OverridesParser.create().parse_overrides([argument])[0]
+    except HydraException as error:
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 and not lines[1].startswith("See ") else lines[0]
+        raise SearchSpaceError(f"{argument}: {detail.split(': ', 1)[-1]}") from None

@@ -1,0 +1,117 @@
+"""A stacked group's checkpoint cut into one checkpoint per member, and put back together.
+
+Member k's slice is exactly what its separate run saves: ``model.*`` from
+``model.members.<k>.*``, param group k of the optimiser (and its state), entry k of the
+scheduler's per-group lists, member k's callbacks and its ``linlab`` state; the loops' progress
+is shared. So ``<job>/checkpoints/last.ckpt`` of a stacked member resumes as a single run
+(``ckpt_path=last``) too, and a killed group resumes from its members' files.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MEMBER_PREFIX = "model.members."
+SHARED = ("epoch", "global_step", "pytorch-lightning_version", "loops", "hyper_parameters")
+
+
+def member_checkpoint(full: dict[str, Any], k: int, n_members: int) -> dict[str, Any]:
+    """Member ``k``'s checkpoint from the group's (see the module docstring)."""
+    prefix = f"{MEMBER_PREFIX}{k}."
+    member = {key: full[key] for key in SHARED if key in full}
+    member["state_dict"] = {
+        "model." + key.removeprefix(prefix): value
+        for key, value in full["state_dict"].items()
+        if key.startswith(prefix)
+    }
+    member["optimizer_states"] = [_optimizer_slice(s, k) for s in full.get("optimizer_states", [])]
+    member["lr_schedulers"] = [
+        _scheduler_slice(s, k, n_members) for s in full.get("lr_schedulers", [])
+    ]
+    member["callbacks"] = full.get("callbacks", {}).get("members", [{}] * n_members)[k]
+    member["linlab"] = full["linlab_members"][k]
+    return member
+
+
+def merge_checkpoints(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The group's checkpoint from its members' (the inverse of ``member_checkpoint``)."""
+    group = {key: members[0][key] for key in SHARED if key in members[0]}
+    group["state_dict"] = {
+        f"{MEMBER_PREFIX}{k}." + key.removeprefix("model."): value
+        for k, m in enumerate(members)
+        for key, value in m["state_dict"].items()
+    }
+    group["optimizer_states"] = [
+        _merge_optimizers([m["optimizer_states"][i] for m in members])
+        for i in range(len(members[0].get("optimizer_states", [])))
+    ]
+    group["lr_schedulers"] = [
+        _merge_schedulers([m["lr_schedulers"][i] for m in members])
+        for i in range(len(members[0].get("lr_schedulers", [])))
+    ]
+    group["callbacks"] = {"members": [m.get("callbacks", {}) for m in members]}
+    group["linlab"] = members[0]["linlab"]
+    group["linlab_members"] = [m["linlab"] for m in members]
+    return group
+
+
+def _optimizer_slice(state: dict[str, Any], k: int) -> dict[str, Any]:
+    group = copy.copy(state["param_groups"][k])
+    ids = group["params"]
+    group["params"] = list(range(len(ids)))
+    return {
+        "state": {new: state["state"][old] for new, old in enumerate(ids) if old in state["state"]},
+        "param_groups": [group],
+    }
+
+
+def _merge_optimizers(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {"state": {}, "param_groups": []}
+    offset = 0
+    for state in states:
+        for group in state["param_groups"]:
+            ids = group["params"]
+            merged["param_groups"].append({**group, "params": [offset + i for i in ids]})
+            merged["state"] |= {offset + i: v for i, v in state["state"].items()}
+            offset += len(ids)
+    return merged
+
+
+def _scheduler_slice(state: dict[str, Any], k: int, n_members: int) -> dict[str, Any]:
+    """Per-group entries (``base_lrs``, ``_last_lr``, ...) are lists of one value per group."""
+    return {
+        key: [value[k]] if isinstance(value, list) and len(value) == n_members else value
+        for key, value in state.items()
+    }
+
+
+def _merge_schedulers(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        key: [s[key][0] for s in states]
+        if isinstance(value, list) and len(value) == 1
+        else value
+        for key, value in states[0].items()
+    }
+
+
+def merged_resume_checkpoint(ckpt_path: str, run_dirs: Sequence[Path]) -> Path:
+    """``ckpt_path=last`` for a group: the members' ``last.ckpt`` merged into one file that
+    Lightning resumes from (``checkpoints/group-resume.ckpt`` in the first member's folder)."""
+    if ckpt_path != "last":
+        raise ValueError(
+            f"ckpt_path={ckpt_path} names one file, but a stacked group resumes each member "
+            "from its own folder: use ckpt_path=last"
+        )
+    files = [Path(d) / "checkpoints" / "last.ckpt" for d in run_dirs]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"ckpt_path=last: no checkpoint at {', '.join(missing)}")
+    members = [torch.load(f, map_location="cpu", weights_only=True) for f in files]
+    merged = files[0].with_name("group-resume.ckpt")
+    torch.save(merge_checkpoints(members), merged)
+    return merged

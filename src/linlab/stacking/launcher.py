@@ -1,0 +1,150 @@
+"""``hydra/launcher=stacked``: a sweep's jobs trained as stacked members, a group per process.
+
+    linlab-train -m hydra/launcher=stacked optimizer.lr=1e-3,1e-2,1e-1 seed=0,1,2,3
+
+Every job gets what the basic launcher gives it (its folder named by its overrides, ``.hydra/``,
+the job callbacks' ``on_job_start``/``on_job_end``, so the sweep's progress line), but the jobs
+of a group (``linlab.stacking.groups``) are trained together by ``linlab.train.task_group``:
+one process, one Trainer, one forward and backward per step for all of them. Groups run one
+after another, or ``hydra.launcher.n_jobs`` at a time in worker processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, setup_globals
+from hydra.types import HydraContext
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from linlab.stacking.groups import make_groups
+from linlab.sweeps.compose import JobComposer
+
+log = logging.getLogger(__name__)
+
+
+def launch_groups(
+    hydra_context: HydraContext,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    max_members: int,
+    n_jobs: int,
+) -> list[JobReturn]:
+    """Group the jobs and train each group in one process; returns in the jobs' order."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    composer = JobComposer(hydra_context.config_loader, config)
+    configs = [
+        job_config(composer, overrides, initial_job_idx + i)
+        for i, overrides in enumerate(job_overrides)
+    ]
+    groups = make_groups(configs, max_members)
+    log.info("stacked launcher: %d jobs in %d groups", len(configs), len(groups))
+    if n_jobs > 1 and len(groups) > 1:
+        from joblib import Parallel, delayed
+
+        state = Singleton.get_state()
+        done = Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(run_group_in_worker)(hydra_context, [configs[i] for i in g], state)
+            for g in groups
+        )
+    else:
+        done = [run_group(hydra_context, [configs[i] for i in g]) for g in groups]
+    returns: list[JobReturn] = [JobReturn()] * len(configs)
+    for group, group_returns in zip(groups, done, strict=True):
+        for index, job_return in zip(group, group_returns, strict=True):
+            returns[index] = job_return
+    return returns
+
+
+def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> DictConfig:
+    """The job's composed config with its folder set, as Hydra's ``run_job`` makes it."""
+    cfg = composer.compose(overrides)
+    with open_dict(cfg):
+        cfg.hydra.job.id = idx
+        cfg.hydra.job.num = idx
+    folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+        cfg.hydra.runtime.output_dir = str(folder.absolute())
+    return cfg
+
+
+def run_group_in_worker(
+    hydra_context: HydraContext, configs: Sequence[DictConfig], singleton_state: dict[Any, Any]
+) -> list[JobReturn]:
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    return run_group(hydra_context, configs)
+
+
+def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
+    """``as_member(k)``: make job k's Hydra config current (``HydraConfig.get()``,
+    ``${hydra:...}``), each masked copy made once rather than at every switch."""
+    instance = HydraConfig.instance()
+    snapshots = []
+    for cfg in configs:
+        instance.set_config(cfg)
+        snapshots.append(instance.cfg)
+
+    def as_member(k: int) -> None:
+        instance.cfg = snapshots[k]
+
+    return as_member
+
+
+def log_to_every_member(configs: Sequence[DictConfig]) -> None:
+    """The group's log lines go to every member's log file too (Hydra configured the first's):
+    a file handler per member, formatted like the first member's."""
+    root = logging.getLogger()
+    first = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    if first is None:
+        return
+    for cfg in configs:
+        path = OmegaConf.select(cfg, "hydra.job_logging.handlers.file.filename")
+        if path:
+            handler = logging.FileHandler(path)
+            handler.setFormatter(first.formatter)
+            handler.setLevel(first.level)
+            root.addHandler(handler)
+
+
+def run_group(hydra_context: HydraContext, configs: Sequence[DictConfig]) -> list[JobReturn]:
+    """Start each job as Hydra does, train the group, and end each job as Hydra does."""
+    from linlab.train import task_group  # torch and Lightning load only when a group trains
+
+    callbacks = hydra_context.callbacks
+    as_member = member_scope(configs)
+    task_cfgs, run_dirs, returns = [], [], []
+    for k, cfg in enumerate(configs):
+        as_member(k)
+        run_dir = Path(cfg.hydra.runtime.output_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        _save_config(task_cfg, "config.yaml", run_dir / ".hydra")
+        _save_config(cfg, "hydra.yaml", run_dir / ".hydra")
+        _save_config(cfg.hydra.overrides.task, "overrides.yaml", run_dir / ".hydra")
+        callbacks.on_job_start(config=cfg, task_function=task_group)
+        job_return = JobReturn()
+        job_return.cfg, job_return.hydra_cfg = task_cfg, cfg
+        job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
+        job_return.working_dir = str(Path.cwd())
+        job_return.task_name = cfg.hydra.job.name
+        task_cfgs.append(task_cfg)
+        run_dirs.append(run_dir)
+        returns.append(job_return)
+    configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+    log_to_every_member(configs[1:])
+    outcomes = task_group(task_cfgs, run_dirs, as_member)
+    for k, (cfg, job_return, outcome) in enumerate(zip(configs, returns, outcomes, strict=True)):
+        as_member(k)
+        job_return.return_value = outcome
+        job_return.status = JobStatus.COMPLETED
+        callbacks.on_job_end(config=cfg, job_return=job_return)
+    return returns

@@ -1,0 +1,209 @@
+"""Each member of a stacked group seen as a run of its own, by the callbacks built for it.
+
+A single run's callbacks (checkpoints, Ctrl-C, theory metrics, figures, a user's own) read
+``trainer.datamodule``, ``trainer.loggers``, ``trainer.default_root_dir``,
+``pl_module.model``, ``pl_module.status`` and save with ``trainer.save_checkpoint``.
+``PerMemberCallbacks`` holds the callbacks built from each member's config and calls them
+with a ``MemberTrainer`` and a ``MemberView`` that answer those for member k (its data, its
+TensorBoard run, its folder, its model and status, its slice of the checkpoint); everything
+else is the group's trainer and module. So every callback works per member unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from linlab.callbacks.last_checkpoint import LastCheckpoint
+from linlab.module import RegressionModule
+from linlab.stacking.checkpoints import member_checkpoint
+
+log = logging.getLogger("linlab")
+_MEMBER_FIELDS = ("status", "first_loss", "trajectory", "diverged_at_step", "val_loss")
+
+
+class MemberView:
+    """``pl_module`` as member k's callbacks see it."""
+
+    def __init__(self, module: RegressionModule, k: int) -> None:
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_k", k)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._module.member_model(self._k)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _MEMBER_FIELDS:
+            return getattr(self._module.states[self._k], name)
+        return getattr(self._module, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        target = self._module.states[self._k] if name in _MEMBER_FIELDS else self._module
+        setattr(target, name, value)
+
+
+class MemberTrainer:
+    """``trainer`` as member k's callbacks see it."""
+
+    def __init__(self, group: PerMemberCallbacks, trainer: L.Trainer, k: int) -> None:
+        object.__setattr__(self, "_group", group)
+        object.__setattr__(self, "_trainer", trainer)
+        object.__setattr__(self, "_k", k)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._trainer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "should_stop":
+            if value:  # a callback stops its member (e.g. pruning); the group goes on
+                self._group.module.stop_member(self._k)
+            return
+        setattr(self._trainer, name, value)
+
+    @property
+    def datamodule(self) -> Any:
+        return self._group.datamodules[self._k]
+
+    @property
+    def loggers(self) -> list[Any]:
+        return self._group.module.loggers_of(self._k)
+
+    @property
+    def logger(self) -> Any:
+        return next(iter(self.loggers), None)
+
+    @property
+    def default_root_dir(self) -> str:
+        return str(self._group.run_dirs[self._k])
+
+    @property
+    def callback_metrics(self) -> dict[str, torch.Tensor]:
+        value = self._group.module.states[self._k].val_loss
+        return {} if value is None else {"val/loss": torch.tensor(value)}
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Each optimiser as member k's run has it: param group k alone."""
+        views = []
+        for optimizer in self._trainer.optimizers:
+            view = object.__new__(type(optimizer))
+            group = optimizer.param_groups[self._k]
+            view.__dict__ = {**optimizer.__dict__, "param_groups": [group]}
+            views.append(view)
+        return views
+
+    def save_checkpoint(
+        self, filepath: str | Path, weights_only: bool = False, storage_options: Any = None
+    ) -> None:
+        full = self._group.full_checkpoint(weights_only)
+        member = member_checkpoint(full, self._k, len(self._group.run_dirs))
+        self._trainer.strategy.checkpoint_io.save_checkpoint(member, filepath, storage_options)
+
+
+class PerMemberCallbacks(L.Callback):
+    """Calls member k's callbacks with member k's trainer and module for every hook."""
+
+    def __init__(
+        self,
+        callbacks: Sequence[Sequence[L.Callback]],
+        module: RegressionModule,
+        datamodules: Sequence[Any],
+        run_dirs: Sequence[Path],
+    ) -> None:
+        self.callbacks = [list(c) for c in callbacks]
+        spacing = [c for member in self.callbacks for c in member if isinstance(c, LastCheckpoint)]
+        for callback in spacing:  # one decision for all: their checkpoints hold the same step
+            callback.clock = spacing[0].clock
+        self.module, self.datamodules, self.run_dirs = module, list(datamodules), list(run_dirs)
+        self._dump: dict[tuple[int, bool], dict[str, Any]] = {}
+
+    @property
+    def state_key(self) -> str:
+        return "members"
+
+    def full_checkpoint(self, weights_only: bool) -> dict[str, Any]:
+        """The group's checkpoint, made once per hook and shared by the members' saves."""
+        key = (self.module.global_step, weights_only)
+        if key not in self._dump:
+            trainer = self.module.trainer
+            self._dump = {key: trainer._checkpoint_connector.dump_checkpoint(weights_only)}
+        return self._dump[key]
+
+    def _dispatch(
+        self, hook: str, trainer: L.Trainer, pl_module: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        """Member k's callbacks; one that raises fails member k alone and the others go on."""
+        self._dump = {}
+        for k, callbacks in enumerate(self.callbacks):
+            if self.module.states[k].status == "failed":
+                continue  # a failed member's callbacks are done
+            member_trainer, member = MemberTrainer(self, trainer, k), MemberView(self.module, k)
+            try:
+                for callback in callbacks:
+                    getattr(callback, hook)(member_trainer, member, *args, **kwargs)
+            except Exception as error:
+                if hook == "on_exception":
+                    raise
+                self._fail(k, error)
+
+    def _fail(self, k: int, error: Exception) -> None:
+        state = self.module.states[k]
+        state.status, state.message = "failed", f"{type(error).__name__}: {error}"
+        log.error("member %s failed: %s", self.run_dirs[k].name, state.message)
+        self.module.stop_member(k)
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [{c.state_key: c.state_dict() for c in callbacks} for callbacks in self.callbacks]
+
+    def load_state_dict(self, state_dict: list[dict[str, Any]]) -> None:
+        for callbacks, states in zip(self.callbacks, state_dict, strict=True):
+            for callback in callbacks:
+                if callback.state_key in states:
+                    callback.load_state_dict(states[callback.state_key])
+
+    def results(self, k: int) -> dict[str, Any]:
+        """What member k's callbacks add to its ``results.json``."""
+        merged: dict[str, Any] = {}
+        for callback in self.callbacks[k]:
+            if hasattr(callback, "results"):
+                merged |= callback.results()
+        return merged
+
+
+_HOOKS = (
+    "setup",
+    "teardown",
+    "on_fit_start",
+    "on_fit_end",
+    "on_train_start",
+    "on_train_end",
+    "on_train_epoch_start",
+    "on_train_epoch_end",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_validation_start",
+    "on_validation_end",
+    "on_validation_epoch_start",
+    "on_validation_epoch_end",
+    "on_exception",
+)
+
+
+def _forwarding(hook: str):
+    def forward(
+        self: PerMemberCallbacks, trainer: L.Trainer, pl_module: Any, *args: Any, **kwargs: Any
+    ) -> None:
+        self._dispatch(hook, trainer, pl_module, *args, **kwargs)
+
+    forward.__name__ = hook
+    return forward
+
+
+for _hook in _HOOKS:
+    setattr(PerMemberCallbacks, _hook, _forwarding(_hook))

@@ -1,0 +1,163 @@
+"""What a person checks on the PNGs: labels there, nothing clipped, markings that tell apart.
+
+"Nothing clipped": after drawing with the Agg renderer, every visible text's window extent lies
+inside the figure's box.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
+from matplotlib.text import Text
+from torch.utils.tensorboard import SummaryWriter
+
+from linlab import plots
+from linlab.sweeps.report import Job
+from linlab.sweeps.report_plots import MARKED, curves_figure, heatmap_figure
+
+
+def drawn_texts(figure) -> list[tuple[Text, object]]:
+    """Every text drawn (tick labels only of ticks inside the view), with its extent on the
+    drawn canvas."""
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    tick_labels, shown = set(), []
+    for ax in figure.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                labels = (tick.label1, tick.label2)
+                tick_labels |= {id(label) for label in labels}
+                span = (high - low) * 1e-9
+                if low - span <= tick.get_loc() <= high + span:
+                    shown += [label for label in labels if label.get_visible()]
+    shown += [t for t in figure.findobj(Text) if id(t) not in tick_labels and t.get_visible()]
+    return [(t, t.get_window_extent(renderer)) for t in shown if t.get_text().strip()]
+
+
+def assert_nothing_clipped(figure) -> None:
+    box = figure.bbox
+    for text, extent in drawn_texts(figure):
+        assert (
+            extent.x0 >= box.x0 - 1
+            and extent.y0 >= box.y0 - 1
+            and extent.x1 <= box.x1 + 1
+            and extent.y1 <= box.y1 + 1
+        ), f"{text.get_text()!r} at {extent} outside {box}"
+
+
+def test_curves_with_huge_values_keep_labels_integer_epochs_and_true_values():
+    epochs = list(range(0, 11))
+    loss = [10.0 ** (3 * e) for e in epochs]  # up to 1e30: a diverging run
+    params = {"w0": [-2.4e6 * e for e in epochs], "b": [1.5e6 * e for e in epochs]}
+    figure = plots.curves_figure(
+        epochs, {"train": (epochs, loss)}, params, truth={"w0": -3.0, "b": 0.5}
+    )
+    assert_nothing_clipped(figure)
+    loss_ax, param_ax = figure.axes
+    assert param_ax.get_ylabel() == "value" and loss_ax.get_xlabel() == "epoch"
+    for ax in figure.axes:  # whole epochs only
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    # a dashed reference line at each true value, in its parameter's colour
+    colours = {line.get_label(): line.get_color() for line in param_ax.get_lines()[::2]}
+    flat = [ln for ln in param_ax.get_lines() if len(set(ln.get_ydata())) == 1]
+    assert {(ln.get_ydata()[0], ln.get_linestyle()) for ln in flat} == {(-3.0, "--"), (0.5, "--")}
+    assert {ln.get_ydata()[0]: ln.get_color() for ln in flat} == {
+        -3.0: colours["w0"],
+        0.5: colours["b"],
+    }
+
+
+def test_short_curves_get_integer_epoch_ticks():
+    figure = plots.curves_figure([0, 1, 2, 3], {"train": ([0, 1, 2, 3], [4.0, 2.0, 1.0, 0.5])})
+    figure.canvas.draw()
+    ax = figure.axes[0]
+    assert all(float(t).is_integer() for t in ax.get_xticks())
+
+
+def test_surface_title_clear_of_the_colour_bar():
+    a, b = np.meshgrid(np.linspace(-3, 3, 21), np.linspace(-3, 3, 21))
+    loss = 5e7 + 1e7 * (a**2 + b**2)  # colour-bar ticks in the 10⁷s: an exponent (1e8) used to sit
+    path = np.array([[2.0, 2.0], [1.0, 1.0], [0.0, 0.0]])
+    figure = plots.surface_figure(a, b, loss, ("w0", "b"), path, optimum=[0.0, 0.0])
+    assert_nothing_clipped(figure)
+    texts = drawn_texts(figure)
+    title = next(extent for t, extent in texts if t.get_text() == "loss surface")
+    others = [(t.get_text(), e) for t, e in texts if t.get_text() != "loss surface"]
+    assert not [name for name, e in others if e.overlaps(title)], others
+    colour_bar = figure.axes[1]
+    assert colour_bar.yaxis.get_offset_text().get_text() == ""  # ticks written out in full
+
+
+def make_job(root: Path, name: str, lr, batch, status, curve=(), **results) -> Job:
+    folder = root / name
+    folder.mkdir(parents=True)
+    if curve:
+        with SummaryWriter(str(folder)) as writer:
+            for epoch, value in enumerate(curve, start=1):
+                writer.add_scalar("val/loss", value, epoch)
+    val = curve[-1] if curve and status == "ok" else None
+    data = {"lr": lr, "batch_size": batch, "status": status, "val_loss": val, **results}
+    return Job(folder, {"optimizer.lr": lr, "data.batch_size": batch}, data)
+
+
+def test_heatmap_with_one_ok_job_and_interrupted_and_diverged_cells(tmp_path):
+    jobs = [
+        make_job(tmp_path, "a", 0.01, 8, "ok", [0.5, 0.25]),
+        make_job(tmp_path, "b", 0.1, 8, "interrupted"),
+        make_job(tmp_path, "c", 1.0, 8, "diverged", [3.0], diverged_at_step=87),
+    ]
+    figure = heatmap_figure(jobs, [])
+    assert_nothing_clipped(figure)
+    ax, colour_bar = figure.axes
+    low, high = colour_bar.get_ylim()
+    assert math.isfinite(low) and math.isfinite(high) and low < 0.25 < high
+    patches = {p.get_hatch(): p for p in ax.patches}
+    assert MARKED["interrupted"][1] in patches and MARKED["diverged"][1] in patches
+    assert patches[MARKED["interrupted"][1]].get_facecolor() != to_rgba("white")
+    labels = {t.get_text() for t in ax.texts}
+    assert {"0.25", "interrupted", "diverged\nat step 87"} <= labels
+
+
+def test_sweep_curves_colour_by_lr_style_by_batch_numeric_legend(tmp_path):
+    jobs = []
+    for lr in (0.1, 0.001, 0.01):
+        for batch in (512, 8, 64):
+            status = "diverged" if (lr, batch) == (0.1, 8) else "ok"
+            curve = [1.0 / (1 + lr * batch * e) for e in range(3)]
+            jobs.append(make_job(tmp_path, f"lr={lr},batch_size={batch}", lr, batch, status, curve))
+    figure = curves_figure(jobs, [])
+    assert_nothing_clipped(figure)
+    ax = figure.axes[0]
+    curves = [ln for ln in ax.get_lines() if ln.get_marker() == "."]
+    assert [ln.get_label() for ln in curves] == [
+        f"lr={lr}, batch {b}" for lr in ("0.001", "0.01", "0.1") for b in (8, 64, 512)
+    ]
+    by_lr, by_batch = {}, {}
+    for line in curves:
+        lr, batch = line.get_label().removeprefix("lr=").split(", batch ")
+        by_lr.setdefault(lr, set()).add(to_rgba(line.get_color()))
+        by_batch.setdefault(batch, set()).add(line.get_linestyle())
+    assert all(len(c) == 1 for c in by_lr.values()) and len(set().union(*by_lr.values())) == 3
+    assert all(len(s) == 1 for s in by_batch.values()) and len(set().union(*by_batch.values())) == 3
+    crosses = [ln for ln in ax.get_lines() if ln.get_marker() == "X"]
+    assert [ln.get_label() for ln in crosses] == ["lr=0.1, batch 8: diverged"]
+    assert to_rgba(crosses[0].get_color()) == to_rgba("red")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[:3] == ["lr=0.001, batch 8", "lr=0.001, batch 64", "lr=0.001, batch 512"]
+
+
+@pytest.mark.parametrize("status", ["pending", "pruned", "unreadable"])
+def test_every_status_without_a_loss_is_drawn(tmp_path, status):
+    jobs = [make_job(tmp_path, "a", 0.01, 8, "ok", [0.5]), make_job(tmp_path, "b", 0.1, 8, status)]
+    ax = heatmap_figure(jobs, []).axes[0]
+    assert status in {t.get_text() for t in ax.texts}
+    assert any(p.get_hatch() for p in ax.patches)

@@ -1,0 +1,112 @@
+"""The terminal of an interactive single run: the live progress line and what Ctrl-C says.
+
+Both drive ``linlab-train`` on a real pseudo-terminal (``tests/terminal.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+
+from terminal import SRC, run_on_terminal
+
+FRAME = re.compile(
+    r"epoch (\d+)/(\d+) .*?step ([\d,]+)/([\d,]+)  train loss (\S+)  val loss (\S+)  "
+    r"(\d+:\d\d:\d\d) elapsed  (\d+:\d\d:\d\d) left"
+)
+
+
+def frames(session) -> list[tuple[float, dict]]:
+    """Every progress line drawn, with when it arrived."""
+    found = []
+    for at, line in session.lines():
+        for match in FRAME.finditer(line):
+            epoch, epochs, step, steps, *rest = match.groups()
+            found.append(
+                (
+                    at,
+                    {
+                        "epoch": int(epoch),
+                        "epochs": int(epochs),
+                        "step": int(step.replace(",", "")),
+                        "steps": int(steps.replace(",", "")),
+                        "left": rest[3],
+                    },
+                )
+            )
+    return found
+
+
+def test_progress_line_moves_inside_one_long_chunk(tmp_path):
+    # batch 1: 5,600 minibatches an epoch, all in one chunk (one training_step call)
+    n_train = 5600
+    session = run_on_terminal(
+        ["data.n_samples=8000", "data.batch_size=1", "trainer.max_epochs=2", "callbacks=none"],
+        tmp_path,
+    )
+    assert session.returncode == 0, session.text
+    run_dir = next((tmp_path / "outputs").iterdir())
+    results = json.loads((run_dir / "results.json").read_text())
+    shown = frames(session)
+    assert shown, session.text
+    last = shown[-1][1]
+    assert (last["epoch"], last["epochs"]) == (2, 2)  # 1-based: never "epoch 0", ends at 2/2
+    assert last["step"] == last["steps"] == results["steps"] == 2 * n_train
+    assert last["left"] == "0:00:00"
+    assert re.search(r"status ok after 2 epochs", session.text)
+    # inside the first chunk (epoch 1, before its last step) the line keeps moving
+    inside = [(at, f["step"]) for at, f in shown if f["epoch"] == 1 and 0 < f["step"] < n_train]
+    assert len({step for _, step in inside}) >= 3, inside
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(inside))
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(inside)]
+    assert statistics.median(gaps) <= 0.5, gaps
+    # the final line shows the run's own last losses (4 significant digits)
+    line = [m for m in FRAME.finditer(session.text)][-1]
+    assert float(line[6]) == float(f"{results['val_loss']:.4g}")
+
+
+def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path):
+    args = [
+        "data.n_samples=2000",
+        "data.batch_size=8",  # 175 steps an epoch
+        "trainer.max_epochs=20",
+        "callbacks.figures.enabled=false",
+        "callbacks.last_checkpoint.min_interval_s=0",
+    ]
+    # Ctrl-C typed on the terminal once the line shows the third epoch or a later one (a
+    # busy machine may redraw less often than an epoch takes)
+    def ctrl_c_from_epoch_3(screen: str) -> bytes | None:
+        epochs = [int(e) for e in re.findall(r"epoch (\d+)/20", screen)]
+        return b"\x03" if epochs and epochs[-1] >= 3 else None
+
+    session = run_on_terminal(args, tmp_path, ctrl_c_from_epoch_3)
+    assert session.returncode == 130, session.text
+    run_dir = next((tmp_path / "outputs").iterdir()).resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["status"] == "interrupted"
+    lines = [line for _, line in session.lines()]
+    stopped = lines.index(next(ln for ln in lines if ln.startswith("interrupted in epoch")))
+    assert lines[stopped] == (
+        f"interrupted in epoch {results['epochs'] + 1}/20 at step {results['steps']}; "
+        f"run folder: {run_dir}"
+    )
+    expected = shlex.join(["linlab-train", *args, f"hydra.run.dir={run_dir}", "ckpt_path=last"])
+    assert lines[stopped + 1] == f"resume with: {expected}"
+    # the printed command, run as printed, finishes the same run in the same folder
+    command = shlex.split(lines[stopped + 1].removeprefix("resume with: "))
+    resumed = subprocess.run(
+        [sys.executable, "-m", "linlab.train", *command[1:]],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    final = json.loads((run_dir / "results.json").read_text())
+    assert final["status"] == "ok" and final["epochs"] == 20 and final["steps"] == 20 * 175

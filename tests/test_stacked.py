@@ -1,0 +1,265 @@
+"""``hydra/launcher=stacked``: a sweep's jobs trained as members of one process, each job's
+files equal to what the basic launcher's separate process writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, compose_config
+from omegaconf import OmegaConf
+from sweeps import SRC, hparams_sessions
+from test_performance import PLAIN_RUN, plain_minibatch_sgd, scalars
+
+from linlab.checks.preflight import job_configs
+from linlab.data.synthetic import gaussian
+from linlab.stacking.groups import make_groups
+from linlab.train import build, config_dir
+
+TESTS = Path(__file__).parent
+TINY = ["data.n_samples=200", "trainer.max_epochs=3", "callbacks.figures.enabled=false"]
+GRID = ["optimizer.lr=0.01,0.3", "seed=0,1", "optimizer.momentum=0.5"]
+PRECISIONS = ["trainer.precision=32-true,64-true"]
+STACKED = ["hydra/launcher=stacked"]
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "linlab.train", "-m", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
+    stdout, stderr = proc.communicate(timeout=300)
+    return proc.returncode, stdout, stderr
+
+
+def results(folder: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
+
+
+@pytest.fixture(scope="module")
+def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
+    """The same 8-job grid with the basic and the stacked launcher, run side by side."""
+    root = tmp_path_factory.mktemp("twins")
+    args = [*GRID, *PRECISIONS, *TINY]
+    procs = {
+        name: start([*args, *extra, f"hydra.sweep.dir={root / name}"], REPO)
+        for name, extra in (("basic", []), ("stacked", STACKED))
+    }
+    for name, proc in procs.items():
+        code, out, err = finish(proc)
+        assert code == 0, (name, out, err)
+    return {name: root / name for name in procs}
+
+
+def test_stacked_members_equal_the_basic_launchers_jobs(twin_sweeps):
+    basic, stacked = results(twin_sweeps["basic"]), results(twin_sweeps["stacked"])
+    assert len(basic) == 8 and set(stacked) == set(basic)
+    for job, alone in basic.items():
+        member = stacked[job]
+        assert member["stacked_members"] == 4, job  # 2 groups: one per precision
+        tolerance = 1e-12 if alone["precision"] == "64-true" else 1e-6
+        for key in ("status", "steps", "epochs", "lr", "seed", "precision"):
+            assert member[key] == alone[key], (job, key)
+        for key in ("weights", "bias", "train_loss", "val_loss", "test_loss", "param_distance"):
+            torch.testing.assert_close(
+                torch.tensor(member[key], dtype=torch.float64),
+                torch.tensor(alone[key], dtype=torch.float64),
+                rtol=tolerance,
+                atol=tolerance,
+                msg=f"{job} {key}",
+            )
+        expected, got = scalars(twin_sweeps["basic"] / job), scalars(twin_sweeps["stacked"] / job)
+        assert set(got) == set(expected), job
+        for tag, values in expected.items():
+            assert [s for s, _ in got[tag]] == [s for s, _ in values], (job, tag)
+            torch.testing.assert_close(
+                torch.tensor([v for _, v in got[tag]]),
+                torch.tensor([v for _, v in values]),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+        assert (twin_sweeps["stacked"] / job / "checkpoints" / "last.ckpt").is_file()
+    sessions = hparams_sessions(twin_sweeps["stacked"])
+    expected_sessions = hparams_sessions(twin_sweeps["basic"])
+    assert {run: s.keys() for run, s in sessions.items()} == {
+        run: s.keys() for run, s in expected_sessions.items()
+    }
+    for run, session in sessions.items():
+        assert {k: v for k, v in session.items() if not k.startswith("final/")} == {
+            k: v for k, v in expected_sessions[run].items() if not k.startswith("final/")
+        }
+
+
+def test_a_members_checkpoint_resumes_as_a_single_run(twin_sweeps):
+    """Member k's slice is a single run's checkpoint: plain data, its own parameters."""
+    job = twin_sweeps["stacked"] / "lr=0.3,seed=1,precision=64-true"
+    checkpoint = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+    member = results(twin_sweeps["stacked"])[job.name]
+    assert set(checkpoint["state_dict"]) == {"model.w", "model.b"}
+    torch.testing.assert_close(
+        checkpoint["state_dict"]["model.w"], torch.tensor(member["weights"], dtype=torch.float64)
+    )
+    assert len(checkpoint["optimizer_states"][0]["param_groups"]) == 1
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == 0.3
+
+
+def test_grouping_keeps_shapes_and_step_counts_apart():
+    argv = [
+        "-m",
+        "optimizer.lr=0.01,0.1",
+        "seed=0,1",
+        "data.noise=0.1,0.2",
+        "optimizer.momentum=0,0.9",
+        "data.batch_size=8,16",
+        "trainer.precision=32-true,64-true",
+        "model.bias=true,false",
+    ]
+    configs = list(job_configs(argv, config_dir()))
+    groups = make_groups(configs, max_members=4096)
+    assert len(configs) == 128 and sorted(map(len, groups)) == [16] * 8
+    for group in groups:
+        for key in ("data.batch_size", "trainer.precision", "model.bias"):
+            assert len({str(_select(configs[i], key)) for i in group}) == 1, key
+        varied = {(_select(configs[i], "optimizer.lr"), configs[i].seed) for i in group}
+        assert len(varied) == 4
+    assert sorted(map(len, make_groups(configs, max_members=5))) == sorted([1, 5, 5, 5] * 8)
+
+
+def _select(cfg, key):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(cfg, key)
+
+
+def test_diverging_and_failing_members_and_step_precise_divergence(tmp_path):
+    folder = tmp_path / "sweep"
+    args = [*STACKED, *PLAIN_RUN[:-2], "seed=5", "optimizer.lr=0.01,0.02,30"]
+    args += ["trainer.max_epochs=3", "trainer.log_every_n_steps=1"]
+    args += ["+callbacks.fail._target_=faulty.FailForLr", "+callbacks.fail.lr=0.02"]
+    code, out, err = finish(start([*args, f"hydra.sweep.dir={folder}"], REPO))
+    assert code == 1, (out, err)  # a failed job makes the sweep exit 1
+    assert "1 of 3 jobs failed" in out
+    done = results(folder)
+    assert done["lr=0.01"]["status"] == "ok" and done["lr=0.01"]["epochs"] == 3
+    assert done["lr=0.02"]["status"] == "failed"
+    assert "failing on purpose at lr=0.02" in done["lr=0.02"]["message"]
+    diverged = done["lr=30"]
+    assert diverged["status"] == "diverged"
+    data = gaussian(n_samples=203, n_features=3, seed=5)
+    losses, params, _, _ = plain_minibatch_sgd(data.x.float(), data.y.float(), 30.0, 16, 3, 5)
+    first = next(i for i, v in enumerate(losses) if not v <= 1e6 * losses[0])
+    assert diverged["diverged_at_step"] == first
+    assert diverged["last_finite_loss"] == pytest.approx(losses[first - 1], rel=1e-5)
+    torch.testing.assert_close(
+        torch.tensor([*diverged["weights"], diverged["bias"]]),
+        torch.tensor(params[first - 1]),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert all(math.isfinite(v) for v in (diverged["train_loss"], *diverged["weights"]))
+
+
+def test_groups_in_parallel_worker_processes_equal_single_runs(tmp_path, train_in):
+    folder = tmp_path / "sweep"
+    args = [*STACKED, "hydra.launcher.n_jobs=2", "optimizer.lr=0.01,0.1", "data.batch_size=16,32"]
+    code, out, err = finish(start([*args, *TINY, f"hydra.sweep.dir={folder}"], REPO))
+    assert code == 0, (out, err)
+    done = results(folder)
+    assert len(done) == 4
+    for job in ("lr=0.01,batch_size=32", "lr=0.1,batch_size=16"):
+        member = done[job]
+        overrides = [f"optimizer.lr={member['lr']}", f"data.batch_size={member['batch_size']}"]
+        alone = train_in([*overrides, *TINY], name=job)
+        assert member["stacked_members"] == 2
+        torch.testing.assert_close(
+            torch.tensor(member["weights"]), torch.tensor(alone["weights"]), rtol=1e-6, atol=1e-6
+        )
+
+
+def test_killed_group_resumes_to_the_uninterrupted_result(tmp_path):
+    args = [*STACKED, "optimizer.lr=0.01,0.1", "seed=0,1", "data.n_samples=2000"]
+    args += ["trainer.max_epochs=30", "callbacks.figures.enabled=false"]
+    args += ["callbacks.last_checkpoint.min_interval_s=0"]
+    whole = start([*args, f"hydra.sweep.dir={tmp_path / 'whole'}"], REPO)
+    killed_dir = tmp_path / "killed"
+    killed = start([*args, f"hydra.sweep.dir={killed_dir}"], REPO)
+    checkpoints = [
+        killed_dir / f"lr={lr},seed={s}" / "checkpoints" / "last.ckpt"
+        for lr in ("0.01", "0.1")
+        for s in (0, 1)
+    ]
+    deadline = time.monotonic() + 120
+    while not all(c.is_file() for c in checkpoints):
+        assert killed.poll() is None and time.monotonic() < deadline, killed.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not list(killed_dir.glob("*/results.json")), "killed before the end"
+    resumed = start([*args, "ckpt_path=last", f"hydra.sweep.dir={killed_dir}"], REPO)
+    for proc in (whole, resumed):
+        code, out, err = finish(proc)
+        assert code == 0, (out, err)
+    expected, got = results(tmp_path / "whole"), results(killed_dir)
+    assert set(got) == set(expected)
+    for job, member in got.items():
+        assert member["weights"] == expected[job]["weights"], job  # bit for bit
+        assert member["steps"] == expected[job]["steps"]
+
+
+def test_64_true_parameters_start_from_exact_float64_values(tmp_path):
+    cfg = compose_config(
+        ["trainer.precision=64-true", "model.init={weight:[0.1,0.2,0.3,0.4,0.5],bias:0.1}"],
+        tmp_path,
+    )
+    _, module = build(cfg)
+    assert module.model.w.dtype == torch.float64
+    assert module.model.w.tolist() == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert module.model.b.item() == 0.1
+
+
+def test_cached_composition_equals_hydras_for_every_job():
+    """``JobComposer`` gives each job exactly the config Hydra composes for it."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from linlab.sweeps.compose import JobComposer
+
+    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
+    overrides = ["optimizer=adam", "data.noise=0.3", "hydra/launcher=stacked"]
+    master = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN)
+    composer = JobComposer(hydra.config_loader, master)
+    jobs = [
+        ["optimizer=adam", f"optimizer.lr={lr}", f"seed={seed}", f"data.batch_size={batch}"]
+        for lr in (0.01, 0.1)
+        for seed in (0, 1)
+        for batch in (8, 16)
+    ] + [["optimizer=sgd", "optimizer.lr=0.5", "seed=3", "data.batch_size=8"]]
+    try:
+        for job in jobs:
+            expected = hydra.config_loader.load_sweep_config(master, job)
+            got = composer.compose(job)
+            assert OmegaConf.to_container(got) == OmegaConf.to_container(expected), job
+        assert len(composer.composed) == 2  # one Hydra composition per structure
+    finally:
+        GlobalHydra.instance().clear()
