@@ -29,7 +29,6 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from linlab.results import read_results_if_any
 from linlab.search import settings, study
 from linlab.search.space import Dimension, format_value, parse_space
 
@@ -139,4 +138,6 @@ class OptunaSweeper(Sweeper):
 def _results(job: JobReturn) -> dict[str, Any]:
     """The job's results.json, read from the folder Hydra ran it in ({} if none)."""
     folder = OmegaConf.select(job.hydra_cfg or {}, "hydra.runtime.output_dir", default=None)
+    from linlab.results import read_results_if_any  # imports torch; Hydra imports every plugin
+
     return read_results_if_any(folder) if folder else {}

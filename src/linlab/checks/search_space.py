@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from linlab.checks.validation import ConfigError
 from linlab.search import settings
 from linlab.search.space import parse_space
-from linlab.sweeps.progress import GRID_SWEEPERS
 
 
 def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]] | None:
     """The jobs to check for a search; None when ``master`` does not run one."""
+    from linlab.sweeps.progress import GRID_SWEEPERS  # here: it imports torch, --help must not
+
     sweeper = OmegaConf.select(master, "hydra.sweeper")
     if not settings.is_search(sweeper):
         if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
