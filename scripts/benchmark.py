@@ -2,7 +2,7 @@
 and how fast ``linlab-train`` answers ``--help`` and refuses a bad command line.
 
     OMP_PROC_BIND=true OMP_PLACES="{0},{1}" PYTHONPATH=src python scripts/benchmark.py
-    PYTHONPATH=src python scripts/benchmark.py --quick            # about two minutes
+    PYTHONPATH=src python scripts/benchmark.py --quick            # 2-3 minutes
     PYTHONPATH=src python scripts/benchmark.py --only streaming   # one part
     PYTHONPATH=src python scripts/benchmark.py --only progress    # the live progress line
 
@@ -413,7 +413,7 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller problems, about 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="smaller problems, 2-3 minutes")
     parts_all = ["startup", "epochs", "jobs", "sweep", "streaming", "progress"]
     parser.add_argument("--only", choices=parts_all, action="append")
     parser.add_argument("--out", default="outputs/benchmark.json")

@@ -12,10 +12,9 @@ pruning callback (``linlab.callbacks.pruning``) reports to. The study lives in
 ``<sweep dir>/optuna.db`` unless ``storage`` names another URL; the same command (same sweep
 folder) continues it up to ``n_trials`` finished trials.
 
-Hydra's plugin scan imports this module for every command line, before the config checks, so
-it imports torch and Optuna only when a sweep runs. Annotations are evaluated (no ``from
-__future__ import annotations``): the scan runs the module before registering it in
-``sys.modules``, where a dataclass looks string annotations up.
+Annotations are evaluated (no ``from __future__ import annotations``): Hydra's plugin scan runs
+this module before registering it in ``sys.modules``, where a dataclass looks string
+annotations up.
 """
 
 import logging
@@ -30,7 +29,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from linlab.search import settings
+from linlab.search import settings, study
 from linlab.search.space import Dimension, format_value, parse_space
 
 log = logging.getLogger("linlab")
@@ -77,8 +76,6 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
-        from linlab.search import study  # here: Hydra's plugin scan imports this module early
-
         conf = self.conf
         settings.check(conf)
         params = [f"{key}={value}" for key, value in (conf.params or {}).items()]
@@ -140,6 +137,7 @@ class OptunaSweeper(Sweeper):
 
 def _results(job: JobReturn) -> dict[str, Any]:
     """The job's results.json, read from the folder Hydra ran it in ({} if none)."""
-    from linlab.results import read_results_if_any
     folder = OmegaConf.select(job.hydra_cfg or {}, "hydra.runtime.output_dir", default=None)
+    from linlab.results import read_results_if_any  # imports torch; Hydra imports every plugin
+
     return read_results_if_any(folder) if folder else {}

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
-from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
 from linlab.search.settings import PRUNERS, SAMPLERS, TRIAL_KEY
 from linlab.search.space import Dimension
 
@@ -125,6 +124,9 @@ def recover_running_trials(
     """
     import optuna
     from optuna.trial import TrialState
+
+    # here, not at the top: results imports torch, and Hydra imports this plugin for --help too
+    from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     folders = trial_folders(sweep_dir, [t.number for t in running])
