@@ -75,9 +75,11 @@ class FolderGuard(Callback):
         jobs = planned_jobs(config)
         if jobs is None:
             return
+        resuming = config.get("ckpt_path") == "last"  # unfinished jobs go on from last.ckpt
         for job in jobs:
-            if job["finished_before"] is None and (sweep_dir / job["folder"]).exists():
-                empty(sweep_dir / job["folder"])
+            folder = sweep_dir / job["folder"]
+            if job["finished_before"] is None and folder.exists() and not resuming:
+                empty(folder)
         write_json_atomic(sweep_dir / PLAN_FILE, {"jobs": jobs})
         skipped = sum(job["finished_before"] is not None for job in jobs)
         if skipped:

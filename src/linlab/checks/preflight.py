@@ -79,14 +79,14 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
         if not args.multirun:
             cfg = _compose(hydra, config_name, args.overrides, None, RunMode.RUN)
             if cfg.hydra.mode != RunMode.MULTIRUN:
-                yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"))
+                yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"), RunMode.RUN)
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
         for job in _grid(master):
             cfg = _compose(hydra, config_name, args.overrides, (composer, job), RunMode.RUN)
-            yield _with_output_dir(cfg, sweep_dir)
+            yield _with_output_dir(cfg, sweep_dir, RunMode.MULTIRUN)
     finally:
         GlobalHydra.instance().clear()
 
@@ -245,10 +245,12 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
         raise ConfigError(f"{key}: {_first_line(error)}") from None
 
 
-def _with_output_dir(cfg: DictConfig, folder: str) -> DictConfig:
-    """Set ``hydra.runtime.output_dir`` (as the launcher will) so ``${hydra:...}`` resolves."""
+def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
+    """Set ``hydra.runtime.output_dir`` and ``hydra.mode`` as the launcher will, so that
+    ``${hydra:...}`` resolves and a sweep's job is checked as one (a folder per job)."""
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(folder)
+        cfg.hydra.mode = mode
     HydraConfig.instance().set_config(cfg)
     return cfg
 

@@ -23,7 +23,6 @@ from linlab.search.space import parse_space
 
 def sample_jobs(master: DictConfig, arguments: Sequence[str]) -> list[list[str]] | None:
     """The jobs to check for a search; None when ``master`` does not run one."""
-    from linlab.sweeps.progress import GRID_SWEEPERS  # here: it imports torch, --help must not
 
     sweeper = OmegaConf.select(master, "hydra.sweeper")
     if not settings.is_search(sweeper):
