@@ -47,3 +47,20 @@ class FailForLr(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.optimizers[0].param_groups[0]["lr"] == self.lr:
             raise RuntimeError(f"failing on purpose at lr={self.lr}")
+
+
+class FailOnceForLr(FailForLr):
+    """``FailForLr`` the first time only: it leaves ``marker`` behind, and a rerun of the same
+    command (the same overrides) then trains."""
+
+    def __init__(self, lr: float, marker: str) -> None:
+        super().__init__(lr)
+        self.marker = Path(marker)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.marker.exists():
+            try:
+                super().on_train_epoch_start(trainer, pl_module)
+            except RuntimeError:
+                self.marker.touch()
+                raise

@@ -289,3 +289,22 @@ def test_adam_members_with_a_scheduler_follow_their_separate_runs(tmp_path, trai
             torch.testing.assert_close(
                 torch.tensor(stacked[k][key]), torch.tensor(alone[key]), rtol=1e-6, atol=1e-6
             )
+
+
+def test_a_rerun_stacked_sweep_trains_only_what_did_not_finish(tmp_path):
+    """The same stacked sweep into its folder again: finished members are kept, the failed
+    one trains again (as with the basic launcher, ``linlab.folders``)."""
+    folder = tmp_path / "sweep"
+    args = [*STACKED, "optimizer.lr=0.01,0.02", *TINY, f"hydra.sweep.dir={folder}"]
+    fail = ["+callbacks.fail._target_=faulty.FailOnceForLr", "+callbacks.fail.lr=0.02"]
+    fail += [f"+callbacks.fail.marker={tmp_path / 'failed-once'}"]
+    code, out, err = finish(start([*args, *fail], REPO))
+    assert code == 1, (out, err)
+    first = results(folder)
+    assert first["lr=0.01"]["status"] == "ok" and first["lr=0.02"]["status"] == "failed"
+    kept = (folder / "lr=0.01" / "results.json").read_bytes()
+    code, out, err = finish(start([*args, *fail], REPO))  # the same command
+    assert code == 0, (out, err)
+    again = results(folder)
+    assert (folder / "lr=0.01" / "results.json").read_bytes() == kept  # not retrained
+    assert again["lr=0.02"]["status"] == "ok"

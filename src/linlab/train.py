@@ -267,18 +267,36 @@ def task_group(
 ) -> list[float | None]:
     """The stacked launcher's task: train a group; each member's val loss (None: failed).
 
-    As in ``task``, a failure is a recorded result and the sweep goes on."""
+    As in ``task``, a member an earlier launch finished is not trained again, and a failure
+    is a recorded result and the sweep goes on."""
     quiet_lightning()
+    values: list[float | None] = [None] * len(cfgs)
+    todo = []
+    for k, run_dir in enumerate(run_dirs):
+        as_member(k)
+        if (earlier := folders.finished_before(run_dir)) is not None:
+            values[k] = earlier.get("val_loss")
+        else:
+            todo.append(k)
+    if not todo:
+        return values
+
+    def as_todo(j: int) -> None:
+        as_member(todo[j])
+
     started = time.perf_counter()
     try:
-        results = train_group(cfgs, run_dirs, as_member)
+        results = train_group([cfgs[k] for k in todo], [run_dirs[k] for k in todo], as_todo)
     except Exception as error:
         seconds = time.perf_counter() - started
-        for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
+        for k in todo:
             as_member(k)
-            faults.record_failure(cfg, run_dir, hyperparameters(cfg, cfg.seed), error, seconds)
-        return [None] * len(cfgs)
-    return [r.get("val_loss") for r in results]
+            hyper = hyperparameters(cfgs[k], cfgs[k].seed)
+            faults.record_failure(cfgs[k], run_dirs[k], hyper, error, seconds)
+        return values
+    for k, result in zip(todo, results, strict=True):
+        values[k] = result.get("val_loss")
+    return values
 
 
 naming.register_resolvers()
