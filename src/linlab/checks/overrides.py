@@ -8,6 +8,7 @@ no ``=``, no key, ``==``, an unclosed bracket or quote, a character outside ASCI
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -54,6 +55,9 @@ def _diagnosis(override: str) -> str:
     unclosed = _unbalanced(value)
     if unclosed:
         return unclosed
+    empty = re.fullmatch(r"\s*(choice|range|interval|glob)\(\s*\)\s*", value)
+    if empty:
+        return f"an empty choice: {empty[1]}() needs values, as in {key}={empty[1]}(8,64,512)"
     return "Hydra's override grammar does not accept its value"
 
 
