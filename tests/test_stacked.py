@@ -308,3 +308,12 @@ def test_a_rerun_stacked_sweep_trains_only_what_did_not_finish(tmp_path):
     again = results(folder)
     assert (folder / "lr=0.01" / "results.json").read_bytes() == kept  # not retrained
     assert again["lr=0.02"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_group_size_is_refused_before_anything_runs(value):
+    from linlab.checks.preflight import problem
+
+    argv = ["-m", "hydra/launcher=stacked", f"hydra.launcher.max_members={value}", "seed=0,1"]
+    message = problem(argv, config_dir())
+    assert message is not None and f"hydra.launcher.max_members={value} is not allowed" in message

@@ -4,7 +4,7 @@
   extra installs it, instead of Hydra's "not an option".
 - ``hydra/launcher=slurm`` where there is no SLURM (no ``sbatch``/``srun`` on the PATH).
 - ``hydra.launcher.n_jobs`` that is not a positive integer or joblib's negative count
-  (``-1``: every core).
+  (``-1``: every core); the stacked launcher's ``hydra.launcher.max_members`` below 1.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ def check(overrides: Sequence[str]) -> None:
                 check_slurm(value)
         elif key == "hydra.launcher.n_jobs":
             check_n_jobs(value)
+        elif key == "hydra.launcher.max_members":
+            check_max_members(value)
 
 
 def check_slurm(name: str) -> None:
@@ -56,6 +58,15 @@ def check_n_jobs(value: str) -> None:
         raise ConfigError(
             f"hydra.launcher.n_jobs={value} is not allowed; allowed: a positive number of "
             "parallel jobs, or -1 for one per core"
+        )
+
+
+def check_max_members(value: str) -> None:
+    """The stacked launcher's group size limit."""
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(
+            f"hydra.launcher.max_members={value} is not allowed; allowed: an integer >= 1 "
+            "(the most jobs trained together in one process)"
         )
 
 

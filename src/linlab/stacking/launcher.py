@@ -47,7 +47,7 @@ def launch_groups(
     ]
     groups = make_groups(configs, max_members)
     log.info("stacked launcher: %d jobs in %d groups", len(configs), len(groups))
-    if n_jobs > 1 and len(groups) > 1:
+    if n_jobs != 1 and len(groups) > 1:  # joblib's count: -1 is one per core
         from joblib import Parallel, delayed
 
         state = Singleton.get_state()
