@@ -61,10 +61,8 @@ class MemberState:
     def plain(self) -> dict[str, Any]:
         """The checkpointed part (plain values, for ``torch.load(weights_only=True)``)."""
         keys = ("status", "message", "first_loss", "diverged_at_step", "last_finite_loss")
-        return {k: getattr(self, k) for k in keys} | {
-            "stopped_epoch": self.stopped_epoch,
-            "stopped_step": self.stopped_step,
-        }
+        keys += ("stopped_epoch", "stopped_step")
+        return {k: getattr(self, k) for k in keys}
 
 
 class RegressionModule(L.LightningModule):
