@@ -17,8 +17,8 @@ from matplotlib.text import Text
 from torch.utils.tensorboard import SummaryWriter
 
 from linlab import plots
-from linlab.sweeps.report import Job
-from linlab.sweeps.report_plots import MARKED, curves_figure, heatmap_figure
+from linlab.report.figures import MARKED, curves_figure, heatmap_figure
+from linlab.report.jobs import Job
 
 
 def drawn_texts(figure) -> list[tuple[Text, object]]:

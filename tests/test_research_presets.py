@@ -19,8 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from linlab import theory
 from linlab.data.synthetic import gaussian
-from linlab.sweeps.report import load_jobs, main
-from linlab.sweeps.report_plots import curves_figure, heatmap_figure
+from linlab.report.cli import main
+from linlab.report.figures import curves_figure, heatmap_figure
+from linlab.report.jobs import load_jobs
 
 SRC = Path(__file__).parents[1] / "src"
 N, SIGNAL, NOISE = 600, 1.0, 0.5

@@ -24,9 +24,9 @@ from optuna.trial import TrialState
 from sweeps import SRC, hparams_sessions
 
 from linlab.checks.preflight import problem
+from linlab.report.cli import report
 from linlab.search.space import parse_space
 from linlab.search.study import STATUS_ATTR, trial_folders
-from linlab.sweeps.report import report
 from linlab.train import config_dir
 
 TINY = [

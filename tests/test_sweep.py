@@ -20,9 +20,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, TINY, Sweep, finish, hparams_sessions, start_all
 
+from linlab.report.cli import main
+from linlab.report.figures import MARKED, curves_figure, heatmap_figure
+from linlab.report.jobs import load_jobs
 from linlab.sweeps.hparams import FINAL_METRICS
-from linlab.sweeps.report import load_jobs, main
-from linlab.sweeps.report_plots import MARKED, curves_figure, heatmap_figure
 from linlab.train import config_dir
 
 TIMING = {"wall_time_s"}

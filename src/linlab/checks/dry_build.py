@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, show
-from linlab.checks.validation import ConfigError, is_integer, locate
+from linlab.checks.validation import is_integer, locate
 from linlab.data.datamodule import dtype_for_precision
 from linlab.devices import default_dtype
+from linlab.errors import ConfigError
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3

@@ -13,8 +13,9 @@ import torch
 from lightning.pytorch.accelerators import AcceleratorRegistry
 
 from linlab.checks.rules import require, show
-from linlab.checks.validation import ConfigError, is_integer
+from linlab.checks.validation import is_integer
 from linlab.data.datamodule import dtype_for_precision
+from linlab.errors import ConfigError
 
 _CUDA_NAMES = ("gpu", "cuda")
 _FP16 = ("16-mixed", "16", 16, "16-true")

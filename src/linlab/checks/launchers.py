@@ -13,7 +13,7 @@ import importlib.util
 import shutil
 from collections.abc import Sequence
 
-from linlab.checks.validation import ConfigError
+from linlab.errors import ConfigError
 
 PLUGINS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher",

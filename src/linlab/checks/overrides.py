@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from linlab.checks.validation import ConfigError
+from linlab.errors import ConfigError
 
 HOW = (
     "write key=value (e.g. optimizer.lr=0.1), and quote lists and dicts for the shell: "

@@ -32,7 +32,8 @@ from omegaconf.errors import OmegaConfBaseException
 from linlab.checks import launchers
 from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.validation import ConfigError, locate, parameters_of, validate
+from linlab.checks.validation import locate, parameters_of, validate
+from linlab.errors import ConfigError
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2

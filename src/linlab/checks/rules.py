@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 
-from linlab.checks.validation import ConfigError, is_finite_number, is_integer, is_number
+from linlab.checks.validation import is_finite_number, is_integer, is_number
 from linlab.data.datamodule import dtype_for_precision, split_sizes
 from linlab.data.synthetic import COVARIANCES, GENERATORS, NOISE_KINDS, WEIGHT_KINDS
 from linlab.ddp import check_equal_shards
+from linlab.errors import ConfigError
 from linlab.models import INIT_MODES
 from linlab.module import GRADIENT_MODES, UPDATE_MODES
 

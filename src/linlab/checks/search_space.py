@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from linlab.checks.validation import ConfigError
+from linlab.errors import ConfigError
 from linlab.search import settings
 from linlab.search.space import parse_space
 

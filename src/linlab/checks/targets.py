@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from linlab.checks.validation import ConfigError
+from linlab.errors import ConfigError
 
 REFUSED_MODULES = frozenset(
     {

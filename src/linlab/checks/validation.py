@@ -26,9 +26,7 @@ from typing import Any, Literal, Union
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-
-class ConfigError(ValueError):
-    """A config that cannot run; its message is the one line shown to the user."""
+from linlab.errors import ConfigError
 
 
 def validate(cfg: DictConfig) -> None:

@@ -1,1 +1,1 @@
-"""Sweeps: folder names, HParams, per-job progress, the report, and the stacked lr sweep."""
+"""Sweeps: folder names, composing jobs, HParams, the sweep console."""

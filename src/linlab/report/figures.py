@@ -1,9 +1,9 @@
 """The report's figures: final val loss over lr × batch size, and the val-loss curves.
 
 Jobs are split into panels by the keys varied besides lr, batch size and seed; the seeds of
-a setting are aggregated (``linlab.sweeps.aggregate``): the heatmap shows their mean, the
+a setting are aggregated (``linlab.report.aggregate``): the heatmap shows their mean, the
 curves a mean line with a 95% band. The heatmap carries the theoretical stability boundary
-(``linlab.sweeps.stability``) when the jobs recorded it. Both axes of the heatmap are
+(``linlab.report.stability``) when the jobs recorded it. Both axes of the heatmap are
 logarithmic when every value is a positive number; a full-batch job (``batch_size: null``)
 puts that axis on evenly spaced labelled cells. A cell that has no final value to colour
 (diverged, failed, interrupted, ...) gets its own hatch and its status written in it. In the
@@ -26,10 +26,10 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from linlab.sweeps import aggregate, stability
+from linlab.report import aggregate, stability
 
 if TYPE_CHECKING:
-    from linlab.sweeps.report import Job
+    from linlab.report.jobs import Job
 
 AXIS_KEYS = {"lr": "optimizer.lr", "batch_size": "data.batch_size"}
 COLORMAP = colormaps["viridis"]
@@ -187,7 +187,7 @@ def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
     their mean with a 95% band. Colour by lr (one log scale), line style by batch size, the
     legend in numeric order; a red cross marks where a diverged setting stopped (also
     one that diverged before its first validation)."""
-    from linlab.sweeps.report import varied_keys
+    from linlab.report.jobs import varied_keys
 
     groups = panels(jobs, facets)
     varied = [k for k in varied_keys(jobs) if k not in (*facets, aggregate.SEED_KEY)]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from linlab.sweeps.report import Job
+    from linlab.report.jobs import Job
 
 SEED_KEY = "seed"
 STATUS_ORDER = ("diverged", "failed", "running")

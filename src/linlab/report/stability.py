@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from linlab import theory
 
 if TYPE_CHECKING:
-    from linlab.sweeps.report import Job
+    from linlab.report.jobs import Job
 
 
 @dataclass

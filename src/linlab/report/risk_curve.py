@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 
 from linlab import theory
-from linlab.sweeps import aggregate
+from linlab.report import aggregate
 
 if TYPE_CHECKING:
-    from linlab.sweeps.report import Job
+    from linlab.report.jobs import Job
 
 FEATURES_KEY = "data.n_features"
 

@@ -1,0 +1,149 @@
+"""A sweep folder read as jobs: each job's overrides and results, the sweep's plan, ranking."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import ListConfig, OmegaConf
+
+from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
+from linlab.sweeps.hparams import param_distance
+
+AXIS_KEYS = ("optimizer.lr", "data.batch_size")
+
+
+class ReportError(Exception):
+    """Input the report cannot work from; the message is the one line the user sees."""
+
+
+@dataclass
+class Job:
+    """One job folder of a sweep: its overrides and its results (empty while running)."""
+
+    folder: Path
+    overrides: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None  # why part of the job's record could not be read
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def status(self) -> str:
+        return self.results.get("status", "running")
+
+    @property
+    def val_loss(self) -> float | None:
+        value = self.results.get("val_loss")
+        return value if isinstance(value, int | float) and math.isfinite(value) else None
+
+    def value(self, key: str) -> Any:
+        """A table cell: a results.json entry, a varied override, or None."""
+        if key == "status":
+            return self.status
+        if key in self.results:
+            return self.results[key]
+        if key == "param_distance":
+            return param_distance(self.results)
+        return self.overrides.get(key)
+
+
+def load_jobs(sweep_dir: Path) -> list[Job]:
+    """Every job folder (one holding Hydra's ``.hydra/`` or a ``results.json``), and the jobs
+    that the sweep planned (``sweep.json``) but has not started, as ``pending``."""
+    from linlab.folders import read_plan
+
+    if not sweep_dir.is_dir():
+        raise ReportError(f"no such sweep folder: {sweep_dir}")
+    folders = {p.parent for p in sweep_dir.glob("*/.hydra")}
+    folders |= {p.parent for p in sweep_dir.glob(f"*/{RESULTS_FILE}")}
+    jobs = [_job(f) for f in sorted(folders)]
+    for planned in read_plan(sweep_dir):
+        folder = sweep_dir / str(planned.get("folder"))
+        if folder not in folders:
+            overrides, problem = _parsed(list(map(str, planned.get("overrides") or [])))
+            jobs.append(Job(folder, overrides, {"status": "pending"}, problem))
+    if not jobs:
+        raise ReportError(
+            f"no jobs in {sweep_dir}: expected job folders holding {RESULTS_FILE} "
+            "(pass the folder that `linlab-train -m` printed)"
+        )
+    return jobs
+
+
+def _job(folder: Path) -> Job:
+    results = read_results_if_any(folder)
+    problem = results.get("message") if results.get("status") == UNREADABLE else None
+    try:
+        overrides = _overrides(folder)
+    except Exception as error:
+        overrides = {}
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        broken = f"{folder / '.hydra' / 'overrides.yaml'}: {type(error).__name__}: {reason}"
+        problem = f"{problem}; {broken}" if problem else broken
+    return Job(folder, overrides, results, problem)
+
+
+def varied_keys(jobs: list[Job]) -> list[str]:
+    """Override keys whose value differs between jobs, in command-line order."""
+    keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
+    return [k for k in keys if len({repr(job.overrides.get(k, ...)) for job in jobs}) > 1]
+
+
+def ranked(jobs: list[Job]) -> list[Job]:
+    """``ok`` jobs by final val loss first, then pruned, diverged, failed, ... pending ones."""
+    order = {
+        "ok": 0,
+        "pruned": 1,
+        "diverged": 2,
+        "failed": 3,
+        "interrupted": 4,
+        UNREADABLE: 5,
+        "running": 6,
+        "pending": 7,
+    }
+
+    def key(job: Job) -> tuple:
+        loss = job.val_loss
+        return (order.get(job.status, len(order)), loss is None, loss or 0.0, job.name)
+
+    return sorted(jobs, key=key)
+
+
+def best_line(jobs: list[Job]) -> str:
+    ok = [j for j in ranked(jobs) if j.status == "ok" and j.val_loss is not None]
+    if not ok:
+        return "best: none (no job finished with status ok and a validation loss)"
+    return f"best: {ok[0].name} (val_loss {ok[0].val_loss:.6g})"
+
+
+def status_counts(jobs: list[Job]) -> str:
+    counts: dict[str, int] = {}
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def _overrides(folder: Path) -> dict[str, Any]:
+    """A job's task overrides, with values typed as Hydra read them (``1e-3`` → 0.001)."""
+    path = folder / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    listed = OmegaConf.load(path)
+    if not isinstance(listed, ListConfig):
+        raise ValueError("not a list of overrides")
+    overrides = OverridesParser.create().parse_overrides([str(o) for o in listed])
+    return {o.key_or_group: o.value() for o in overrides}
+
+
+def _parsed(arguments: list[str]) -> tuple[dict[str, Any], str | None]:
+    try:
+        overrides = OverridesParser.create().parse_overrides(arguments)
+    except Exception as error:
+        return {}, f"planned overrides unreadable: {error}"
+    return {o.key_or_group: o.value() for o in overrides}, None

@@ -1,0 +1,54 @@
+"""The report's tables: fixed-width text for the console, Markdown and CSV for files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from linlab.report.jobs import Job, ranked
+
+METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
+CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
+
+
+def table_rows(jobs: list[Job], keys: list[str]) -> list[dict[str, Any]]:
+    columns = [*keys, *METRIC_COLUMNS]
+    return [{"job": job.name, **{c: job.value(c) for c in columns}} for job in jobs]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A fixed-width text table."""
+    header = list(rows[0])
+    cells = [[_cell(row[c]) for c in header] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
+    lines = [header, *cells]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(row[c]) for c in header) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
+    """Every number as written in results.json (``repr`` keeps all digits)."""
+    columns = ["job", *keys, *METRIC_COLUMNS, *CSV_EXTRA]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        for job in ranked(jobs):
+            row = [job.name, *(job.value(c) for c in columns[1:])]
+            writer.writerow(["" if v is None else v for v in row])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
