@@ -111,7 +111,7 @@ def test_two_x_from_the_cli_prints_f5_and_loads_back(tmp_path):
     # seed 001 (autograd): "epoch 1: w = 0.300, loss = 30.00000000": loss at w=0, w after step 1
     assert loss[0] == pytest.approx(30.0, abs=1e-5)
     assert w[0] == 0.0 and w[1] == pytest.approx(0.300, abs=1e-6)
-    model = linlab.load_run(run_dir)
+    model = linlab.load_run(run_dir).model
     prediction = model(torch.tensor([[5.0]])).item()
     assert math.isclose(prediction, 10.0, abs_tol=0.01)
     # the independent value: 100 steps of w -= 0.01 · 2/N Σ x(wx - y) from w = 0

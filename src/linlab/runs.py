@@ -73,8 +73,10 @@ class Run:
         """The loss curves from :attr:`history`, and beside them the run's own figures."""
         from matplotlib.image import imread
 
+        from linlab.notebook import show_figures_inline
         from linlab.plots import new_figure
 
+        show_figures_inline()
         history, pictures = self.history, self.figures
         figure = new_figure(5.0 * (1 + len(pictures)), 4.0)
         axes = figure.subplots(1, 1 + len(pictures), squeeze=False)[0]

@@ -56,15 +56,19 @@ class Sweep:
 
     def heatmap(self, value: str = "val_loss") -> Figure:
         """Final ``value`` over lr × batch size, as ``linlab-report`` draws it."""
+        from linlab.notebook import show_figures_inline
         from linlab.report.figures import facet_keys, heatmap_figure
 
+        show_figures_inline()
         jobs = self.jobs
         return heatmap_figure(jobs, facet_keys(varied_keys(jobs)), value)
 
     def curves(self) -> Figure:
         """The jobs' val-loss curves, as ``linlab-report`` draws them."""
+        from linlab.notebook import show_figures_inline
         from linlab.report.figures import curves_figure, facet_keys
 
+        show_figures_inline()
         jobs = self.jobs
         return curves_figure(jobs, facet_keys(varied_keys(jobs)))
 

@@ -31,7 +31,8 @@ from linlab import ddp, devices, faults, folders, unwritten
 from linlab.cli import config_dir, main
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
-from linlab.progress import LiveProgress, interrupted_message
+from linlab.notebook import in_kernel, live_progress
+from linlab.progress import interrupted_message
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
@@ -91,9 +92,10 @@ def build_trainer(
         extra["enable_checkpointing"] = False  # the members' own checkpoint callbacks save
     progress_bar = cfg.trainer.get("enable_progress_bar")
     if progress_bar is None:
-        progress_bar = sys.stderr.isatty() and HydraConfig.get().mode == RunMode.RUN
+        interactive = sys.stderr.isatty() or in_kernel()
+        progress_bar = interactive and HydraConfig.get().mode == RunMode.RUN
     if progress_bar:
-        callbacks.append(LiveProgress())
+        callbacks.append(live_progress())
     loggers = [logger for member in member_loggers for logger in member]
     with devices.lightning_precision_notice_silenced():
         return instantiate(
@@ -158,9 +160,7 @@ def train_group(
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(
-        trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
-    )
+    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs))
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []
