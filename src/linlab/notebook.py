@@ -40,7 +40,9 @@ class NotebookProgress(LiveProgress):
     """``LiveProgress``'s line, as a display in the running cell that is redrawn in place."""
 
     def __init__(self) -> None:
-        super().__init__(console=Console(file=io.StringIO(), width=120, color_system=None))
+        super().__init__(
+            console=Console(file=io.StringIO(), width=120, color_system=None, force_jupyter=False)
+        )
         self.handle: Any = None
         self.drawn_at = 0.0
 
@@ -82,7 +84,7 @@ class NotebookProgress(LiveProgress):
 
 def text_of(renderable: Any) -> str:
     """A rich renderable as plain text, one line per row."""
-    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console = Console(file=io.StringIO(), width=120, color_system=None, force_jupyter=False)
     console.print(renderable)
     return console.file.getvalue().rstrip()
 
