@@ -9,6 +9,7 @@ six notebooks (a fresh kernel costs seconds), in a temporary working folder.
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import math
 from pathlib import Path
@@ -243,3 +244,49 @@ def test_lr_batch_sweep(notebooks):
     assert name == best and math.isclose(val_loss, results[best]["val_loss"])
     weights = cells[6][0].data["text/plain"]
     assert all(f"{w:.4f}" in weights for w in results[best]["weights"])
+
+
+LONG_RUN = (
+    "import linlab\n"
+    'run = linlab.run("experiment=two_x", "trainer.max_epochs=1000000", outdir="long",\n'
+    "    callbacks__figures__enabled=False, callbacks__last_checkpoint__min_interval_s=0)"
+)
+
+
+def test_the_kernels_interrupt_stops_a_run_as_ctrl_c_does(tmp_path):
+    """Jupyter's stop button (SIGINT to the kernel): the run ends as after Ctrl-C, is returned
+    with status interrupted and the resume call printed; running the cell again is refused."""
+    cells = [nbformat.v4.new_code_cell(s) for s in (LONG_RUN, "run.status", LONG_RUN)]
+    client = NotebookClient(
+        nbformat.v4.new_notebook(cells=cells),
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    checkpoint = tmp_path / "long" / "checkpoints" / "last.ckpt"
+
+    async def interrupt_once_an_epoch_is_saved() -> None:
+        async with client.async_setup_kernel():
+            running = asyncio.create_task(client.async_execute_cell(cells[0], 0))
+            while not checkpoint.is_file():
+                assert not running.done(), cells[0].outputs
+                await asyncio.sleep(0.1)
+            await client.km.interrupt_kernel()
+            await running
+            for index in (1, 2):
+                await client.async_execute_cell(cells[index], index)
+
+    asyncio.run(interrupt_once_an_epoch_is_saved())
+    stderr = "".join(o.text for o in cells[0].outputs if o.get("name") == "stderr")
+    assert "interrupted in epoch" in stderr
+    assert "resume from Python: linlab.run('experiment=two_x'" in stderr
+    assert "ckpt_path='last')" in stderr
+    assert result(cells[1].outputs) == "interrupted"
+    results = json.loads((tmp_path / "long" / "results.json").read_text())
+    assert results["status"] == "interrupted" and 0 < results["epochs"] < 1000000
+    assert (tmp_path / "long" / "checkpoints" / "interrupted.ckpt").is_file()
+    (error,) = [o for o in cells[2].outputs if o.output_type == "error"]
+    assert (
+        error.ename == "ConfigError" and "already holds a run (status: interrupted)" in error.evalue
+    )
