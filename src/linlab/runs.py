@@ -51,9 +51,9 @@ class Run:
     @property
     def history(self) -> pd.DataFrame:
         """The logged scalars, one row per step and one column per tag (``train/loss``, ...)."""
-        import pandas as pd
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+        pd = pandas()
         events = EventAccumulator(str(self.folder), size_guidance={"scalars": 0})
         events.Reload()
         columns = {
@@ -92,6 +92,17 @@ class Run:
             ax.set_title(name)
             ax.axis("off")
         return figure
+
+
+def pandas() -> Any:
+    """pandas, or an ImportError that says which extra brings it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "linlab's tables are pandas DataFrames: pip install 'linlab[notebook]'"
+        ) from None
+    return pandas
 
 
 def load_run(folder: str | Path) -> Run:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from linlab.report.jobs import Job, load_jobs, ranked, varied_keys
 from linlab.report.tables import METRIC_COLUMNS
-from linlab.runs import Run
+from linlab.runs import Run, pandas
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +36,7 @@ class Sweep:
     @property
     def table(self) -> pd.DataFrame:
         """One row per job, best first: the swept keys, then status and final metrics."""
-        import pandas as pd
-
+        pd = pandas()
         jobs = self.jobs
         keys = varied_keys(jobs)
         rows = [{c: job.value(c) for c in (*keys, *METRIC_COLUMNS)} for job in jobs]
