@@ -62,6 +62,11 @@ def shows_png(outputs: list) -> bool:
     return any("image/png" in o.get("data", {}) for o in outputs)
 
 
+def progress_lines(outputs: list) -> list[str]:
+    """The progress display's last state (nbclient applies its in-place updates)."""
+    return [o.data["text/plain"] for o in outputs if o.output_type == "display_data"]
+
+
 def scalars(run_dir: Path, tag: str) -> dict[int, float]:
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
     events.Reload()
@@ -228,6 +233,8 @@ def test_004_minibatch_eye3(notebooks):
     weights, bias = result(cells[1])
     assert weights == [round(v, 4) for v in w] == [0.4444, 1.2469, 2.0494]
     assert bias == round(b, 4) == 0.7407
+    (line,) = progress_lines(cells[1])
+    assert line.startswith("epoch 4/4") and "step 4/4" in line
     assert shows_png(cells[3])
 
 
@@ -236,6 +243,8 @@ def test_lr_batch_sweep(notebooks):
     sweep_dir = notebooks.folder / "multirun" / "lr_batch"
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/results.json")}
     assert len(results) == 4 and all(r["status"] == "ok" for r in results.values())
+    lines = progress_lines(cells[1])  # one per stacked group: the two batch sizes
+    assert len(lines) == 2 and all(line.startswith("epoch 3/3") for line in lines)
     table = cells[2][0].data["text/plain"]
     assert all(name in table for name in results)
     assert shows_png(cells[3]) and shows_png(cells[4])

@@ -41,7 +41,7 @@ class NotebookProgress(LiveProgress):
 
     def __init__(self) -> None:
         super().__init__(
-            console=Console(file=io.StringIO(), width=120, color_system=None, force_jupyter=False)
+            console=Console(file=io.StringIO(), width=160, color_system=None, force_jupyter=False)
         )
         self.handle: Any = None
         self.drawn_at = 0.0
@@ -84,7 +84,7 @@ class NotebookProgress(LiveProgress):
 
 def text_of(renderable: Any) -> str:
     """A rich renderable as plain text, one line per row."""
-    console = Console(file=io.StringIO(), width=120, color_system=None, force_jupyter=False)
+    console = Console(file=io.StringIO(), width=160, color_system=None, force_jupyter=False)
     console.print(renderable)
     return console.file.getvalue().rstrip()
 

@@ -92,8 +92,8 @@ def build_trainer(
         extra["enable_checkpointing"] = False  # the members' own checkpoint callbacks save
     progress_bar = cfg.trainer.get("enable_progress_bar")
     if progress_bar is None:
-        interactive = sys.stderr.isatty() or in_kernel()
-        progress_bar = interactive and HydraConfig.get().mode == RunMode.RUN
+        single_run = HydraConfig.get().mode == RunMode.RUN
+        progress_bar = in_kernel() or (sys.stderr.isatty() and single_run)  # a cell: sweeps too
     if progress_bar:
         callbacks.append(live_progress())
     loggers = [logger for member in member_loggers for logger in member]
