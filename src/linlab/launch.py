@@ -128,14 +128,15 @@ def override_value(value: Any) -> str:
 
 def resume_call(argv: Sequence[str], folder: Path) -> str:
     """The Python call that goes on in ``folder`` from its checkpoints."""
-    sweeping = any(a.startswith("hydra/launcher=") for a in argv)
-    folder_key = "hydra.sweep.dir" if sweeping else "hydra.run.dir"
-    kept = [a for a in argv if not a.startswith((f"{folder_key}=", "ckpt_path=", "overwrite="))]
-    if sweeping:
-        kept = [a for a in kept if not a.startswith(("hydra/launcher=", "hydra/sweeper="))]
-    words = ", ".join(repr(a) for a in kept)
-    call = "linlab.sweep" if sweeping else "linlab.run"
-    return f"{call}({words}{', ' if words else ''}outdir={str(folder)!r}, ckpt_path='last')"
+    choices = dict(
+        a.split("=", 1) for a in argv if a.startswith(("hydra/launcher=", "hydra/sweeper="))
+    )
+    folder_key = "hydra.sweep.dir" if choices else "hydra.run.dir"
+    skipped = (f"{folder_key}=", "ckpt_path=", "overwrite=", *choices)
+    words = [repr(a) for a in argv if not a.startswith(skipped)]
+    words += [f"{k.removeprefix('hydra/')}={v!r}" for k, v in choices.items()]
+    words += [f"outdir={str(folder)!r}", "ckpt_path='last'"]
+    return f"linlab.{'sweep' if choices else 'run'}({', '.join(words)})"
 
 
 @contextmanager
