@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from linlab.sweep_results import Sweep
 
 EXIT_INTERRUPTED = 130  # linlab.faults.EXIT_INTERRUPTED, without importing torch here
+EXIT_CONFIG_ERROR = 2  # linlab.checks.preflight.EXIT_CONFIG_ERROR
 
 
 def run(*overrides: str, **settings: Any) -> Run:
@@ -62,7 +63,10 @@ def run(*overrides: str, **settings: Any) -> Run:
             return None
 
     with hydra_session(argv) as hydra:
-        hydra.run("train", task, list(argv))
+        try:
+            hydra.run("train", task, list(argv))
+        except SystemExit as stop:  # the folder's lock, taken since the checks passed
+            raise lock_refusal(stop) from None
     return Run(folder[0])
 
 
@@ -83,20 +87,33 @@ def sweep(
     argv = command_line(
         (*choices, *overrides), settings, folder_key="hydra.sweep.dir", sweeping=True
     )
-    from linlab.train import task
-
     with hydra_session(["-m", *argv]) as hydra:
+        from linlab.train import task  # torch and Lightning, once the checks passed
+
         sweep_dir = sweep_folder(hydra, argv)
         if not any(a.startswith("hydra.sweep.dir=") for a in argv):
             argv.append(f"hydra.sweep.dir={sweep_dir}")  # named once, not again at launch
         try:
             hydra.multirun("train", task, list(argv))
         except SystemExit as stop:  # jobs failed (the summary said so), or an interrupt
+            if stop.code == EXIT_CONFIG_ERROR:
+                raise lock_refusal(stop) from None
             if stop.code == EXIT_INTERRUPTED:
                 print(f"sweep interrupted; go on with: {resume_call(argv, sweep_dir)}")
         except KeyboardInterrupt:
             print(f"sweep interrupted; go on with: {resume_call(argv, sweep_dir)}")
     return Sweep(sweep_dir)
+
+
+def lock_refusal(stop: SystemExit) -> Exception:
+    """What Hydra's callbacks ended the process for: a folder locked by another process
+    (linlab.folders, which printed the CLI's line), or anything else, said plainly."""
+    if stop.code == EXIT_CONFIG_ERROR:
+        return ConfigError(
+            "the folder is being written by another process (see the line above); allowed: "
+            "wait for it to end, or choose another folder"
+        )
+    return RuntimeError(f"linlab stopped with exit code {stop.code}")
 
 
 def command_line(
