@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -176,17 +177,22 @@ def hydra_session(argv: Sequence[str]) -> Iterator[Any]:
     message = preflight.problem(list(argv), config_dir())
     if message is not None:
         raise ConfigError(message)
-    preflight.every_job_checked = True
+    checked_before, preflight.every_job_checked = preflight.every_job_checked, True
     train_py = str(Path(__file__).with_name("train.py"))  # the task's file, as hydra.main has
     search_path = create_automatic_config_search_path(train_py, None, str(config_dir()))
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     GlobalHydra.instance().clear()
+    launch_variables = {k: v for k, v in os.environ.items() if k.startswith("LINLAB_")}
     try:
         yield Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
     finally:
+        preflight.every_job_checked = checked_before  # for this call's sweeper only
         GlobalHydra.instance().clear()
         restore_logging(root, handlers, level)
+        for name in [k for k in os.environ if k.startswith("LINLAB_")]:  # the sweep's pid, ...
+            os.environ.pop(name)
+        os.environ.update(launch_variables)
         gc.collect()  # an interrupted call's folder lock (in Hydra's callbacks) is released
 
 
