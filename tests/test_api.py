@@ -17,16 +17,63 @@ RUN = ["experiment=two_x", "trainer.max_epochs=5", "callbacks.figures.enabled=fa
 GRID = ["experiment=two_x", "trainer.max_epochs=3", "optimizer.lr=0.01,0.05", "seed=0,1"]
 
 
-def cli(args: list[str], cwd: Path, fast: bool = False) -> subprocess.CompletedProcess:
-    """The real ``linlab-train`` in a process of its own; ``fast``: its torch-free front only
-    (a refused command line never gets further)."""
-    entry = (
-        "from linlab.cli import main; main()" if fast else "from linlab.train import main; main()"
-    )
+CLI = """
+import contextlib, io, json, sys
+from linlab.train import main
+command_lines, refused = json.loads(sys.argv[1])
+for argv in command_lines:
+    sys.argv = ["linlab-train", *argv]
+    try:
+        main()
+    except SystemExit as stop:
+        assert not stop.code, (argv, stop.code)
+answers = []
+for argv in refused:
+    sys.argv = ["linlab-train", *argv]
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        try:
+            main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code
+    answers.append([code, stderr.getvalue()])
+with open("refusals.json", "w") as f:
+    json.dump(answers, f)
+"""
+
+# one command line per family of refusal (tests/test_bad_configs.py has them all)
+FAMILIES = [
+    ["optimizer.lr=-1"],  # a value out of range
+    ["data.weights=[1,2,3]"],  # a list of the wrong length
+    ["optimzer.lr=0.1"],  # a typo in a key
+    ["data=gausian"],  # a typo in a group's option
+    ["optimizer.lr=0.1,0.2"],  # a sweep without -m
+    ["optimizer.lr==1"],  # override syntax
+    ["+callbacks.x._target_=shutil.copyfile"],  # a _target_ out of bounds
+]
+
+
+@pytest.fixture(scope="module")
+def cli_folders(tmp_path_factory) -> Path:
+    """``linlab-train``'s entry point, in a process of its own (torch imported once for all):
+    ``RUN`` into ``cli_run``, ``-m GRID`` with the stacked launcher into ``cli_sweep``, then
+    each of ``FAMILIES`` (exit code and stderr into ``refusals.json``)."""
+    folder = tmp_path_factory.mktemp("cli")
+    command_lines = [
+        [*RUN, "hydra.run.dir=cli_run"],
+        ["-m", *GRID, "hydra/launcher=stacked", "hydra.sweep.dir=cli_sweep"],
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-c", entry, *args], cwd=cwd, env=env, capture_output=True, text=True
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI, json.dumps([command_lines, FAMILIES])],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
     )
+    assert proc.returncode == 0, proc.stderr
+    return folder
 
 
 def comparable(results_file: Path) -> dict:
@@ -43,31 +90,25 @@ def test_import_linlab_stays_free_of_torch():
     assert linlab.ConfigError is __import__("linlab.errors").errors.ConfigError
 
 
-def test_run_equals_the_cli_run(tmp_path, monkeypatch):
+def test_run_equals_the_cli_run(cli_folders, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    proc = cli([*RUN, "hydra.run.dir=cli"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
     run = linlab.run(
         *RUN[:1], trainer__max_epochs=5, callbacks__figures__enabled=False, outdir="api"
     )
     assert run.folder == tmp_path / "api" and run.status == "ok"
-    assert comparable(tmp_path / "api" / "results.json") == comparable(
-        tmp_path / "cli" / "results.json"
-    )
-    assert (tmp_path / "api" / ".hydra" / "overrides.yaml").read_text() == (
-        tmp_path / "cli" / ".hydra" / "overrides.yaml"
-    ).read_text().replace("hydra.run.dir=cli", "hydra.run.dir=api")
+    cli_run = cli_folders / "cli_run"
+    assert comparable(tmp_path / "api" / "results.json") == comparable(cli_run / "results.json")
+    overrides = Path(".hydra") / "overrides.yaml"
+    assert (tmp_path / "api" / overrides).read_text() == (cli_run / overrides).read_text()
     history = run.history
     assert list(history["params/w0"].dropna().index) == list(range(6))
     assert run.model.w.item() == pytest.approx(run.results["weights"][0])
 
 
 @pytest.fixture(scope="module")
-def sweeps(tmp_path_factory):
-    """The same stacked sweep from the CLI and from Python."""
-    folder = tmp_path_factory.mktemp("sweeps")
-    proc = cli(["-m", *GRID, "hydra/launcher=stacked", "hydra.sweep.dir=cli"], folder)
-    assert proc.returncode == 0, proc.stderr
+def sweeps(cli_folders):
+    """The CLI's stacked sweep (``cli_sweep``) and the same from Python (``api``)."""
+    folder = cli_folders
     cwd = Path.cwd()
     os.chdir(folder)
     try:
@@ -81,12 +122,12 @@ def sweeps(tmp_path_factory):
 
 def test_sweep_equals_the_cli_sweep_job_for_job(sweeps):
     folder, sweep = sweeps
-    cli_jobs = sorted(p.parent.name for p in (folder / "cli").glob("*/results.json"))
+    cli_jobs = sorted(p.parent.name for p in (folder / "cli_sweep").glob("*/results.json"))
     assert cli_jobs == sorted(p.parent.name for p in (folder / "api").glob("*/results.json"))
     assert len(cli_jobs) == 4
     for job in cli_jobs:
         assert comparable(folder / "api" / job / "results.json") == comparable(
-            folder / "cli" / job / "results.json"
+            folder / "cli_sweep" / job / "results.json"
         ), job
     table = sweep.table
     assert set(table.index) == set(cli_jobs) and set(table["status"]) == {"ok"}
@@ -111,56 +152,19 @@ def test_a_killed_sweeps_unstarted_jobs_are_pending_rows(sweeps, tmp_path):
     assert (sweep.table["status"] == "ok").sum() == 3
 
 
-# one command line per family of refusal (tests/test_bad_configs.py has them all)
-FAMILIES = [
-    ["optimizer.lr=-1"],  # a value out of range
-    ["data.weights=[1,2,3]"],  # a list of the wrong length
-    ["optimzer.lr=0.1"],  # a typo in a key
-    ["data=gausian"],  # a typo in a group's option
-    ["optimizer.lr=0.1,0.2"],  # a sweep without -m
-    ["optimizer.lr==1"],  # override syntax
-    ["+callbacks.x._target_=shutil.copyfile"],  # a _target_ out of bounds
-]
-
-
-CLI_LINES = """
-import contextlib, io, json, sys
-from linlab.cli import main
-answers = []
-for argv in json.loads(sys.argv[1]):
-    sys.argv = ["linlab-train", *argv]
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr):
-        try:
-            main()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code
-    answers.append([code, stderr.getvalue()])
-print(json.dumps(answers))
-"""
-
-
-def test_a_bad_setting_raises_config_error_with_the_clis_line(tmp_path, monkeypatch):
-    """Each family's refusal from ``linlab-train``'s entry point (one process for all: each
-    would import torch for the value checks) is the ConfigError's message, nothing written."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", CLI_LINES, json.dumps(FAMILIES)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def test_a_bad_setting_raises_config_error_with_the_clis_line(cli_folders, tmp_path, monkeypatch):
+    """Each family's refusal by ``linlab-train`` is the ConfigError's message; nothing is
+    written, by the CLI or by Python."""
+    refusals = json.loads((cli_folders / "refusals.json").read_text())
     monkeypatch.chdir(tmp_path)
-    for argv, (code, stderr) in zip(FAMILIES, json.loads(proc.stdout), strict=True):
+    for argv, (code, stderr) in zip(FAMILIES, refusals, strict=True):
         (line,) = stderr.splitlines()
         assert code == 2, argv
         with pytest.raises(linlab.ConfigError) as refused:
             linlab.run(*argv)
         assert f"linlab-train: error: {refused.value}" == line
-    assert list(tmp_path.iterdir()) == []  # nothing written, by the CLI or by Python
+    assert list(tmp_path.iterdir()) == []
+    assert not (cli_folders / "outputs").exists() and not (cli_folders / "multirun").exists()
 
 
 def test_keyword_settings_are_the_same_overrides(tmp_path, monkeypatch):
