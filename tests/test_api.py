@@ -174,6 +174,11 @@ def test_keyword_settings_are_the_same_overrides(tmp_path, monkeypatch):
     with pytest.raises(linlab.ConfigError) as by_override:
         linlab.run("optimizer.lr=-1")
     assert str(by_keyword.value) == str(by_override.value)
+    with pytest.raises(linlab.ConfigError) as by_keyword:
+        linlab.run(data__weights=[1, 2, 3], model__init={"weight": [1, 1, 1, 1, 1]})
+    with pytest.raises(linlab.ConfigError) as by_override:
+        linlab.run("data.weights=[1,2,3]", "model.init={weight:[1,1,1,1,1]}")
+    assert str(by_keyword.value) == str(by_override.value)
     with pytest.raises(linlab.ConfigError, match=r"data\.batch_size"):
         linlab.sweep(optimizer__lr=[0.1, 0.2], data__batch_size=0)
     assert list(tmp_path.iterdir()) == []
