@@ -32,7 +32,8 @@ from omegaconf.errors import OmegaConfBaseException
 from linlab.checks import launchers
 from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.validation import locate, parameters_of, validate
+from linlab.checks.signatures import from_source
+from linlab.checks.validation import validate
 from linlab.errors import ConfigError
 from linlab.sweeps.compose import JobComposer
 
@@ -221,17 +222,15 @@ def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[
     hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
     allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
     target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if target is None or _takes(parent, target, name):
+    if target is None or _takes(str(target), name):
         return f"{key} is not a key of {where}; {hint}{allowed} (or +{key}=... to add a new one)"
     return f"{key} is not a key of {where}; {hint}{allowed} ({target} takes no {name})"
 
 
-def _takes(path: str, target: str, name: str) -> bool:
-    """Whether the callable ``target`` names accepts a keyword ``name``."""
-    try:
-        parameters = parameters_of(locate(path, target))
-    except ConfigError:
-        return True
+def _takes(target: str, name: str) -> bool:
+    """Whether linlab's callable ``target`` accepts a keyword ``name`` (True where it is not
+    linlab's: that is judged once imported)."""
+    parameters = from_source({"_target_": target})
     if parameters is None:
         return True
     return any(
@@ -240,10 +239,18 @@ def _takes(path: str, target: str, name: str) -> bool:
 
 
 def _output_dir(cfg: DictConfig, key: str) -> str:
+    """A folder Hydra makes (``hydra.run.dir``, ``hydra.sweep.dir``): a usable path."""
     try:
-        return str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+        folder = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except OmegaConfBaseException as error:
         raise ConfigError(f"{key}: {_first_line(error)}") from None
+    too_long = any(len(os.fsencode(part)) > 255 for part in Path(str(folder)).parts)
+    if not isinstance(folder, str) or not folder.strip() or "\0" in folder or too_long:
+        raise ConfigError(
+            f"{key}={folder!r} is not allowed; allowed: a folder path (not empty, no NUL "
+            "character, each name at most 255 bytes) where the run's files go"
+        )
+    return folder
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
