@@ -122,8 +122,10 @@ def _class_parameters(module: str, cls: ast.ClassDef) -> tuple[str, Parameters] 
     for statement in cls.body:
         if isinstance(statement, ast.FunctionDef) and statement.name == "__init__":
             return f"{module}.{cls.name}", _parameters(statement.args, skip_first=True)
-    bases = [b.id for b in cls.bases if isinstance(b, ast.Name)]
-    if len(bases) == len(cls.bases) == 1:
+    bases = [ast.unparse(b) for b in cls.bases]
+    if bases in (["nn.Module"], ["torch.nn.Module"]):  # nn.Module.__init__ takes no settings
+        return f"{module}.{cls.name}", {}
+    if len(bases) == 1 and bases[0].isidentifier():
         inherited = _definition(f"{module}.{bases[0]}")
         return None if inherited is None else (f"{module}.{cls.name}", inherited[1])
     return None
