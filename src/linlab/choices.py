@@ -14,6 +14,11 @@ NOISE_KINDS = ("gaussian", "student_t", "none")
 INIT_MODES = ("default", "zeros", "normal")
 GRADIENT_MODES = ("autograd", "analytic")
 UPDATE_MODES = ("optimizer", "manual")
+# sweepers that run the grid of a command line's lists (not a search)
+GRID_SWEEPERS = (
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
+)
 
 # Lightning precision -> the dtype the parameters and data train in (mixed precision keeps fp32)
 PRECISION_DTYPES = {"64-true": "float64", "64": "float64", "bf16-true": "bfloat16"}

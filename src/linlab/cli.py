@@ -10,11 +10,11 @@ group option is refused at composition). Only a command line that passed the che
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from hydra._internal.utils import get_args_parser
 
 from linlab.checks.preflight import check_command_line
+from linlab.config_tree import config_dir, group_options
 from linlab.sweeps import naming
 
 HELP = """\
@@ -40,24 +40,6 @@ Config groups (group=option):
 
 More: --cfg job (print the composed config), --info, --hydra-help; the README explains the rest.
 """
-
-
-def config_dir() -> Path:
-    """``conf/``: inside the installed package (wheel), else at the top of the source tree."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return packaged if packaged.is_dir() else here.parents[1] / "conf"
-
-
-def group_options(root: Path) -> dict[str, list[str]]:
-    """Each config group under ``root`` and its options (``hydra/`` ones are listed by hand)."""
-    groups = {}
-    folders = [p for p in root.rglob("*") if p.is_dir()]
-    for folder in sorted(f for f in folders if "hydra" not in f.relative_to(root).parts):
-        options = sorted(f.stem for f in folder.glob("*.yaml"))
-        if options:
-            groups[folder.relative_to(root).as_posix()] = options
-    return groups
 
 
 def help_text() -> str:

@@ -28,7 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, unwritten
-from linlab.cli import config_dir, main
+from linlab.config_tree import config_dir
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
 from linlab.progress import LiveProgress, interrupted_message
@@ -312,5 +312,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m linlab.train: the console script's checks first
+    from linlab.cli import main
+
     main()

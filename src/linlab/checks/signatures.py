@@ -206,7 +206,7 @@ def accepts(hint: Any, value: Any) -> bool | None:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is str:
         return isinstance(value, str)
-    if isinstance(hint, _Unknown):
+    if isinstance(hint, _Unknown) or hint is Any:
         return None
     if inspect.isclass(hint) and origin is None and _is_scalar(value):
         if issubclass(hint, (PurePath, os.PathLike)):
