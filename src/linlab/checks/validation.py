@@ -44,10 +44,11 @@ def validate(cfg: DictConfig) -> None:
 def check_values(cfg: DictConfig) -> dict[str, Any]:
     """Layer 1: what can be judged without importing any class the config names; returns
     the config's resolved values."""
-    for path, node in target_nodes(unresolved(cfg)):
+    written = unresolved(cfg)
+    check_required(written)
+    for path, node in target_nodes(written):
         targets.check_target_path(path, node["_target_"])
     values = resolved(cfg)
-    check_required(values)
     rules.check(values)
     for path, node in target_nodes(values):
         signatures.check_node(path, node, signatures.from_source(node))
