@@ -91,3 +91,24 @@ def test_dry_build_of_torch_groups_is_refused_before_lightning_loads(tmp_path, a
     assert lines[0].startswith(f"linlab-train: error: {line_start}"), lines
     assert "torch" in modules and not {"lightning", "lightning_fabric"} & modules
     assert not list(tmp_path.iterdir()), "nothing made"
+
+
+def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
+    """The first console line comes from the checks, before torch loads; it names the model,
+    the data, the optimiser, the epochs, the accelerator and the folder the run goes into."""
+    args = ["data.n_samples=80", "trainer.max_epochs=1", "logger=none", "callbacks=none"]
+    proc = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, *args, f"hydra.run.dir={tmp_path / 'runs' / 'a'}"],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = proc.stdout.splitlines()[0]
+    assert first == (
+        "linlab-train: LinearRegression on gaussian data (80 x 5), SGD lr=0.01, 1 epochs, cpu "
+        f"-> {tmp_path / 'runs'}/"
+    ), first
+    assert (tmp_path / "runs" / "a" / "results.json").is_file()

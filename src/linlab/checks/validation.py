@@ -15,6 +15,7 @@ The command line's syntax and group names were checked when Hydra composed it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hydra.types import RunMode
@@ -28,9 +29,14 @@ from linlab.errors import ConfigError
 REQUIRED_NODES = ("data", "model", "loss", "optimizer", "module", "trainer")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional)."""
+def validate(
+    cfg: DictConfig, values_passed: Callable[[dict[str, Any]], None] | None = None
+) -> None:
+    """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional);
+    ``values_passed(values)`` is called once the values passed, before torch is imported."""
     values = check_values(cfg)
+    if values_passed is not None:
+        values_passed(values)
     from linlab.checks import dry_build
 
     dry_build.check(values)
