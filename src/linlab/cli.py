@@ -10,6 +10,8 @@ group option is refused at composition). Only a command line that passed the che
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
 from hydra._internal.utils import get_args_parser
 
@@ -42,6 +44,34 @@ More: --cfg job (print the composed config), --info, --hydra-help; the README ex
 """
 
 
+def announce(values: dict[str, Any], folder: Path | None) -> None:
+    """The first console line of a single run, printed once its values passed the checks
+    (well within a second), not after torch and Lightning have loaded."""
+    where = f"{folder.parent}/" if folder is not None else "./"
+    print(f"linlab-train: {what_is_trained(values)} -> {where}", flush=True)
+
+
+def what_is_trained(values: dict[str, Any]) -> str:
+    """``LinearRegression on gaussian data (1000 x 5), SGD lr=0.01, 20 epochs, cpu``."""
+
+    def name(node: Any) -> str:
+        target = node.get("_target_", "?") if isinstance(node, dict) else "?"
+        return str(target).rpartition(".")[2]
+
+    data, trainer = values.get("data") or {}, values.get("trainer") or {}
+    size = ""
+    if "n_samples" in data and "n_features" in data:
+        size = f" ({data['n_samples']} x {data['n_features']})"
+    source = f"{data['generator']} data" if "generator" in data else name(data)
+    optimizer = values.get("optimizer") or {}
+    lr = f" lr={optimizer['lr']}" if "lr" in optimizer else ""
+    epochs = trainer.get("max_epochs", "?")
+    return (
+        f"{name(values.get('model'))} on {source}{size}, {name(optimizer)}{lr}, {epochs} epochs, "
+        f"{trainer.get('accelerator', 'auto')}"
+    )
+
+
 def help_text() -> str:
     groups = group_options(config_dir())
     width = max(map(len, groups), default=0)
@@ -57,7 +87,7 @@ def main() -> None:
         return
     naming.register_resolvers()
     naming.start_launch(argv)
-    check_command_line(argv, config_dir())
+    check_command_line(argv, config_dir(), announce)
     from linlab.faults import exit_130_on_interrupt
     from linlab.train import hydra_main, quiet_lightning  # torch and Lightning from here on
 

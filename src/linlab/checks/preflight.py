@@ -12,12 +12,12 @@ exit code 2, before any folder, logger or data exists.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
@@ -40,30 +40,34 @@ from linlab.errors import ConfigError
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
+Announce = Callable[..., None]  # (values: dict, folder: Path | None)
 every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
-def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
-    """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config.
-
-    A single run says what it trains and where as soon as its values passed (well within a
-    second), not after torch and Lightning have loaded."""
+def check_command_line(
+    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+) -> None:
+    """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
+    ``announce(values, output folder)`` is called for a single run once its values passed."""
     global every_job_checked
-    message = problem(argv, primary_config_dir, announce=True)
+    message = problem(argv, primary_config_dir, announce)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     every_job_checked = True
 
 
-def problem(argv: Sequence[str], primary_config_dir: Path, announce: bool = False) -> str | None:
+def problem(
+    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+) -> str | None:
     """The one-line refusal of the first bad job config ``argv`` launches, or None.
 
     An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
-            single_run = announce and cfg.hydra.mode == RunMode.RUN
-            validate(cfg, _print_first_line(output_dir(cfg)) if single_run else None)
+            folder = output_dir(cfg)
+            single_run = announce is not None and cfg.hydra.mode == RunMode.RUN
+            validate(cfg, functools.partial(announce, folder=folder) if single_run else None)
     except ConfigError as error:
         return str(error)
     except Exception as error:
@@ -267,35 +271,6 @@ def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
         cfg.hydra.mode = mode
     HydraConfig.instance().set_config(cfg)
     return cfg
-
-
-def _print_first_line(folder: Path | None):
-    def say(values: dict[str, Any]) -> None:
-        print(f"linlab-train: {what_is_trained(values)} -> {folder.parent if folder else '.'}/")
-        sys.stdout.flush()
-
-    return say
-
-
-def what_is_trained(values: dict[str, Any]) -> str:
-    """``LinearRegression on gaussian data (1000 x 5), SGD lr=0.01, 20 epochs, cpu``."""
-
-    def name(node: Any) -> str:
-        target = node.get("_target_", "?") if isinstance(node, dict) else "?"
-        return str(target).rpartition(".")[2]
-
-    data, trainer = values.get("data") or {}, values.get("trainer") or {}
-    size = ""
-    if "n_samples" in data and "n_features" in data:
-        size = f" ({data['n_samples']} x {data['n_features']})"
-    source = f"{data['generator']} data" if "generator" in data else name(data)
-    optimizer = values.get("optimizer") or {}
-    lr = f" lr={optimizer['lr']}" if "lr" in optimizer else ""
-    epochs = trainer.get("max_epochs", "?")
-    return (
-        f"{name(values.get('model'))} on {source}{size}, {name(optimizer)}{lr}, {epochs} epochs, "
-        f"{trainer.get('accelerator', 'auto')}"
-    )
 
 
 def _first_line(error: BaseException) -> str:
