@@ -33,7 +33,7 @@ from linlab.checks.composed import target_nodes
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, is_integer, show
 from linlab.checks.targets import locate
 from linlab.dtypes import default_dtype, dtype_for_precision
-from linlab.errors import ConfigError
+from linlab.errors import ConfigError, first_line
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
@@ -126,7 +126,7 @@ class ModelOutputError(Exception):
         super().__init__(
             f"model._target_={target} does not fit the loss: its output for a batch of shape "
             f"{tuple(x.shape)} has shape {tuple(pred.shape)}, which the loss cannot take "
-            f"({type(error).__name__}: {_first_line(error)}); allowed: a model that outputs "
+            f"({type(error).__name__}: {first_line(error)}); allowed: a model that outputs "
             f"one prediction per sample, shape ({n},) or ({n}, 1)"
         )
 
@@ -209,7 +209,7 @@ def _check_imported_signature(path: str, node: dict) -> None:
 
 
 def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Exception) -> str:
-    text = _first_line(error)
+    text = first_line(error)
     if text.startswith(f"{group}."):
         return text  # linlab's own errors name the full key already
     named = re.match(r"([A-Za-z_]\w*)=", text)
@@ -260,8 +260,3 @@ def _fallback_allowed(group: str, target: str, key: str) -> str:
     default = _defaults({"_target_": target}).get(key, inspect.Parameter.empty)
     shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
     return f"what {target} accepts for {key}{shown}"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

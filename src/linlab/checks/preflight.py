@@ -36,7 +36,7 @@ from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
 from linlab.checks.signatures import from_source
 from linlab.checks.validation import validate
-from linlab.errors import ConfigError
+from linlab.errors import ConfigError, first_line
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
@@ -71,7 +71,7 @@ def problem(
     except ConfigError as error:
         return str(error)
     except Exception as error:
-        return f"the config could not be checked: {type(error).__name__}: {_first_line(error)}"
+        return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
     return None
 
 
@@ -144,7 +144,7 @@ def _parse(arguments: list[str]):
     try:
         return OverridesParser.create().parse_overrides(arguments)
     except HydraException as error:
-        raise ConfigError(_first_line(error)) from None
+        raise ConfigError(first_line(error)) from None
 
 
 def _compose(hydra, config_name, overrides, sweep, run_mode):
@@ -166,7 +166,7 @@ def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrid
     missing = error.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
     if not group:
-        return _first_line(error)
+        return first_line(error)
     options = sorted(hydra.config_loader.get_group_options(group))
     close = difflib.get_close_matches(option, options, n=1)
     hint = f"; did you mean {group}={close[0]}?" if close else ""
@@ -179,11 +179,11 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
     if key and "not in struct" in str(cause):
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
-    first = _first_line(error)
+    first = first_line(error)
     plain = _plain_words(first)
     if plain is not None:
         return plain
-    detail = _first_line(cause) if cause is not error else ""
+    detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
 
 
@@ -253,7 +253,7 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
     try:
         folder = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{key}: {_first_line(error)}") from None
+        raise ConfigError(f"{key}: {first_line(error)}") from None
     too_long = any(len(os.fsencode(part)) > 255 for part in Path(str(folder)).parts)
     if not isinstance(folder, str) or not folder.strip() or "\0" in folder or too_long:
         raise ConfigError(
@@ -271,7 +271,3 @@ def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
         cfg.hydra.mode = mode
     HydraConfig.instance().set_config(cfg)
     return cfg
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
