@@ -267,15 +267,19 @@ CLI_REFUSED = [
 ]
 
 
+# what the console script `linlab-train` (entry point linlab.cli:main) runs
+CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
+
+
 def test_cli_refuses_every_family_before_anything_exists(tmp_path):
     """Exit 2, exactly one stderr line naming the key, no traceback, nothing made in the cwd
-    (the commands run side by side, each in its own empty folder)."""
+    (the commands run side by side, each in its own empty folder, as ``linlab-train``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     running = []
     for index, (args, key) in enumerate(CLI_REFUSED):
         cwd = tmp_path / str(index)
         cwd.mkdir()
-        command = [sys.executable, "-m", "linlab.train", *args]
+        command = [sys.executable, "-c", CONSOLE_SCRIPT, *args]
         proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
