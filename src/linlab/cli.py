@@ -3,8 +3,9 @@
 Importing Lightning takes seconds, and neither ``--help`` nor a mistyped group option
 (``data=gausian``) needs it: :func:`main` answers ``--help`` with Hydra's argument parser
 alone, and the config checks compose every job with Hydra before they import torch (a missing
-group option is refused at composition). Only a command line that passed the checks imports
-``linlab.train`` and with it torch and Lightning.
+group option is refused at composition), and the value checks import neither. A single run
+prints its first line (:func:`announce`) as soon as its values passed. Only a command line
+that passed every check imports ``linlab.train``.
 """
 
 from __future__ import annotations
