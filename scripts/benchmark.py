@@ -59,10 +59,26 @@ TARGETS = {32: 1.5, 1024: 1.3}
 LR = 0.01
 # what the console script ``linlab-train`` (entry point ``linlab.cli:main``) runs
 CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
-COMMAND_LINES = [  # (what, arguments, expected exit code, target seconds)
+COMMAND_LINES = [  # (what, arguments, expected exit code, target seconds or None)
     ("--help", ["--help"], 0, 1.0),
-    ("refusal of a mistyped group option (data=gausian)", ["data=gausian"], 2, 1.0),
-    ("refusal of a bad value (optimizer.lr=-1)", ["optimizer.lr=-1"], 2, 3.0),
+    ("group typo (data=gausian)", ["data=gausian"], 2, 1.0),
+    # the value layer: plain Python on the composed config
+    ("value rule (optimizer.lr=-1)", ["optimizer.lr=-1"], 2, 1.0),
+    ("value rule (data.batch_size=701)", ["data.batch_size=701"], 2, 1.0),
+    ("value type from source (model.bias=maybe)", ["model.bias=maybe"], 2, 1.0),
+    ("deleted node (~trainer)", ["~trainer"], 2, 1.0),
+    ("empty Hydra path (hydra.run.dir=)", ["hydra.run.dir="], 2, 1.0),
+    # the dry build: torch, Lightning only for the groups that are Lightning classes
+    ("dry build (model._target_=torch.nn.Identity)", ["model._target_=torch.nn.Identity"], 2, 2.5),
+    (
+        "dry build (+optimizer.amsgrad=maybe)",
+        ["optimizer=adam", "+optimizer.amsgrad=maybe"],
+        2,
+        2.5,
+    ),
+    # the machine and Lightning's registries: Lightning is loaded (no target)
+    ("Lightning names (trainer.strategy=foo)", ["trainer.strategy=foo"], 2, None),
+    ("machine (trainer.accelerator=gpu)", ["trainer.accelerator=gpu"], 2, None),
 ]
 
 
@@ -376,12 +392,17 @@ def command_line_times(repeats: int, workdir: Path) -> dict:
     """Wall time of a fresh ``linlab-train`` process for each of ``COMMAND_LINES`` (median)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     times = {}
-    for what, args, code, target in COMMAND_LINES:
+    baselines = [
+        ("import torch", ["import torch"], 0, None),
+        ("import lightning.pytorch", ["import lightning.pytorch"], 0, None),
+    ]
+    for what, args, code, target in baselines + COMMAND_LINES:
+        script = [] if what.startswith("import ") else [CONSOLE_SCRIPT]
         walls = []
         for _ in range(repeats):
             started = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, "-c", CONSOLE_SCRIPT, *args],
+                [sys.executable, "-c", *script, *args],
                 cwd=workdir,
                 env=env,
                 capture_output=True,
@@ -397,6 +418,33 @@ def command_line_times(repeats: int, workdir: Path) -> dict:
             "target_s": target,
         }
     return times
+
+
+def default_run_times(repeats: int, workdir: Path) -> dict:
+    """The default ``linlab-train`` (no arguments): wall time, when its first console line
+    appears, and the fit's own wall time from its results.json (medians)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    rows = []
+    for index in range(repeats):
+        folder = workdir / f"default_run_{index}"
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CONSOLE_SCRIPT, f"hydra.run.dir={folder}"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        first = None
+        for _ in proc.stdout:
+            first = first if first is not None else time.perf_counter() - started
+        if proc.wait():
+            raise RuntimeError(f"the default linlab-train exited {proc.returncode}")
+        wall = time.perf_counter() - started
+        fit = json.loads((folder / "results.json").read_text())["wall_time_s"]
+        rows.append({"wall_s": wall, "first_line_s": first, "fit_s": fit})
+    return {key: statistics.median(r[key] for r in rows) for key in rows[0]} | {"runs": rows}
 
 
 def machine() -> dict:
@@ -431,12 +479,29 @@ def main() -> None:
     if "startup" in parts:
         report["startup"] = command_line_times(2 if args.quick else 5, workdir)
         for what, row in report["startup"].items():
+            if what.startswith("import "):
+                continue
             median, target = row["median_s"], row["target_s"]
-            print(
-                f"linlab-train {what}: {median:.2f} s (target <= {target:g} s) "
-                f"{verdict(median, target)}",
-                flush=True,
-            )
+            goal = "(no target)" if target is None else f"(target <= {target:g} s) "
+            goal += "" if target is None else verdict(median, target)
+            print(f"linlab-train {what}: {median:.2f} s {goal}", flush=True)
+        lightning_s = report["startup"]["import lightning.pytorch"]["median_s"]
+        print(
+            f"  baseline python -c 'import lightning.pytorch': {lightning_s:.2f} s; "
+            f"import torch: {report['startup']['import torch']['median_s']:.2f} s",
+            flush=True,
+        )
+        report["default_run"] = run = default_run_times(2 if args.quick else 3, workdir)
+        target = lightning_s + 1.0
+        print(
+            f"default linlab-train: wall {run['wall_s']:.2f} s (target <= import lightning.pytorch "
+            f"+ 1.0 = {target:.2f} s) {verdict(run['wall_s'], target)}; first console line at "
+            f"{run['first_line_s']:.2f} s (target <= 1 s) {verdict(run['first_line_s'], 1.0)}; "
+            f"breakdown: import lightning.pytorch {lightning_s:.2f} s, fit (results.json "
+            f"wall_time_s) {run['fit_s']:.2f} s, the rest (composition, checks, set-up, writes) "
+            f"{run['wall_s'] - lightning_s - run['fit_s']:.2f} s",
+            flush=True,
+        )
     if "epochs" in parts:
         report["epochs"] = {}
         for n, d, batch in SIZES:

@@ -97,6 +97,31 @@ REFUSED = [
     ),
     (["+hydra.callbacks.x._target_=subprocess.run"], ["hydra.callbacks.x._target_"]),
     (["trainer.plugins=[{_target_:builtins.eval}]"], ["trainer.plugins[0]._target_"]),
+    (["trainer.plugins=[ddp]"], ["trainer.plugins[0]='ddp'", "CheckpointIO", "ClusterEnvironment"]),
+    (["trainer.plugins=[{_target_:builtins.dict}]"], ["trainer.plugins[0]='builtins.dict'"]),
+    # Hydra's output folders must be paths
+    (["hydra.run.dir="], ["hydra.run.dir=''", "folder path"]),
+    (["hydra.run.dir=' '"], ["hydra.run.dir=' '", "folder path"]),
+    ([f"hydra.run.dir={'x' * 300}"], ["hydra.run.dir=", "255 bytes"]),
+    (["-m", "hydra.sweep.dir=", "seed=1,2"], ["hydra.sweep.dir=''", "folder path"]),
+    # Lightning's script launcher would re-run the whole sweep in every process
+    (
+        ["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"],
+        ["trainer.strategy=ddp inside a multirun", "trainer=ddp_cpu"],
+    ),
+    (
+        ["-m", "trainer.strategy=ddp_find_unused_parameters_true", "trainer.devices=2", "seed=1,2"],
+        ["trainer.strategy=ddp_find_unused_parameters_true inside a multirun"],
+    ),
+    (
+        [
+            "-m",
+            "trainer.strategy={_target_:lightning.pytorch.strategies.DDPStrategy}",
+            "trainer.devices=2",
+            "seed=1,2",
+        ],
+        ["trainer.strategy=lightning.pytorch.strategies.DDPStrategy inside a multirun"],
+    ),
 ]
 
 
@@ -106,6 +131,50 @@ def test_refused_in_one_line(overrides, fragments):
     assert message is not None and "\n" not in message, message
     for fragment in fragments:
         assert fragment in message, (fragment, message)
+
+
+def test_every_strategy_name_of_lightnings_registry_is_allowed_and_no_other():
+    """The names come from Lightning's own ``StrategyRegistry``, not a copied list."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    names = StrategyRegistry.available_strategies()
+    message = problem(["trainer.strategy=foo"], config_dir())
+    assert message.startswith("trainer.strategy='foo' is not allowed; allowed: auto, "), message
+    assert set(message.partition("allowed: ")[2].split(", ")) == {"auto", *names}
+    StrategyRegistry.register("linlab_test_strategy", type(StrategyRegistry["ddp"]["strategy"]))
+    try:
+        assert "linlab_test_strategy" in problem(["trainer.strategy=foo"], config_dir())
+    finally:
+        StrategyRegistry.remove("linlab_test_strategy")
+
+
+@pytest.mark.parametrize("node", ["data", "model", "loss", "optimizer", "module", "trainer"])
+def test_deleting_a_node_every_run_builds_is_refused(node):
+    """What ``linlab.train.build`` and ``build_trainer`` instantiate must be there."""
+    for overrides in ([f"~{node}"], [f"~{node}._target_"]):
+        message = problem(overrides, config_dir())
+        assert message is not None and "\n" not in message, (overrides, message)
+        assert message.startswith(f"{node} is missing or builds nothing"), message
+        assert f"{node}=<option>" in message
+
+
+def test_a_model_whose_output_the_loss_cannot_take_is_blamed_not_the_loss():
+    """Identity outputs (N, d): the loss takes (N,) targets, so the model is to blame; a loss
+    that cannot take even one prediction per sample is blamed itself."""
+    message = problem(
+        [
+            "model._target_=torch.nn.Identity",
+            "~model.n_features",
+            "~model.bias",
+            "~model.init",
+            "~model.init_std",
+        ],
+        config_dir(),
+    )
+    assert message.startswith("model._target_=torch.nn.Identity does not fit the loss"), message
+    assert "shape (2, 5)" in message and "(2,) or (2, 1)" in message
+    own = problem(["loss._target_=torch.nn.CosineEmbeddingLoss"], config_dir())
+    assert own is not None and own.startswith("loss"), own
 
 
 def test_errors_of_your_own_code_are_one_line(tmp_path, monkeypatch):
@@ -163,6 +232,11 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["trainer.precision=64-true", "optimizer.lr=1e39"],
         ["model.init={weight:[nan,1,1,1,1]}"],  # NaN start: diverges, a result
         ["trainer=ddp_cpu", "data.batch_size=32"],
+        ["-m", "trainer=ddp_cpu", "data.batch_size=32", "optimizer.lr=0.01,0.1"],
+        ["trainer.strategy=ddp", "trainer.devices=2"],  # one run: Lightning's launcher is fine
+        ["-m", "trainer.strategy=ddp_spawn", "trainer.devices=2", "seed=1,2"],
+        ["-m", "trainer.strategy=ddp", "trainer.devices=1", "seed=1,2"],
+        ["hydra.run.dir=./here"],
         ["+callbacks.x._target_=builtins.dict"],
     ],
     ids=" ".join,
@@ -177,6 +251,11 @@ CLI_REFUSED = [
     (["optimizer.momentum=-1"], "optimizer.momentum=-1"),
     (["=1"], "'=1'"),
     (["-m", "optimizer.lr=interval(0,1)"], "optimizer.lr=interval(0,1)"),
+    (["trainer.strategy=foo"], "trainer.strategy='foo'"),
+    (["~trainer"], "trainer is missing"),
+    (["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"], "multirun"),
+    (["hydra.run.dir="], "hydra.run.dir=''"),
+    (["model._target_=torch.nn.Identity"], "model._target_=torch.nn.Identity"),
     (
         [
             "+callbacks.x._target_=builtins.open",
@@ -188,15 +267,19 @@ CLI_REFUSED = [
 ]
 
 
+# what the console script `linlab-train` (entry point linlab.cli:main) runs
+CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
+
+
 def test_cli_refuses_every_family_before_anything_exists(tmp_path):
     """Exit 2, exactly one stderr line naming the key, no traceback, nothing made in the cwd
-    (the commands run side by side, each in its own empty folder)."""
+    (the commands run side by side, each in its own empty folder, as ``linlab-train``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     running = []
     for index, (args, key) in enumerate(CLI_REFUSED):
         cwd = tmp_path / str(index)
         cwd.mkdir()
-        command = [sys.executable, "-m", "linlab.train", *args]
+        command = [sys.executable, "-c", CONSOLE_SCRIPT, *args]
         proc = subprocess.Popen(
             command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -53,3 +53,62 @@ def test_mistyped_group_option_is_refused_without_importing_torch(tmp_path, argv
     assert f"did you mean {group}=" in line
     assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
     assert not list(tmp_path.iterdir()), "nothing made"
+
+
+# one per value family: a rule, a type read from linlab's source, a deleted node, a Hydra path
+VALUE_REFUSALS = [
+    (["optimizer.lr=-1"], "optimizer.lr=-1 is not allowed"),
+    (["data.batch_size=701"], "data.batch_size=701 is not allowed"),
+    (["model.bias=maybe"], "model.bias='maybe' is not allowed"),
+    (["~trainer"], "trainer is missing"),
+    (["hydra.run.dir="], "hydra.run.dir='' is not allowed"),
+]
+
+
+def test_value_refusals_import_neither_torch_nor_lightning(tmp_path):
+    """The value layer is plain Python on the composed config: each refusal is one line,
+    exit 2, nothing made, and no heavy module was loaded to say it."""
+    for args, line_start in VALUE_REFUSALS:
+        proc, modules = imported_modules(args, tmp_path)
+        lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        assert proc.returncode == 2 and len(lines) == 1, (args, lines)
+        assert lines[0].startswith(f"linlab-train: error: {line_start}"), lines
+        assert not modules & set(HEAVY), (args, sorted(modules & set(HEAVY)))
+        assert not list(tmp_path.iterdir()), "nothing made"
+
+
+@pytest.mark.parametrize(
+    ("argv", "line_start"),
+    [
+        (["model._target_=torch.nn.Identity"], "model._target_=torch.nn.Identity does not fit"),
+        (["optimizer=adam", "+optimizer.amsgrad=maybe"], "optimizer.amsgrad='maybe'"),
+    ],
+)
+def test_dry_build_of_torch_groups_is_refused_before_lightning_loads(tmp_path, argv, line_start):
+    proc, modules = imported_modules(argv, tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"linlab-train: error: {line_start}"), lines
+    assert "torch" in modules and not {"lightning", "lightning_fabric"} & modules
+    assert not list(tmp_path.iterdir()), "nothing made"
+
+
+def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
+    """The first console line comes from the checks, before torch loads; it names the model,
+    the data, the optimiser, the epochs, the accelerator and the folder the run goes into."""
+    args = ["data.n_samples=80", "trainer.max_epochs=1", "logger=none", "callbacks=none"]
+    proc = subprocess.run(
+        [sys.executable, "-c", CONSOLE_SCRIPT, *args, f"hydra.run.dir={tmp_path / 'runs' / 'a'}"],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    first = proc.stdout.splitlines()[0]
+    assert first == (
+        "linlab-train: LinearRegression on gaussian data (80 x 5), SGD lr=0.01, 1 epochs, cpu "
+        f"-> {tmp_path / 'runs'}/"
+    ), first
+    assert (tmp_path / "runs" / "a" / "results.json").is_file()

@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import compose_config, run_cli
 
-from linlab.ddp import HydraJobDDPStrategy, check_equal_shards, refuse_script_launcher_in_multirun
+from linlab.choices import check_equal_shards
+from linlab.ddp import HydraJobDDPStrategy, refuse_script_launcher_in_multirun
 
 SMALL = ["data=gaussian", "data.n_samples=200", "trainer.max_epochs=8", "optimizer.lr=0.1"]
 RANK0_FILES = {

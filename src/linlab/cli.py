@@ -3,18 +3,21 @@
 Importing Lightning takes seconds, and neither ``--help`` nor a mistyped group option
 (``data=gausian``) needs it: :func:`main` answers ``--help`` with Hydra's argument parser
 alone, and the config checks compose every job with Hydra before they import torch (a missing
-group option is refused at composition). Only a command line that passed the checks imports
-``linlab.train`` and with it torch and Lightning.
+group option is refused at composition), and the value checks import neither. A single run
+prints its first line (:func:`announce`) as soon as its values passed. Only a command line
+that passed every check imports ``linlab.train``.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from hydra._internal.utils import get_args_parser
 
 from linlab.checks.preflight import check_command_line
+from linlab.config_tree import config_dir, group_options
 from linlab.sweeps import naming
 
 HELP = """\
@@ -42,22 +45,32 @@ More: --cfg job (print the composed config), --info, --hydra-help; the README ex
 """
 
 
-def config_dir() -> Path:
-    """``conf/``: inside the installed package (wheel), else at the top of the source tree."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "conf"
-    return packaged if packaged.is_dir() else here.parents[1] / "conf"
+def announce(values: dict[str, Any], folder: Path | None) -> None:
+    """The first console line of a single run, printed once its values passed the checks
+    (well within a second), not after torch and Lightning have loaded."""
+    where = f"{folder.parent}/" if folder is not None else "./"
+    print(f"linlab-train: {what_is_trained(values)} -> {where}", flush=True)
 
 
-def group_options(root: Path) -> dict[str, list[str]]:
-    """Each config group under ``root`` and its options (``hydra/`` ones are listed by hand)."""
-    groups = {}
-    folders = [p for p in root.rglob("*") if p.is_dir()]
-    for folder in sorted(f for f in folders if "hydra" not in f.relative_to(root).parts):
-        options = sorted(f.stem for f in folder.glob("*.yaml"))
-        if options:
-            groups[folder.relative_to(root).as_posix()] = options
-    return groups
+def what_is_trained(values: dict[str, Any]) -> str:
+    """``LinearRegression on gaussian data (1000 x 5), SGD lr=0.01, 20 epochs, cpu``."""
+
+    def name(node: Any) -> str:
+        target = node.get("_target_", "?") if isinstance(node, dict) else "?"
+        return str(target).rpartition(".")[2]
+
+    data, trainer = values.get("data") or {}, values.get("trainer") or {}
+    size = ""
+    if "n_samples" in data and "n_features" in data:
+        size = f" ({data['n_samples']} x {data['n_features']})"
+    source = f"{data['generator']} data" if "generator" in data else name(data)
+    optimizer = values.get("optimizer") or {}
+    lr = f" lr={optimizer['lr']}" if "lr" in optimizer else ""
+    epochs = trainer.get("max_epochs", "?")
+    return (
+        f"{name(values.get('model'))} on {source}{size}, {name(optimizer)}{lr}, {epochs} epochs, "
+        f"{trainer.get('accelerator', 'auto')}"
+    )
 
 
 def help_text() -> str:
@@ -75,7 +88,7 @@ def main() -> None:
         return
     naming.register_resolvers()
     naming.start_launch(argv)
-    check_command_line(argv, config_dir())
+    check_command_line(argv, config_dir(), announce)
     from linlab.faults import exit_130_on_interrupt
     from linlab.train import hydra_main, quiet_lightning  # torch and Lightning from here on
 

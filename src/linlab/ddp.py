@@ -77,23 +77,10 @@ def average_gradients(parameters: Iterable[Tensor]) -> None:
         offset += g.numel()
 
 
-def check_equal_shards(n_train: int, batch_size: int | None, drop_last: bool, ranks: int) -> None:
-    """Refuse minibatches that do not split into ``ranks`` equal shards (the average would tilt)."""
-    if ranks == 1:
-        return
-    size = min(batch_size or n_train, n_train)
-    if size % ranks:
-        raise ValueError(
-            f"data.batch_size={batch_size} (a minibatch of {size} samples) does not split into "
-            f"{ranks} equal shards for {ranks} DDP processes; use a multiple of {ranks}"
-        )
-    last = n_train % size
-    if last and not drop_last and last % ranks:
-        raise ValueError(
-            f"the last minibatch of the {n_train} training samples has {last} samples, which do "
-            f"not split into {ranks} equal shards; set data.drop_last=true or choose "
-            f"data.batch_size/data.n_samples so that it does"
-        )
+SCRIPT_LAUNCHER_IN_MULTIRUN = (
+    "trainer.strategy={strategy} inside a multirun re-runs the whole sweep in every process; "
+    "use trainer=ddp_cpu or trainer=ddp (linlab.ddp.HydraJobDDPStrategy) instead"
+)
 
 
 def refuse_script_launcher_in_multirun(strategy: Any) -> None:
@@ -106,10 +93,7 @@ def refuse_script_launcher_in_multirun(strategy: Any) -> None:
         and HydraConfig.initialized()
         and HydraConfig.get().mode == RunMode.MULTIRUN
     ):
-        raise ValueError(
-            "trainer.strategy=ddp inside a multirun re-runs the whole sweep in every process; "
-            "use trainer=ddp_cpu or trainer=ddp (linlab.ddp.HydraJobDDPStrategy) instead"
-        )
+        raise ValueError(SCRIPT_LAUNCHER_IN_MULTIRUN.format(strategy="ddp"))
 
 
 def child_command(local_rank: int, seed: str | None) -> list[str]:

@@ -19,8 +19,6 @@ import torch
 from lightning.fabric.connector import _convert_precision_to_unified_args
 from omegaconf import DictConfig
 
-from linlab.data.datamodule import dtype_for_precision
-
 log = logging.getLogger("linlab")
 
 
@@ -30,19 +28,6 @@ def lightning_precision_notice_silenced() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"You passed `Trainer\(accelerator='cpu'")
         yield
-
-
-@contextmanager
-def default_dtype(precision: Any) -> Iterator[None]:
-    """Make parameters in the dtype the run trains in (float64 for ``64-true``), so that
-    explicit initial values are not first rounded to float32."""
-    previous = torch.get_default_dtype()
-    dtype = dtype_for_precision(str(precision))
-    torch.set_default_dtype(dtype if dtype == torch.float64 else previous)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def gradient_scaler(trainer: L.Trainer) -> torch.amp.GradScaler | None:

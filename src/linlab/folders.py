@@ -35,10 +35,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
 from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run, is_child_rank
+from linlab.choices import GRID_SWEEPERS
 from linlab.errors import ConfigError
 from linlab.faults import EXIT_INTERRUPTED
 from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
-from linlab.sweeps.progress import GRID_SWEEPERS
 
 log = logging.getLogger("linlab")
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-INIT_MODES = ("default", "zeros", "normal")
+from linlab.choices import INIT_MODES
 
 
 class LinearRegression(nn.Module):

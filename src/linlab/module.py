@@ -28,6 +28,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
 from linlab import interrupts
+from linlab.choices import GRADIENT_MODES, UPDATE_MODES
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
 from linlab.direct_steps import (
@@ -39,8 +40,6 @@ from linlab.logger import log_rows
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, load_flat_values, scalar_names
 
-GRADIENT_MODES = ("autograd", "analytic")
-UPDATE_MODES = ("optimizer", "manual")
 STOPPED = ("diverged", "interrupted", "pruned", "failed")
 
 

@@ -27,8 +27,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from linlab import ddp, devices, faults, folders, unwritten
-from linlab.cli import config_dir, main
+from linlab import ddp, devices, dtypes, faults, folders, unwritten
+from linlab.config_tree import config_dir
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
 from linlab.notebook import in_kernel, live_progress
@@ -55,7 +55,7 @@ def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
     """The datamodule and module of one job; the model is made in the precision's dtype."""
     datamodule = instantiate(cfg.data)
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    with devices.default_dtype(cfg.trainer.precision):
+    with dtypes.default_dtype(cfg.trainer.precision):
         model = instantiate(cfg.model)
     module = instantiate(
         cfg.module,
@@ -160,9 +160,7 @@ def train_group(
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(
-        trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
-    )
+    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs))
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []
@@ -316,5 +314,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m linlab.train: the console script's checks first
+    from linlab.cli import main
+
     main()

@@ -8,7 +8,12 @@ over a one-element parameter, stepped twice; the scheduler over that optimiser, 
 times; the module around them; the data generator on at most ``TINY_SAMPLES`` samples; every
 callback. Whatever raises is refused before any folder exists, naming the key to blame: the
 error's own ``key=value`` when it gives one, else the key whose reset to its default (or to
-1) makes the build pass, else the group (``<group>: <ExceptionType>: <message>``).
+1) makes the build pass, else the group (``<group>: <ExceptionType>: <message>``). A loss that
+fails on the model's output but not on one prediction per sample blames ``model._target_``.
+
+The groups that need only torch (model, loss, optimiser, scheduler) are built first, so a
+refusal there comes before Lightning is imported; a node whose target is not linlab's has
+its keys checked against the imported signature (``signatures.from_object``) just before.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from typing import Any
 
 import torch
 
-from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, show
-from linlab.checks.validation import is_integer, locate
-from linlab.data.datamodule import dtype_for_precision
-from linlab.devices import default_dtype
-from linlab.errors import ConfigError
+from linlab.checks import signatures
+from linlab.checks.composed import target_nodes
+from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, is_integer, show
+from linlab.checks.targets import locate
+from linlab.dtypes import default_dtype, dtype_for_precision
+from linlab.errors import ConfigError, first_line
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
@@ -47,7 +53,7 @@ def check(values: dict[str, Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = _stage("model", model_node, lambda node: _model(node, precision, dtype, x))
-        loss = _stage("loss", values.get("loss"), lambda node: _loss(node, model, x, y))
+        loss = _stage("loss", values.get("loss"), lambda node: _loss(node, model, model_node, x, y))
         optimizer = _stage("optimizer", values.get("optimizer"), lambda n: _optimizer(n, dtype))
         scheduler = _stage(
             "scheduler", values.get("scheduler"), lambda n: _scheduler(n, optimizer, dtype)
@@ -60,6 +66,8 @@ def check(values: dict[str, Any]) -> None:
         _stage("data", data or None, _data)
         for name, node in (values.get("callbacks") or {}).items():
             _stage(f"callbacks.{name}", node, lambda node: _callback(node, module))
+    for path, node in target_nodes(values):
+        _check_imported_signature(path, node)
 
 
 def instantiate(node: dict, **extra: Any) -> Any:
@@ -95,13 +103,32 @@ def _model(node: dict, precision: Any, dtype: torch.dtype, x: torch.Tensor) -> t
     return model
 
 
-def _loss(node: dict, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Any:
+def _loss(node: dict, model: Any, model_node: dict, x: torch.Tensor, y: torch.Tensor) -> Any:
     loss = instantiate(node)
     with torch.no_grad():
         pred = model(x)
-    pred.requires_grad_(True)
-    loss(pred, y).backward()
+    try:
+        loss(pred.requires_grad_(True), y).backward()
+    except Exception as error:
+        try:  # one prediction per sample: if the loss takes that, the model's output is wrong
+            loss(y.clone().requires_grad_(True), y).backward()
+        except Exception:
+            raise error from None
+        raise ModelOutputError(model_node["_target_"], pred, x, error) from None
     return loss
+
+
+class ModelOutputError(Exception):
+    """The loss cannot take what the model outputs, though it takes one value per sample."""
+
+    def __init__(self, target: str, pred: torch.Tensor, x: torch.Tensor, error: Exception) -> None:
+        n = x.shape[0]
+        super().__init__(
+            f"model._target_={target} does not fit the loss: its output for a batch of shape "
+            f"{tuple(x.shape)} has shape {tuple(pred.shape)}, which the loss cannot take "
+            f"({type(error).__name__}: {first_line(error)}); allowed: a model that outputs "
+            f"one prediction per sample, shape ({n},) or ({n}, 1)"
+        )
 
 
 def _optimizer(node: dict, dtype: torch.dtype) -> Callable | None:
@@ -163,16 +190,26 @@ def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
     """``build(node)``, or refuse with the one line that names what to change."""
     if not isinstance(node, dict) or "_target_" not in node:
         return None
+    _check_imported_signature(group, node)
     try:
         return build(node)
     except ConfigError:
         raise
+    except ModelOutputError as error:
+        raise ConfigError(str(error)) from None
     except Exception as error:
         raise ConfigError(_refusal(group, node, build, error)) from None
 
 
+def _check_imported_signature(path: str, node: dict) -> None:
+    """The keys of a node whose target is not linlab's (read from source before)."""
+    if signatures.from_source(node) is None:
+        params = signatures.from_object(locate(path, node["_target_"]))
+        signatures.check_node(path, node, params)
+
+
 def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Exception) -> str:
-    text = _first_line(error)
+    text = first_line(error)
     if text.startswith(f"{group}."):
         return text  # linlab's own errors name the full key already
     named = re.match(r"([A-Za-z_]\w*)=", text)
@@ -223,8 +260,3 @@ def _fallback_allowed(group: str, target: str, key: str) -> str:
     default = _defaults({"_target_": target}).get(key, inspect.Parameter.empty)
     shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
     return f"what {target} accepts for {key}{shown}"
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

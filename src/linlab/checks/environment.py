@@ -1,20 +1,29 @@
-"""Does this machine have what the config asks for: accelerator, devices, precision, a folder?"""
+"""Does this machine have what the config asks for: accelerator, devices, precision, a folder?
+
+Lightning's own names come from Lightning's registries (strategies, accelerators, the plugin
+types ``Trainer(plugins=...)`` takes), so they cannot drift from the installed version.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.accelerators import AcceleratorRegistry
+from lightning.pytorch.plugins import _PLUGIN_INPUT
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
-from linlab.checks.rules import require, show
-from linlab.checks.validation import is_integer
-from linlab.data.datamodule import dtype_for_precision
+from linlab.checks.rules import is_integer, require, show
+from linlab.checks.targets import locate
+from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, HydraJobDDPStrategy
+from linlab.dtypes import dtype_for_precision
 from linlab.errors import ConfigError
 
 _CUDA_NAMES = ("gpu", "cuda")
@@ -31,8 +40,10 @@ MIN_FREE_BYTES = 1024 * 1024
 DATA_COPIES = 3  # generated in float64, converted to the training dtype, split by index
 
 
-def check(values: dict[str, Any], output_dir: Path | None) -> None:
+def check(values: dict[str, Any], output_dir: Path | None, multirun: bool) -> None:
     trainer = values.get("trainer") or {}
+    check_strategy(trainer, multirun)
+    check_plugins(trainer.get("plugins"))
     accelerator = trainer.get("accelerator", "auto")
     if isinstance(accelerator, str):
         check_accelerator(accelerator, trainer.get("devices", "auto"))
@@ -44,6 +55,55 @@ def check(values: dict[str, Any], output_dir: Path | None) -> None:
 
 def accelerator_names() -> list[str]:
     return ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+
+
+def check_strategy(trainer: dict[str, Any], multirun: bool) -> None:
+    """A name of Lightning's strategy registry (or a strategy node); in a multirun, not one
+    whose processes Lightning starts by re-running the command line (the whole sweep)."""
+    strategy = trainer.get("strategy", "auto")
+    if isinstance(strategy, str):
+        names = ["auto", *StrategyRegistry.available_strategies()]
+        require(strategy.lower() in names, "trainer.strategy", strategy, ", ".join(names))
+        if strategy.lower() == "auto":
+            return
+        entry = StrategyRegistry[strategy.lower()]
+        kind, settings = entry["strategy"], entry["init_params"]
+    elif isinstance(strategy, dict) and "_target_" in strategy:
+        kind, settings = locate("trainer.strategy", strategy["_target_"]), strategy
+    else:
+        return
+    script_launcher = (
+        inspect.isclass(kind)
+        and issubclass(kind, DDPStrategy)
+        and not issubclass(kind, HydraJobDDPStrategy)
+        and settings.get("start_method", "popen") == "popen"
+    )
+    if multirun and script_launcher and processes(trainer) > 1:
+        name = strategy if isinstance(strategy, str) else strategy["_target_"]
+        raise ConfigError(SCRIPT_LAUNCHER_IN_MULTIRUN.format(strategy=name))
+
+
+def processes(trainer: dict[str, Any]) -> int:
+    """How many processes the trainer asks for where the config says (1 where it does not)."""
+    devices = trainer.get("devices", "auto")
+    count = len(devices) if isinstance(devices, list) else devices
+    count = count if is_integer(count) and count >= 1 else 1
+    nodes = trainer.get("num_nodes", 1)
+    return count * (nodes if is_integer(nodes) and nodes >= 1 else 1)
+
+
+def check_plugins(plugins: Any) -> None:
+    """``trainer.plugins``: nodes building one of the plugin types Lightning's Trainer takes."""
+    if plugins is None:
+        return
+    kinds = typing.get_args(_PLUGIN_INPUT)
+    allowed = "nodes whose _target_ is a " + ", ".join(k.__name__ for k in kinds)
+    for index, plugin in enumerate(plugins if isinstance(plugins, list) else [plugins]):
+        key = f"trainer.plugins[{index}]" if isinstance(plugins, list) else "trainer.plugins"
+        built = locate(key, plugin["_target_"]) if isinstance(plugin, dict) else None
+        if not (inspect.isclass(built) and issubclass(built, kinds)):
+            shown = plugin.get("_target_") if isinstance(plugin, dict) else plugin
+            raise ConfigError(f"{key}={show(shown)} is not allowed; allowed: {allowed}")
 
 
 def check_accelerator(name: str, devices: Any) -> None:

@@ -12,10 +12,11 @@ exit code 2, before any folder, logger or data exists.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -30,37 +31,47 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks import launchers
+from linlab.checks.composed import output_dir
 from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.validation import locate, parameters_of, validate
-from linlab.errors import ConfigError
+from linlab.checks.signatures import from_source
+from linlab.checks.validation import validate
+from linlab.errors import ConfigError, first_line
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
+Announce = Callable[..., None]  # (values: dict, folder: Path | None)
 every_job_checked = False  # this process's command line passed: a sweeper need not recompose
 
 
-def check_command_line(argv: Sequence[str], primary_config_dir: Path) -> None:
-    """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config."""
+def check_command_line(
+    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+) -> None:
+    """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
+    ``announce(values, output folder)`` is called for a single run once its values passed."""
     global every_job_checked
-    message = problem(argv, primary_config_dir)
+    message = problem(argv, primary_config_dir, announce)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     every_job_checked = True
 
 
-def problem(argv: Sequence[str], primary_config_dir: Path) -> str | None:
+def problem(
+    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+) -> str | None:
     """The one-line refusal of the first bad job config ``argv`` launches, or None.
 
     An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
-            validate(cfg)
+            folder = output_dir(cfg)
+            single_run = announce is not None and cfg.hydra.mode == RunMode.RUN
+            validate(cfg, functools.partial(announce, folder=folder) if single_run else None)
     except ConfigError as error:
         return str(error)
     except Exception as error:
-        return f"the config could not be checked: {type(error).__name__}: {_first_line(error)}"
+        return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
     return None
 
 
@@ -133,7 +144,7 @@ def _parse(arguments: list[str]):
     try:
         return OverridesParser.create().parse_overrides(arguments)
     except HydraException as error:
-        raise ConfigError(_first_line(error)) from None
+        raise ConfigError(first_line(error)) from None
 
 
 def _compose(hydra, config_name, overrides, sweep, run_mode):
@@ -155,7 +166,7 @@ def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrid
     missing = error.missing_cfg_file or ""
     group, _, option = missing.rpartition("/")
     if not group:
-        return _first_line(error)
+        return first_line(error)
     options = sorted(hydra.config_loader.get_group_options(group))
     close = difflib.get_close_matches(option, options, n=1)
     hint = f"; did you mean {group}={close[0]}?" if close else ""
@@ -168,11 +179,11 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
     if key and "not in struct" in str(cause):
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
-    first = _first_line(error)
+    first = first_line(error)
     plain = _plain_words(first)
     if plain is not None:
         return plain
-    detail = _first_line(cause) if cause is not error else ""
+    detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
 
 
@@ -221,17 +232,15 @@ def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[
     hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
     allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
     target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if target is None or _takes(parent, target, name):
+    if target is None or _takes(str(target), name):
         return f"{key} is not a key of {where}; {hint}{allowed} (or +{key}=... to add a new one)"
     return f"{key} is not a key of {where}; {hint}{allowed} ({target} takes no {name})"
 
 
-def _takes(path: str, target: str, name: str) -> bool:
-    """Whether the callable ``target`` names accepts a keyword ``name``."""
-    try:
-        parameters = parameters_of(locate(path, target))
-    except ConfigError:
-        return True
+def _takes(target: str, name: str) -> bool:
+    """Whether linlab's callable ``target`` accepts a keyword ``name`` (True where it is not
+    linlab's: that is judged once imported)."""
+    parameters = from_source({"_target_": target})
     if parameters is None:
         return True
     return any(
@@ -240,10 +249,18 @@ def _takes(path: str, target: str, name: str) -> bool:
 
 
 def _output_dir(cfg: DictConfig, key: str) -> str:
+    """A folder Hydra makes (``hydra.run.dir``, ``hydra.sweep.dir``): a usable path."""
     try:
-        return str(OmegaConf.select(cfg, key, throw_on_resolution_failure=True))
+        folder = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
     except OmegaConfBaseException as error:
-        raise ConfigError(f"{key}: {_first_line(error)}") from None
+        raise ConfigError(f"{key}: {first_line(error)}") from None
+    too_long = any(len(os.fsencode(part)) > 255 for part in Path(str(folder)).parts)
+    if not isinstance(folder, str) or not folder.strip() or "\0" in folder or too_long:
+        raise ConfigError(
+            f"{key}={folder!r} is not allowed; allowed: a folder path (not empty, no NUL "
+            "character, each name at most 255 bytes) where the run's files go"
+        )
+    return folder
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
@@ -254,7 +271,3 @@ def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
         cfg.hydra.mode = mode
     HydraConfig.instance().set_config(cfg)
     return cfg
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

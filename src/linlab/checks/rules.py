@@ -1,4 +1,8 @@
-"""Which values of the built-in groups make sense, beyond their types (see ``validation``).
+"""Which values of the built-in groups make sense, beyond their types (see ``signatures``).
+
+Plain Python on the composed config: no torch, no Lightning, so a bad value is refused in
+the time Hydra takes to compose. The names and sizes come from ``linlab.choices``, where the
+classes that use them take them from too.
 
 Each rule raises ``ConfigError("<key>=<value> is not allowed; <what is>")``. Rules for a group
 apply while the group builds the built-in class; a user's own class is checked by type only.
@@ -11,18 +15,35 @@ import re
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from linlab.checks.validation import is_finite_number, is_integer, is_number
-from linlab.data.datamodule import dtype_for_precision, split_sizes
-from linlab.data.synthetic import COVARIANCES, GENERATORS, NOISE_KINDS, WEIGHT_KINDS
-from linlab.ddp import check_equal_shards
+from linlab.choices import (
+    COVARIANCES,
+    FLOAT_MAX,
+    GENERATOR_NAMES,
+    GRADIENT_MODES,
+    INIT_MODES,
+    NOISE_KINDS,
+    UPDATE_MODES,
+    WEIGHT_KINDS,
+    check_equal_shards,
+    dtype_name,
+    split_sizes,
+)
 from linlab.errors import ConfigError
-from linlab.models import INIT_MODES
-from linlab.module import GRADIENT_MODES, UPDATE_MODES
 
 BUILT_IN_DATA = ("linlab.data.LinearDataModule", "linlab.data.datamodule.LinearDataModule")
 BUILT_IN_MODEL = "linlab.models.LinearRegression"
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def show(value: Any) -> str:
@@ -74,13 +95,13 @@ def check(values: dict[str, Any]) -> None:
 
 def check_lr(lr: Any, precision: Any) -> None:
     """lr > 0, finite, and a number the parameters' dtype can hold (float32: below 3.4e38)."""
-    dtype = dtype_for_precision(str(precision))
-    largest = torch.finfo(dtype).max
+    dtype = dtype_name(precision)
+    largest = FLOAT_MAX[dtype]
     require(
         is_finite_number(lr) and 0 < lr <= largest,
         "optimizer.lr",
         lr,
-        f"a finite number > 0 representable in the training dtype ({str(dtype)[6:]} for "
+        f"a finite number > 0 representable in the training dtype ({dtype} for "
         f"trainer.precision={precision}: at most {largest:.4g})",
     )
 
@@ -180,7 +201,7 @@ def check_trainer(trainer: dict[str, Any]) -> None:
 
 def check_data(data: dict[str, Any]) -> None:
     generator = data.get("generator")
-    require(generator in GENERATORS, "data.generator", generator, ", ".join(GENERATORS))
+    require(generator in GENERATOR_NAMES, "data.generator", generator, ", ".join(GENERATOR_NAMES))
     n_features = data.get("n_features")
     require(is_integer(n_features) and n_features >= 1, "data.n_features", n_features, ">= 1")
     noise = data.get("noise", 0.0)

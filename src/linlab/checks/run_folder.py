@@ -24,7 +24,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from linlab.checks.validation import output_dir
+from linlab.checks.composed import output_dir
 from linlab.errors import ConfigError
 from linlab.results import RESULTS_FILE, read_results_if_any
 

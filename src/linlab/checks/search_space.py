@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from linlab.choices import GRID_SWEEPERS
 from linlab.errors import ConfigError
 from linlab.search import settings
 from linlab.search.space import parse_space
@@ -56,8 +57,6 @@ def _refuse_search_without_sweeper(sweeper: DictConfig | None, arguments: Sequen
             continue  # the grid's own parse reports it
         if not override.is_sweep_override() or override.is_discrete_sweep():
             continue
-        from linlab.sweeps.progress import GRID_SWEEPERS  # here only: it imports Lightning
-
         if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
             raise ConfigError(
                 f"{argument} is a search space: run it with hydra/sweeper=optuna or an "

@@ -10,6 +10,8 @@ found there really comes from (``torch.serialization.os.system`` is ``posix.syst
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
 
 from linlab.errors import ConfigError
@@ -63,18 +65,40 @@ def check_target_object(path: str, target: str, found: Any) -> None:
         )
 
 
-def all_targets(node: Any, path: str = "") -> list[tuple[str, Any]]:
-    """Every ``(dotted path, _target_)`` in a plain config tree, the ``hydra`` node included."""
-    found = []
-    if isinstance(node, dict):
-        if "_target_" in node:
-            found.append((path, node["_target_"]))
-        for key, value in node.items():
-            found += all_targets(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            found += all_targets(value, f"{path}[{index}]")
+def locate(path: str, target: Any) -> Callable:
+    """Import ``target`` (``package.module.Name``), or refuse naming what could not be found
+    or what the policy above refuses."""
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{path}._target_={target!r} is not a dotted import path")
+    check_target_path(path, target)
+    parts = target.split(".")
+    for split in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            found = importlib.import_module(module_name)
+            break
+        except ModuleNotFoundError as error:
+            if error.name is None or not module_name.startswith(error.name):
+                raise ConfigError(_cannot_import(path, target, str(error))) from None
+        except Exception as error:  # the module itself raised while it was imported
+            reason = f"its import raised {type(error).__name__}: {error}"
+            raise ConfigError(_cannot_import(path, target, reason.splitlines()[0])) from None
+    else:
+        raise ConfigError(_cannot_import(path, target, f"no module named {parts[0]!r}"))
+    for name in parts[split:]:
+        if not hasattr(found, name):
+            reason = f"{'.'.join(parts[:split])} has no attribute {name!r}"
+            raise ConfigError(_cannot_import(path, target, reason))
+        found, split = getattr(found, name), split + 1
+    check_target_object(path, target, found)
     return found
+
+
+def _cannot_import(path: str, target: str, reason: str) -> str:
+    return (
+        f"{path}._target_={target} cannot be imported: {reason} "
+        "(allowed: a module.Name importable from the Python path)"
+    )
 
 
 def _is_module(value: Any) -> bool:

@@ -9,28 +9,11 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from linlab.choices import check_equal_shards, split_sizes
 from linlab.data.batches import TensorBatches
 from linlab.data.streaming import StreamingBatches, streaming_gaussian
 from linlab.data.synthetic import GENERATORS, SyntheticData
-from linlab.ddp import check_equal_shards
-
-_PRECISION_DTYPES = {
-    "64-true": torch.float64,
-    "64": torch.float64,
-    "bf16-true": torch.bfloat16,
-    "16-true": torch.float16,
-}
-
-
-def dtype_for_precision(precision: str) -> torch.dtype:
-    """Data dtype that a Lightning precision setting trains in (mixed precision keeps fp32)."""
-    return _PRECISION_DTYPES.get(str(precision), torch.float32)
-
-
-def split_sizes(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int, int]:
-    """(train, val, test) sizes of n samples: each held-out share rounded, training the rest."""
-    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
-    return n - n_val - n_test, n_val, n_test
+from linlab.dtypes import dtype_for_precision
 
 
 class LinearDataModule(L.LightningDataModule):

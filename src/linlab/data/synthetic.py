@@ -16,9 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-COVARIANCES = ("identity", "power_law", "condition", "spiked")
-WEIGHT_KINDS = ("normal", "power_law", "sparse")
-NOISE_KINDS = ("gaussian", "student_t", "none")
+from linlab.choices import COVARIANCES, NOISE_KINDS, WEIGHT_KINDS
 
 
 @dataclass

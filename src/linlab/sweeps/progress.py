@@ -30,14 +30,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from linlab.choices import GRID_SWEEPERS
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
-
-GRID_SWEEPERS = (
-    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
-    "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
-)
 
 
 class SweepProgress(Callback):
