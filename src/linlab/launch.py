@@ -169,7 +169,7 @@ def hydra_session(argv: Sequence[str]) -> Iterator[Any]:
     from hydra.core.global_hydra import GlobalHydra
 
     from linlab.checks import preflight
-    from linlab.cli import config_dir
+    from linlab.config_tree import config_dir
     from linlab.sweeps import naming
 
     naming.register_resolvers()

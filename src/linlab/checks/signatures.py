@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any, Literal, Union
 
-import linlab
 from linlab.checks.rules import is_integer
 from linlab.choices import GENERATOR_NAMES
 from linlab.errors import ConfigError
@@ -31,6 +30,7 @@ from linlab.errors import ConfigError
 Parameters = dict[str, inspect.Parameter]
 DATA_MODULE = "linlab.data.datamodule.LinearDataModule"
 GENERATORS_MODULE = "linlab.data.synthetic"
+PACKAGE = Path(__file__).resolve().parents[1]  # src/linlab, read as source
 
 
 def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> None:
@@ -136,7 +136,7 @@ def _module_tree(module: str) -> ast.Module | None:
     parts = module.split(".")
     if parts[0] != "linlab":
         return None
-    base = Path(linlab.__file__).parent.joinpath(*parts[1:])
+    base = PACKAGE.joinpath(*parts[1:])
     for file in (base.with_suffix(".py"), base / "__init__.py"):
         if file.is_file():
             return ast.parse(file.read_text(encoding="utf-8"))
