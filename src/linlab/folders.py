@@ -1,8 +1,9 @@
 """Hydra callback: one writer per folder, ``overwrite=true``, and sweeps that resume.
 
 - A run locks its folder (``<run>/.lock``, see ``linlab.checks.run_folder``) before Hydra
-  writes into it; with ``overwrite=true`` it then empties the folder, so nothing of the old run
-  mixes into the new one.
+  writes into it; with ``overwrite=true``, or when it starts an unfinished run again from the
+  start (no ``last.ckpt`` to go on from), it then empties the folder, so nothing of the old
+  run mixes into the new one.
 - A sweep locks its sweep folder and writes ``sweep.json``: every planned job's folder and
   overrides, and whether that folder already holds a finished result (``ok``, ``diverged`` or
   ``pruned``) of the same overrides from an earlier launch. ``linlab.train.task`` returns such a
@@ -34,16 +35,21 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
-from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run, is_child_rank
+from linlab.checks.run_folder import (
+    LOCK_FILE,
+    FolderBusy,
+    hold_lock,
+    is_child_rank,
+    restarts_from_scratch,
+)
 from linlab.errors import ConfigError
 from linlab.faults import EXIT_INTERRUPTED
-from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
+from linlab.results import FINISHED, RESULTS_FILE, read_results_if_any, write_json_atomic
 from linlab.sweeps.progress import GRID_SWEEPERS
 
 log = logging.getLogger("linlab")
 
 PLAN_FILE = "sweep.json"
-FINISHED = ("ok", "diverged", "pruned")
 _SWEEP_PID_VAR = "LINLAB_SWEEP_PID"
 _SWEEP_HOST_VAR = "LINLAB_SWEEP_HOST"
 _PARENT_POLL_S = 0.5
@@ -60,9 +66,13 @@ class FolderGuard(Callback):
             return
         folder = Path(config.hydra.run.dir)
         self._lock = _lock_or_exit(folder)
-        if config.get("overwrite") and holds_run(folder):
+        overwrite = bool(config.get("overwrite"))
+        if restarts_from_scratch(folder, config.get("ckpt_path"), overwrite):
             empty(folder)
-            print(f"overwrite=true: removed the run that was in {folder}", flush=True)
+            if overwrite:
+                print(f"overwrite=true: removed the run that was in {folder}", flush=True)
+            else:
+                print(f"{folder}: the unfinished run there had no last.ckpt; starting again")
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release(Path(config.hydra.run.dir))

@@ -15,6 +15,7 @@ from torch.func import functional_call
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
 UNREADABLE = "unreadable"
+FINISHED = ("ok", "diverged", "pruned")  # a run that ended by itself: a result to keep
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
