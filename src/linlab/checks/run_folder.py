@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linlab.checks.validation import output_dir
 from linlab.errors import ConfigError
-from linlab.results import FINISHED, RESULTS_FILE, read_results_if_any
+from linlab.results import RESULTS_FILE, read_results_if_any
 
 LOCK_FILE = ".lock"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
