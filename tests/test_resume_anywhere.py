@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shlex
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -127,7 +129,8 @@ def stopped_and_continued(tmp_path_factory) -> tuple[dict, dict[str, tuple[dict,
             command = [*args, "ckpt_path=last"] if how == "last" else args
         rerun = run_cli(command, cwd=tmp, check=False)
         assert rerun.returncode == 0, (name, SEED, stderr, rerun.stderr)
-        assert "Traceback" not in rerun.stderr
+        for noise in ("Traceback", "exists and is not empty", "HINT", "Warning"):
+            assert noise not in rerun.stderr, (name, rerun.stderr)  # train.log holds warnings
         results = json.loads((tmp / name / "results.json").read_text())
         continued[name] = (results, f"{name} (LINLAB_TEST_SEED={SEED}): {stderr[-300:]}")
     return reference, continued
@@ -139,6 +142,26 @@ def test_a_stopped_run_continues_bit_for_bit(stopped_and_continued, stop):
     results, context = continued[stop]
     for key in COMPARED:
         assert results[key] == reference[key], (key, context)
+
+
+def test_a_resume_keeps_lightnings_warning_in_train_log(stopped_and_continued, tmp_path_factory):
+    log = tmp_path_factory.getbasetemp() / "resume0" / "sigterm_mid_epoch" / "train.log"
+    assert "Checkpoint directory" in log.read_text()  # not on the console (checked above)
+
+
+def test_a_checkpoint_that_needs_unpickling_is_refused_in_linlabs_words(tmp_path):
+    run = [*QUIET, f"hydra.run.dir={tmp_path / 'run'}"]
+    for protocol, payload in ((2, {"state_dict": {}, "call": print}), (4, {"state_dict": {}})):
+        path = tmp_path / f"protocol{protocol}.ckpt"
+        path.write_bytes(pickle.dumps(payload, protocol=protocol))
+        with warnings.catch_warnings(record=True) as shown:
+            warnings.simplefilter("always")
+            refused = problem([*run, f"ckpt_path={path}"], config_dir())
+        assert not [w for w in shown if "pickle protocol" in str(w.message)]
+        assert refused.startswith(f"ckpt_path={path}: {path} is not a checkpoint linlab loads")
+        assert "could execute code" in refused and "\n" not in refused
+        assert "GLOBAL print" in refused if protocol == 2 else "operand" in refused
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_finished_run_is_not_rerun_over(tmp_path):

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
 from lightning.fabric.plugins import TorchCheckpointIO
@@ -133,6 +135,45 @@ def record_failure(
     except Exception as hparams_error:  # the failure record must not fail in turn
         log.warning("could not write HParams of the failed job: %s", hparams_error)
     return results
+
+
+# Library warnings that tell a user nothing to act on where linlab uses the library: written
+# to the job's log file (``train.log``), kept off the console.
+LOG_FILE_ONLY = (
+    # every resume writes into the run's own checkpoints/ folder
+    r"Checkpoint directory .* exists and is not empty",
+    # a ckpt_path=last with nothing to load starts from the start on purpose (run_folder)
+    r"ckpt_path=\"last\"\) is set, but there is no last checkpoint",
+    # torch.load(weights_only=True) of a file it then refuses: the refusal says why
+    r"Detected pickle protocol",
+)
+
+
+def warnings_to_log_files() -> None:
+    """Route the warnings of :data:`LOG_FILE_ONLY` to the log files (once per process)."""
+    if getattr(warnings.showwarning, "linlab_log_file_only", False):
+        return
+    show_on_console = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        if not any(re.search(pattern, text) for pattern in LOG_FILE_ONLY):
+            show_on_console(message, category, filename, lineno, file, line)
+            return
+        record = log.makeRecord(log.name, logging.WARNING, filename, lineno, text, (), None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+
+    show.linlab_log_file_only = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def write_traceback_to_log_files(error: BaseException) -> None:

@@ -311,6 +311,7 @@ hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), confi
 def quiet_lightning() -> None:
     """Drop Lightning's start-up banner and the warnings that do not apply to chunked steps."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    faults.warnings_to_log_files()
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")

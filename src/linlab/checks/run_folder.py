@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import IO, Any
@@ -176,19 +177,20 @@ def check_resume(cfg: DictConfig, folder: Path, path: Path, ckpt_path: str) -> N
 def not_loadable(path: Path, error: BaseException) -> str:
     """Why ``torch.load(weights_only=True)`` refused ``path``, in one line that keeps its sense.
 
-    torch's own message runs to many lines and suggests ``weights_only=False``; what matters is
-    that the file holds more than tensors and plain data, and that unpickling it could run code.
+    torch's message runs to many lines and says that ``weights_only=False`` would likely load
+    the file but could execute code; the line keeps torch's own reason and that warning.
     """
-    reason = " ".join(str(error).split())
-    if "weights_only" in reason or "Unsupported global" in reason:
-        found = reason.split("Unsupported global:", 1)[-1].split(".", 1)[0].strip()
-        what = f" ({found})" if "Unsupported global" in reason and found else ""
-        return (
-            f"{path} is not a checkpoint linlab loads: it holds objects other than tensors and "
-            f"plain data{what}, and loading those could execute code, so linlab does not"
-        )
-    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{path} is not a checkpoint ({type(error).__name__}: {first})"
+    text = " ".join(str(error).split())
+    if "weights_only" not in text:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{path} is not a checkpoint ({type(error).__name__}: {first})"
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    reason = found.group(1).split(". ")[0].rstrip(".") if found else type(error).__name__
+    return (
+        f"{path} is not a checkpoint linlab loads: torch.load(weights_only=True) refused it "
+        f"({reason}); loading it without that guard could execute code stored in the file, "
+        "so linlab does not"
+    )
 
 
 def check_same_config(cfg: DictConfig, saved: Path, ckpt_path: str) -> None:
