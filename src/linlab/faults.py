@@ -32,6 +32,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from linlab import interrupts
+from linlab.parent_watch import EXIT_INTERRUPTED
 from linlab.results import RESULTS_FILE, write_json_atomic
 from linlab.sweeps.hparams import log_failed_hparams
 from linlab.unwritten import not_written
@@ -39,7 +40,6 @@ from linlab.unwritten import not_written
 log = logging.getLogger("linlab")
 
 INTERRUPTED = "interrupted"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class InterruptCheckpoint(Callback):
