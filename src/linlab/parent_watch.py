@@ -56,17 +56,22 @@ def joblib_workers_watch_parent() -> None:
 
 
 def watch_from_start() -> None:
-    """In a worker: exit now if the sweep is already gone, else watch it (see module doc)."""
+    """In a loky worker, a child of the sweep's process: exit now if that process is gone
+    (this worker was handed over to init, or a subreaper), else watch it."""
     parent = os.environ.get(SWEEP_PID_VAR)
     if parent is None or int(parent) == os.getpid():
         return
+    if os.getppid() != int(parent):
+        os._exit(EXIT_INTERRUPTED)
     _watch(int(parent))
 
 
 def job_started(run_dir: Path) -> None:
     """In a worker, at a job's start: the job a dying sweep must stop (and watch if not yet)."""
     _current_job[:] = [run_dir]
-    watch_from_start()
+    parent = os.environ.get(SWEEP_PID_VAR)
+    if parent is not None and int(parent) != os.getpid():
+        _watch(int(parent))
 
 
 def job_ended() -> None:
@@ -101,10 +106,15 @@ def _stop_when_gone(parent: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a killed process that nobody has reaped yet (a zombie) does not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
         return True
-    return True
+    return state != "Z"
