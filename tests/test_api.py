@@ -19,7 +19,7 @@ GRID = ["experiment=two_x", "trainer.max_epochs=3", "optimizer.lr=0.01,0.05", "s
 
 CLI = """
 import contextlib, io, json, sys
-from linlab.train import main
+from linlab.cli import main
 command_lines, refused = json.loads(sys.argv[1])
 for argv in command_lines:
     sys.argv = ["linlab-train", *argv]

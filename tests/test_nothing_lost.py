@@ -77,7 +77,7 @@ def test_resumes_and_used_folders_that_would_lose_a_result_are_refused(tmp_path)
     assert "already holds a run (status: ok)" in problem(here, config_dir())
     assert problem([*here, "overwrite=true"], config_dir()) is None
     fresh = [*TINY, f"hydra.run.dir={tmp_path / 'fresh'}"]
-    assert "has no checkpoints/last.ckpt" in problem([*fresh, "ckpt_path=last"], config_dir())
+    assert "holds no run to resume" in problem([*fresh, "ckpt_path=last"], config_dir())
     assert "is not a checkpoint" in problem([*fresh, f"ckpt_path={results}"], config_dir())
     lone = tmp_path / "lone.ckpt"  # a checkpoint without its run folder: shapes are compared
     lone.write_bytes((run / "checkpoints" / "last.ckpt").read_bytes())

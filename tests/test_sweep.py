@@ -20,6 +20,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, TINY, Sweep, finish, hparams_sessions, start_all
 
+from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import main
 from linlab.report.figures import MARKED, curves_figure, heatmap_figure
 from linlab.report.jobs import load_jobs
@@ -327,7 +328,8 @@ def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):
     folder = tmp_path / "running"
     shutil.copytree(sweeps["sequential"].folder, folder)
     (folder / "lr=0.1,batch_size=64" / "results.json").unlink()
-    main([str(folder)])
+    with hold_lock(folder):  # running: a live process holds the sweep folder's lock
+        main([str(folder)])
     out = capsys.readouterr().out
     assert "4 jobs (3 ok, 1 running)" in out
     rows = list(csv.DictReader((folder / "report.csv").open()))

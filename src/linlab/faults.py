@@ -17,19 +17,24 @@ interrupt); ``last.ckpt`` stays the last whole epoch, which ``ckpt_path=last`` r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import lightning as L
+import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 from linlab import interrupts
+from linlab.parent_watch import EXIT_INTERRUPTED
 from linlab.results import RESULTS_FILE, write_json_atomic
 from linlab.sweeps.hparams import log_failed_hparams
 from linlab.unwritten import not_written
@@ -37,7 +42,6 @@ from linlab.unwritten import not_written
 log = logging.getLogger("linlab")
 
 INTERRUPTED = "interrupted"
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 class InterruptCheckpoint(Callback):
@@ -95,17 +99,24 @@ def exit_130_on_interrupt(main: Callable[[], Any]) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write a checkpoint beside its target and rename it: a kill never leaves half a file."""
+    """Write a checkpoint beside its target and rename it: a kill never leaves half a file.
+
+    ``torch.save`` writes the file itself: Lightning's own save passes over a
+    ``PermissionError`` in silence, and the rename then failed with a misleading
+    ``FileNotFoundError``.
+    """
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
     ) -> None:
         partial = Path(f"{path}.partial")
         try:
-            super().save_checkpoint(checkpoint, partial, storage_options)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(checkpoint, partial)
             os.replace(partial, path)
         except OSError as error:  # a full disk: a warning, the previous checkpoint stays
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder cannot lose it either
+                partial.unlink(missing_ok=True)
             not_written(str(path), error)
 
 
@@ -116,7 +127,11 @@ def record_failure(
     error: BaseException,
     seconds: float,
 ) -> dict[str, Any]:
-    """Log one line (the traceback to the job's log file only); write failed ``results.json``."""
+    """Log one line (the traceback to the job's log file only); write failed ``results.json``.
+
+    A folder where that cannot be written either (read-only or full) ends the process with one
+    line on stderr and exit code 1 (:func:`unwritable_folder`).
+    """
     log.error("job failed: %s: %s", type(error).__name__, error)
     write_traceback_to_log_files(error)
     results = {
@@ -127,12 +142,75 @@ def record_failure(
         "steps": None,
         "wall_time_s": seconds,
     }
-    write_json_atomic(run_dir / RESULTS_FILE, results)
+    try:
+        write_json_atomic(run_dir / RESULTS_FILE, results)
+    except OSError as write_error:
+        raise SystemExit(unwritable_folder(run_dir, write_error)) from None
     try:
         log_failed_hparams(cfg, run_dir)
     except Exception as hparams_error:  # the failure record must not fail in turn
         log.warning("could not write HParams of the failed job: %s", hparams_error)
     return results
+
+
+# Library warnings that tell a user nothing to act on where linlab uses the library: written
+# to the job's log file (``train.log``), kept off the console.
+LOG_FILE_ONLY = (
+    # every resume writes into the run's own checkpoints/ folder
+    r"Checkpoint directory .* exists and is not empty",
+    # a ckpt_path=last with nothing to load starts from the start on purpose (run_folder)
+    r"ckpt_path=\"last\"\) is set, but there is no last checkpoint",
+    # torch.load(weights_only=True) of a file it then refuses: the refusal says why
+    r"Detected pickle protocol",
+)
+
+
+def warnings_to_log_files() -> None:
+    """Route the warnings of :data:`LOG_FILE_ONLY` to the log files (once per process).
+
+    A log file that cannot be written (a read-only or full run folder) is no traceback on the
+    console either: the run says in one line what could not be written.
+    """
+    logging.raiseExceptions = False
+    if getattr(warnings.showwarning, "linlab_log_file_only", False):
+        return
+    show_on_console = warnings.showwarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        text = str(message)
+        if not any(re.search(pattern, text) for pattern in LOG_FILE_ONLY):
+            show_on_console(message, category, filename, lineno, file, line)
+            return
+        record = log.makeRecord(log.name, logging.WARNING, filename, lineno, text, (), None)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+
+    show.linlab_log_file_only = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
+def unwritable_folder(run_dir: Path, error: OSError) -> str:
+    """One line: the run folder, the file that could not be written and why, and the last
+    checkpoint written before it, which still loads."""
+    reason = error.strerror or type(error).__name__
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+        kept = f"the last checkpoint written before, {last} (step {step}), still loads"
+    except Exception:
+        kept = "no checkpoint was written before"
+    return (
+        f"linlab-train: error: the run folder {run_dir} can no longer be written (read-only or "
+        f"full): could not write {run_dir / RESULTS_FILE}: {reason}; {kept}"
+    )
 
 
 def write_traceback_to_log_files(error: BaseException) -> None:

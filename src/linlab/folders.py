@@ -1,16 +1,17 @@
 """Hydra callback: one writer per folder, ``overwrite=true``, and sweeps that resume.
 
 - A run locks its folder (``<run>/.lock``, see ``linlab.checks.run_folder``) before Hydra
-  writes into it; with ``overwrite=true`` it then empties the folder, so nothing of the old run
-  mixes into the new one.
+  writes into it; with ``overwrite=true``, or when it starts an unfinished run again from the
+  start (no ``last.ckpt`` to go on from), it then empties the folder, so nothing of the old
+  run mixes into the new one.
 - A sweep locks its sweep folder and writes ``sweep.json``: every planned job's folder and
   overrides, and whether that folder already holds a finished result (``ok``, ``diverged`` or
   ``pruned``) of the same overrides from an earlier launch. ``linlab.train.task`` returns such a
   result without training (:func:`finished_before`); every other planned folder that exists
   (failed, interrupted, killed) is emptied, so a re-run leaves one set of TensorBoard events.
   ``linlab-report`` lists planned jobs that have no folder yet as ``pending``.
-- A job in a worker process (joblib, submitit) watches its parent; when the sweep's process
-  dies, the job gets SIGTERM and stops as after Ctrl-C instead of training on unobserved.
+- A worker process of a sweep (joblib, submitit) watches the sweep's process and ends with it
+  (``linlab.parent_watch``); a job it runs then stops as after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,13 +19,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import shutil
-import signal
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,20 +29,22 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab import parent_watch
 from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
-from linlab.checks.run_folder import LOCK_FILE, FolderBusy, hold_lock, holds_run, is_child_rank
+from linlab.checks.run_folder import (
+    LOCK_FILE,
+    FolderBusy,
+    hold_lock,
+    is_child_rank,
+    restarts_from_scratch,
+)
 from linlab.choices import GRID_SWEEPERS
 from linlab.errors import ConfigError
-from linlab.faults import EXIT_INTERRUPTED
-from linlab.results import RESULTS_FILE, read_results_if_any, write_json_atomic
+from linlab.results import FINISHED, read_results_if_any, write_json_atomic
 
 log = logging.getLogger("linlab")
 
 PLAN_FILE = "sweep.json"
-FINISHED = ("ok", "diverged", "pruned")
-_SWEEP_PID_VAR = "LINLAB_SWEEP_PID"
-_SWEEP_HOST_VAR = "LINLAB_SWEEP_HOST"
-_PARENT_POLL_S = 0.5
 
 
 class FolderGuard(Callback):
@@ -60,9 +58,13 @@ class FolderGuard(Callback):
             return
         folder = Path(config.hydra.run.dir)
         self._lock = _lock_or_exit(folder)
-        if config.get("overwrite") and holds_run(folder):
+        overwrite = bool(config.get("overwrite"))
+        if restarts_from_scratch(folder, config.get("ckpt_path"), overwrite):
             empty(folder)
-            print(f"overwrite=true: removed the run that was in {folder}", flush=True)
+            if overwrite:
+                print(f"overwrite=true: removed the run that was in {folder}", flush=True)
+            else:
+                print(f"{folder}: the unfinished run there had no last.ckpt; starting again")
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._release(Path(config.hydra.run.dir))
@@ -70,8 +72,9 @@ class FolderGuard(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         self._lock = _lock_or_exit(sweep_dir)
-        os.environ[_SWEEP_PID_VAR] = str(os.getpid())
-        os.environ[_SWEEP_HOST_VAR] = socket.gethostname()
+        parent_watch.mark_sweep_parent()
+        if "joblib" in str(config.hydra.launcher.get("_target_")):
+            parent_watch.joblib_workers_watch_parent()
         jobs = planned_jobs(config)
         if jobs is None:
             return
@@ -89,11 +92,11 @@ class FolderGuard(Callback):
         self._release(Path(config.hydra.sweep.dir))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if config.hydra.mode == RunMode.MULTIRUN and os.environ.get(_SWEEP_PID_VAR) not in (
-            None,
-            str(os.getpid()),
-        ):
-            stop_when_parent_dies(Path(config.hydra.runtime.output_dir))
+        if config.hydra.mode == RunMode.MULTIRUN:
+            parent_watch.job_started(Path(config.hydra.runtime.output_dir))
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        parent_watch.job_ended()
 
     def _release(self, folder: Path) -> None:
         if self._lock is not None:
@@ -188,50 +191,3 @@ def empty(folder: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
-
-
-_watching = threading.Event()
-_current_job: list[Path] = []  # the folder of the job this worker runs now
-_RECORD_WAIT_S = 120
-
-
-def stop_when_parent_dies(run_dir: Path) -> None:
-    """Once per worker process: when its parent (the sweep) is gone, stop the job and exit.
-
-    SIGTERM stops a fit at the next minibatch and records it as ``interrupted``
-    (``linlab.faults``); once that record is written, or at once between jobs, the worker
-    exits, instead of waiting for work from a sweep that no longer exists.
-    """
-    parent = int(os.environ[_SWEEP_PID_VAR])
-    if os.getppid() != parent:
-        if os.environ.get(_SWEEP_HOST_VAR) == socket.gethostname() and not _alive(parent):
-            os._exit(EXIT_INTERRUPTED)  # a job handed over before the sweep died: not started
-        return  # not the sweep's own child (e.g. a SLURM task on another node)
-    _current_job[:] = [run_dir]
-    if _watching.is_set():
-        return
-    _watching.set()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(_PARENT_POLL_S)
-        killed_at = time.time()
-        os.kill(os.getpid(), signal.SIGTERM)
-        record = _current_job[0] / RESULTS_FILE
-        while time.time() - killed_at < _RECORD_WAIT_S:
-            if record.exists() and record.stat().st_mtime >= killed_at:
-                break
-            time.sleep(_PARENT_POLL_S)
-        os._exit(EXIT_INTERRUPTED)
-
-    threading.Thread(target=watch, name="linlab-parent-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,10 +1,17 @@
-"""``results.json``: the machine-readable record of one run, written atomically."""
+"""``results.json``: the machine-readable record of one run, written atomically, read checked.
+
+Every reader (``linlab-report``, ``linlab.load_sweep``, a sweep's console and its resume) reads
+through :func:`read_results_if_any`, which hands back a record whose known keys have the types
+the run writes (:data:`SCHEMA`), or ``{"status": "unreadable", "message": <why>}``: a value of
+the wrong type is never shown, compared or computed with.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +22,63 @@ from torch.func import functional_call
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
 UNREADABLE = "unreadable"
+FINISHED = ("ok", "diverged", "pruned")  # a run that ended by itself: a result to keep
+STATUSES = (*FINISHED, "failed", "interrupted")  # what a run writes
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _numbers(value: Any) -> bool:
+    return isinstance(value, list) and all(map(_number, value))
+
+
+def _theory(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        _number(v) or isinstance(v, bool) or v is None or _numbers(v) for v in value.values()
+    )
+
+
+_NUMBER = ("a number or null", _number)  # NaN too: the parameters of a NaN start
+_INTEGER = ("an integer or null", _integer)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+_TEXT = ("a string or null", _is_text)
+SCHEMA: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "status": (", ".join(STATUSES), lambda v: isinstance(v, str) and v in STATUSES),
+    **dict.fromkeys(("train_loss", "val_loss", "test_loss", "last_finite_loss"), _NUMBER),
+    **dict.fromkeys(("bias", "true_bias", "lr", "noise", "wall_time_s"), _NUMBER),
+    **dict.fromkeys(("param_distance", "target_val_loss"), _NUMBER),
+    **dict.fromkeys(("epochs", "steps", "diverged_at_step", "steps_to_target"), _INTEGER),
+    **dict.fromkeys(("batch_size", "seed", "n_samples", "n_features", "max_epochs"), _INTEGER),
+    **dict.fromkeys(("message", "precision", "accelerator", "optimizer", "model"), _TEXT),
+    **dict.fromkeys(("loss", "data"), _TEXT),
+    **dict.fromkeys(("weights", "true_weights"), ("a list of numbers or null", _numbers)),
+    "theory": ("an object of numbers and lists of numbers", _theory),
+    "warnings": ("a list of strings", lambda v: isinstance(v, list) and all(map(_is_text, v))),
+}
+
+
+def type_problem(results: dict[str, Any]) -> str | None:
+    """The first key of :data:`SCHEMA` whose value has the wrong type, said in one line."""
+    if "status" not in results:
+        return "has no status"
+    for key, (allowed, fits) in SCHEMA.items():
+        value = results.get(key)
+        if key in results and (key == "status" or value is not None) and not fits(value):
+            shown = json.dumps(value, allow_nan=True)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            return f"{key} is {shown}; allowed: {allowed}"
+    return None
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -57,8 +121,9 @@ def read_results(run_dir: Path | str) -> dict[str, Any]:
 def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
     """``results.json`` of a job that may still be running (or never started): ``{}`` then.
 
-    A file that exists but cannot be used (no permission, broken JSON, not a JSON object)
-    reads as ``{"status": "unreadable", "message": <why>}``: it is neither running nor a result.
+    A file that exists but cannot be used (no permission, broken JSON, not a JSON object, a
+    value of the wrong type) reads as ``{"status": "unreadable", "message": <why>}``: it is
+    neither running nor a result.
     """
     path = Path(run_dir) / RESULTS_FILE
     if not path.exists():
@@ -70,6 +135,8 @@ def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
     if not isinstance(results, dict):
         kind = "null" if results is None else type(results).__name__
         return {"status": UNREADABLE, "message": f"{path}: holds a {kind}, not a JSON object"}
+    if (problem := type_problem(results)) is not None:
+        return {"status": UNREADABLE, "message": f"{path}: {problem}"}
     return results
 
 

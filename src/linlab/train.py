@@ -28,6 +28,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, unwritten
+from linlab.checks import run_folder
 from linlab.config_tree import config_dir
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
@@ -205,11 +206,15 @@ def train_group(
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
-    """``ckpt_path`` as Lightning takes it; for a group, the members' checkpoints merged."""
+    """The checkpoint Lightning resumes from (``linlab.checks.run_folder.resume_from``: also a
+    plain re-run of an unfinished run; None: from the start); for a group, the members'
+    checkpoints merged."""
     ckpt_path = cfgs[0].get("ckpt_path")
-    if ckpt_path is None or len(cfgs) == 1:
-        return ckpt_path
-    return str(merged_resume_checkpoint(ckpt_path, run_dirs))
+    if len(cfgs) > 1:
+        return None if ckpt_path is None else str(merged_resume_checkpoint(ckpt_path, run_dirs))
+    single_run = HydraConfig.get().mode == RunMode.RUN
+    checkpoint = run_folder.resume_from(run_dirs[0], ckpt_path, single_run)
+    return None if checkpoint is None else str(checkpoint)
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -308,6 +313,7 @@ hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), confi
 def quiet_lightning() -> None:
     """Drop Lightning's start-up banner and the warnings that do not apply to chunked steps."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    faults.warnings_to_log_files()
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")

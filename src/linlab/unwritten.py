@@ -16,9 +16,12 @@ _pending: list[str] = []
 
 
 def not_written(what: str, error: BaseException) -> None:
-    """Warn, in one line, that ``what`` was not written and why."""
+    """Warn, in one line, that ``what`` was not written and why (once: a checkpoint that fails
+    at every epoch end of a full disk is one warning)."""
     reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
     message = f"could not write {what}: {type(error).__name__}: {reason}".rstrip(": ")
+    if message in _pending:
+        return
     log.warning(message)
     _pending.append(message)
 

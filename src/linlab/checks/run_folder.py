@@ -1,13 +1,21 @@
 """Refuse a run that would destroy or mix into another run's folder, before anything is written.
 
-- ``ckpt_path=last`` needs ``<run>/checkpoints/last.ckpt``; a file must be a Lightning
-  checkpoint (read with ``torch.load(weights_only=True)``, which runs no code) whose
-  parameters fit the configured model.
+- Where a run goes on from (:func:`resume_from`): ``ckpt_path=last`` and a plain re-run into a
+  folder whose run did not finish (killed, interrupted, failed) continue from
+  ``<run>/checkpoints/last.ckpt``, the last whole epoch, which resumes bit for bit; without one
+  they start again from the start, in the emptied folder (:func:`restarts_from_scratch`).
+  ``interrupted.ckpt`` holds the parameters at a Ctrl-C, mid-epoch, for inspection: a resume
+  from it would replay its epoch's first minibatches and so not be exact.
+- ``ckpt_path=last`` on a folder that holds no run, or a finished run without ``last.ckpt``,
+  is refused; a checkpoint file must be a Lightning checkpoint (read with
+  ``torch.load(weights_only=True)``, which runs no code) whose parameters fit the configured
+  model.
 - A resume must use the config of the run that wrote the checkpoint (its
   ``.hydra/config.yaml``), up to the keys a resume may change (:data:`RESUMABLE_KEYS`);
   otherwise the finished ``results.json`` would be replaced by another experiment's.
-- ``hydra.run.dir`` that already holds a run (``results.json`` or ``.hydra/``) is refused unless
-  the command resumes that run or says ``overwrite=true`` (which replaces the folder whole).
+- ``hydra.run.dir`` that already holds a finished run (``results.json`` with ``ok``,
+  ``diverged`` or ``pruned``, or one that cannot be read) is refused unless the command resumes
+  that run or says ``overwrite=true`` (which replaces the folder whole).
 - A folder that another process is writing is refused: every run (and sweep) holds an
   advisory ``fcntl.flock`` on ``<folder>/.lock`` for its lifetime (:func:`hold_lock`).
 """
@@ -16,6 +24,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,9 +64,24 @@ def check(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN:
         return  # the sweep folder: finished jobs are skipped (linlab.folders)
     ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path is not None:
-        check_resume(cfg, folder, str(ckpt_path))
-    check_unused(folder, ckpt_path, bool(cfg.get("overwrite")))
+    overwrite = bool(cfg.get("overwrite"))
+    if ckpt_path == "last" and overwrite:
+        raise ConfigError(
+            "ckpt_path=last with overwrite=true: overwrite deletes the checkpoint that "
+            "ckpt_path=last would resume; allowed: one of them"
+        )
+    if ckpt_path == "last" and not folder.is_dir():
+        raise ConfigError(
+            f"ckpt_path=last: {folder} holds no run to resume; allowed: the hydra.run.dir of "
+            "an earlier run, or no ckpt_path to start a new one"
+        )
+    if overwrite and ckpt_path is None:
+        return
+    checkpoint = resume_from(folder, ckpt_path, single_run=True)
+    if checkpoint is not None:
+        check_resume(cfg, folder, checkpoint, "last" if ckpt_path is None else str(ckpt_path))
+    if not overwrite:
+        check_unused(folder, ckpt_path, checkpoint)
 
 
 def is_child_rank() -> bool:
@@ -68,52 +93,104 @@ def holds_run(folder: Path) -> bool:
     return (folder / RESULTS_FILE).exists() or (folder / ".hydra").exists()
 
 
-def check_unused(folder: Path, ckpt_path: Any, overwrite: bool) -> None:
-    if ckpt_path == "last" and overwrite:
-        raise ConfigError(
-            "ckpt_path=last with overwrite=true: overwrite deletes the checkpoint that "
-            "ckpt_path=last would resume; allowed: one of them"
-        )
-    if overwrite or not holds_run(folder):
+def unfinished(folder: Path) -> bool:
+    """The folder's run stopped before its end: no ``results.json``, or ``interrupted``/``failed``.
+
+    A ``results.json`` that cannot be read may hold a finished result: it is not unfinished.
+    """
+    status = read_results_if_any(folder).get("status")
+    return status is None or status in ("interrupted", "failed")
+
+
+def resume_from(folder: Path, ckpt_path: Any, single_run: bool) -> Path | None:
+    """The checkpoint a run in ``folder`` goes on from; None: from the start.
+
+    ``ckpt_path=last``, and in a single run also a plain re-run into an unfinished run's
+    folder, take ``checkpoints/last.ckpt`` if the folder has one. (A sweep's job folders are
+    named by their overrides and emptied when not resumed, see ``linlab.folders``.)
+    """
+    if ckpt_path is not None and ckpt_path != "last":
+        return Path(str(ckpt_path))
+    if ckpt_path is None and not (single_run and holds_run(folder) and unfinished(folder)):
+        return None
+    last = folder / LAST_CHECKPOINT
+    return last if last.is_file() else None
+
+
+def restarts_from_scratch(folder: Path, ckpt_path: Any, overwrite: bool) -> bool:
+    """Whether a single run empties ``folder`` first: ``overwrite=true``, or an unfinished run
+    that has no ``last.ckpt`` to go on from (one set of TensorBoard events, no stale files)."""
+    if not holds_run(folder):
+        return False
+    if overwrite:
+        return True
+    if ckpt_path not in (None, "last") or not unfinished(folder):
+        return False
+    return resume_from(folder, ckpt_path, single_run=True) is None
+
+
+def check_unused(folder: Path, ckpt_path: Any, checkpoint: Path | None) -> None:
+    """A finished run's folder is written only by a resume of that run (or ``overwrite=true``)."""
+    if not holds_run(folder) or unfinished(folder):
         return
-    if ckpt_path is not None and checkpoint_run_folder(folder, str(ckpt_path)) == folder.resolve():
+    if checkpoint is not None and checkpoint_run_folder(checkpoint) == folder.resolve():
         return
     status = read_results_if_any(folder).get("status", "no results.json")
+    if ckpt_path == "last":
+        raise ConfigError(
+            f"ckpt_path=last: {folder} holds a finished run (status: {status}) but no "
+            f"{LAST_CHECKPOINT} to go on from; allowed: another hydra.run.dir, or "
+            "overwrite=true to replace it"
+        )
     raise ConfigError(
         f"hydra.run.dir={folder} already holds a run (status: {status}); allowed: "
         "ckpt_path=last to resume it, another hydra.run.dir, or overwrite=true to replace it"
     )
 
 
-def checkpoint_run_folder(folder: Path, ckpt_path: str) -> Path:
+def checkpoint_run_folder(checkpoint: Path) -> Path:
     """The run folder that wrote a checkpoint: ``<run>/checkpoints/<name>.ckpt`` → ``<run>``."""
-    if ckpt_path == "last":
-        return folder.resolve()
-    return Path(ckpt_path).resolve().parent.parent
+    return checkpoint.resolve().parent.parent
 
 
-def check_resume(cfg: DictConfig, folder: Path, ckpt_path: str) -> None:
-    path = folder / LAST_CHECKPOINT if ckpt_path == "last" else Path(ckpt_path)
+def check_resume(cfg: DictConfig, folder: Path, path: Path, ckpt_path: str) -> None:
+    """``path`` must be a Lightning checkpoint of this run's config and model."""
     if not path.is_file():
-        where = f"{folder} has no {LAST_CHECKPOINT}" if ckpt_path == "last" else "no such file"
         raise ConfigError(
-            f"ckpt_path={ckpt_path}: {where}; allowed: a checkpoint file, or last in a run "
-            "folder that saved one"
+            f"ckpt_path={ckpt_path}: no such file; allowed: a checkpoint file, or last in a "
+            "run folder"
         )
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's pickle-protocol notice: the refusal says it
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}: {path} is not a checkpoint ({type(error).__name__}: "
-            f"{reason[:200]})"
-        ) from None
+        raise ConfigError(f"ckpt_path={ckpt_path}: {not_loadable(path, error)}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint")
-    saved = checkpoint_run_folder(folder, ckpt_path) / SAVED_CONFIG
+    saved = checkpoint_run_folder(path) / SAVED_CONFIG
     if saved.is_file():
         check_same_config(cfg, saved, ckpt_path)
     check_parameter_shapes(cfg, checkpoint["state_dict"], ckpt_path)
+
+
+def not_loadable(path: Path, error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in one line that keeps its sense.
+
+    torch's message runs to many lines and says that ``weights_only=False`` would likely load
+    the file but could execute code; the line keeps torch's own reason and that warning.
+    """
+    text = " ".join(str(error).split())
+    if "weights_only" not in text:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{path} is not a checkpoint ({type(error).__name__}: {first})"
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    reason = found.group(1).split(". ")[0].rstrip(".") if found else type(error).__name__
+    return (
+        f"{path} is not a checkpoint linlab loads: torch.load(weights_only=True) refused it "
+        f"({reason}); loading it without that guard could execute code stored in the file, "
+        "so linlab does not"
+    )
 
 
 def check_same_config(cfg: DictConfig, saved: Path, ckpt_path: str) -> None:

@@ -1,4 +1,13 @@
-"""A sweep folder read as jobs: each job's overrides and results, the sweep's plan, ranking."""
+"""A sweep folder read as jobs: each job's overrides and results, the sweep's plan, ranking.
+
+Any folder reads without a traceback. A job's status is its ``results.json``'s, checked by
+``linlab.results.read_results_if_any`` (a value of the wrong type makes it ``unreadable``,
+with the reason); without one it is ``running`` only while a live process holds the lock of
+the job's folder or of its sweep folder, and else ``interrupted`` (killed, or stopped before
+it wrote its record); a job the plan (``sweep.json``) lists without a folder is ``pending``. A
+job whose own ``.hydra/overrides.yaml`` is missing or broken takes its overrides from the plan,
+so the "varied" keys stay those the sweep varied.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import ListConfig, OmegaConf
 
+from linlab.checks.run_folder import lock_holder
 from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
 from linlab.sweeps.hparams import param_distance
 
@@ -28,6 +38,7 @@ class Job:
     overrides: dict[str, Any]
     results: dict[str, Any] = field(default_factory=dict)
     problem: str | None = None  # why part of the job's record could not be read
+    running: bool = False  # no results.json yet and a live process holds its lock
 
     @property
     def name(self) -> str:
@@ -35,7 +46,9 @@ class Job:
 
     @property
     def status(self) -> str:
-        return self.results.get("status", "running")
+        if "status" in self.results:
+            return self.results["status"]
+        return "running" if self.running else "interrupted"
 
     @property
     def val_loss(self) -> float | None:
@@ -62,12 +75,15 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
         raise ReportError(f"no such sweep folder: {sweep_dir}")
     folders = {p.parent for p in sweep_dir.glob("*/.hydra")}
     folders |= {p.parent for p in sweep_dir.glob(f"*/{RESULTS_FILE}")}
-    jobs = [_job(f) for f in sorted(folders)]
-    for planned in read_plan(sweep_dir):
-        folder = sweep_dir / str(planned.get("folder"))
+    planned = {
+        sweep_dir / str(job.get("folder")): job.get("overrides") for job in read_plan(sweep_dir)
+    }
+    sweep_live = lock_holder(sweep_dir) is not None
+    jobs = [_job(f, planned.get(f), sweep_live) for f in sorted(folders)]
+    for folder, overrides in planned.items():
         if folder not in folders:
-            overrides, problem = _parsed(list(map(str, planned.get("overrides") or [])))
-            jobs.append(Job(folder, overrides, {"status": "pending"}, problem))
+            parsed, problem = _parsed(overrides)
+            jobs.append(Job(folder, parsed, {"status": "pending"}, problem))
     if not jobs:
         raise ReportError(
             f"no jobs in {sweep_dir}: expected job folders holding {RESULTS_FILE} "
@@ -76,23 +92,30 @@ def load_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
-def _job(folder: Path) -> Job:
+def _job(folder: Path, planned: Any, sweep_live: bool) -> Job:
     results = read_results_if_any(folder)
-    problem = results.get("message") if results.get("status") == UNREADABLE else None
+    problems = [results["message"]] if results.get("status") == UNREADABLE else []
     try:
         overrides = _overrides(folder)
     except Exception as error:
-        overrides = {}
+        overrides = None
         reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        broken = f"{folder / '.hydra' / 'overrides.yaml'}: {type(error).__name__}: {reason}"
-        problem = f"{problem}; {broken}" if problem else broken
-    return Job(folder, overrides, results, problem)
+        problems.append(f"{folder / '.hydra' / 'overrides.yaml'}: {type(error).__name__}: {reason}")
+    if overrides is None and planned is not None:
+        overrides, problem = _parsed(planned)
+        problems += [problem] if problem else []
+    running = not results and (sweep_live or lock_holder(folder) is not None)
+    if not results and not running:
+        problems.append(f"no {RESULTS_FILE} and no live process: stopped before writing it")
+    return Job(folder, overrides or {}, results, "; ".join(problems) or None, running)
 
 
 def varied_keys(jobs: list[Job]) -> list[str]:
-    """Override keys whose value differs between jobs, in command-line order."""
-    keys = list(dict.fromkeys(k for job in jobs for k in job.overrides))
-    return [k for k in keys if len({repr(job.overrides.get(k, ...)) for job in jobs}) > 1]
+    """Override keys whose value differs between jobs, in command-line order (jobs whose
+    overrides could be read by no means do not count)."""
+    known = [job for job in jobs if job.overrides]
+    keys = list(dict.fromkeys(k for job in known for k in job.overrides))
+    return [k for k in keys if len({repr(job.overrides.get(k, ...)) for job in known}) > 1]
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
@@ -129,11 +152,12 @@ def status_counts(jobs: list[Job]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
 
-def _overrides(folder: Path) -> dict[str, Any]:
-    """A job's task overrides, with values typed as Hydra read them (``1e-3`` → 0.001)."""
+def _overrides(folder: Path) -> dict[str, Any] | None:
+    """A job's task overrides, with values typed as Hydra read them (``1e-3`` → 0.001);
+    None without the file."""
     path = folder / ".hydra" / "overrides.yaml"
     if not path.is_file():
-        return {}
+        return None
     listed = OmegaConf.load(path)
     if not isinstance(listed, ListConfig):
         raise ValueError("not a list of overrides")
@@ -141,9 +165,13 @@ def _overrides(folder: Path) -> dict[str, Any]:
     return {o.key_or_group: o.value() for o in overrides}
 
 
-def _parsed(arguments: list[str]) -> tuple[dict[str, Any], str | None]:
+def _parsed(planned: Any) -> tuple[dict[str, Any], str | None]:
+    """The overrides ``sweep.json`` planned for a job (a list of strings)."""
+    if not isinstance(planned, list):
+        return {}, f"planned overrides unreadable: {str(planned)[:40]!r} is not a list"
     try:
-        overrides = OverridesParser.create().parse_overrides(arguments)
+        overrides = OverridesParser.create().parse_overrides(list(map(str, planned)))
     except Exception as error:
-        return {}, f"planned overrides unreadable: {error}"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return {}, f"planned overrides unreadable: {reason}"
     return {o.key_or_group: o.value() for o in overrides}, None
