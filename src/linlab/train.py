@@ -299,6 +299,8 @@ def task_group(
     return values
 
 
+# How the stacked launcher trains a group of this task's jobs; other tasks run one by one.
+task.group_task = task_group  # type: ignore[attr-defined]
 naming.register_resolvers()
 hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(
     task
