@@ -37,6 +37,7 @@ from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.members import PerMemberCallbacks
 from linlab.stacking.models import stack_modules
+from linlab.stacking.threads import threads_for_group
 from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
 
@@ -158,9 +159,10 @@ def train_group(
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(
-        trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
-    )
+    with threads_for_group(cfgs[0], len(cfgs)):
+        faults.fit(
+            trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
+        )
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []
