@@ -50,7 +50,7 @@ def test_ctrl_c_in_a_sweep_says_how_to_resume_and_the_command_finishes_it(tmp_pa
     assert 1 <= len(finished) < 4, statuses
     lines = [line.removeprefix("^C") for _, line in session.lines()]  # the terminal's echo
     stopped = lines.index(
-        f"interrupted: sweep {sweep_dir} stopped, {len(finished)} of 4 jobs finished"
+        f"linlab-train: interrupted; sweep {sweep_dir}: {len(finished)} of 4 jobs finished"
     )
     command = lines[stopped + 1].removeprefix("resume with: ")
     assert lines[stopped + 1].startswith("resume with: linlab-train ")

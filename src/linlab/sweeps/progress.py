@@ -127,7 +127,7 @@ def interrupted_sweep_message(argv: Sequence[str]) -> str | None:
     kept = [a for a in argv if not a.startswith("hydra.sweep.dir=")]
     command = shlex.join(["linlab-train", *kept, f"hydra.sweep.dir={folder}"])
     return (
-        f"interrupted: sweep {folder} stopped, {finished} of {total or '?'} jobs finished\n"
+        f"linlab-train: interrupted; sweep {folder}: {finished} of {total or '?'} jobs finished\n"
         f"resume with: {command}"
     )
 
