@@ -21,7 +21,7 @@ SWEEP = [
     "data.batch_size=16,32",
     "seed=0,1",
     "data.n_samples=1000",
-    "trainer.max_epochs=8",
+    "trainer.max_epochs=25",
     "logger=none",
 ]
 
