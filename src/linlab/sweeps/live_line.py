@@ -28,8 +28,9 @@ class LiveSweepLine:
     """``start()`` on a terminal draws the line until ``stop()``; ``above(text)`` prints a
     line of the sweep's console above it."""
 
-    def __init__(self, sweep_dir: Path, total: int | None, stream: TextIO = sys.stdout) -> None:
-        self.sweep_dir, self.total, self.stream = sweep_dir, total, stream
+    def __init__(self, sweep_dir: Path, total: int | None, stream: TextIO | None = None) -> None:
+        self.sweep_dir, self.total = sweep_dir, total
+        self.stream = stream or sys.stdout  # the current one (a notebook's, a redirect)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
@@ -39,7 +40,7 @@ class LiveSweepLine:
         self.next_count = 0.0
 
     def start(self) -> None:
-        if not self.stream.isatty():
+        if not getattr(self.stream, "isatty", lambda: False)():
             return
         self.thread = threading.Thread(target=self._draw_until_stopped, daemon=True)
         self.thread.start()
