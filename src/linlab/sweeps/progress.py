@@ -63,7 +63,9 @@ class SweepProgress(Callback):
         self.sweep_started = time.perf_counter()
         folder = Path(config.hydra.sweep.dir).absolute()
         print(header_line(config, self.total), flush=True)
-        self.live = LiveSweepLine(folder, self.total)
+        # submitit tasks print their job lines into their log files: report them from here
+        elsewhere = "submitit" in str(config.hydra.launcher.get("_target_", ""))
+        self.live = LiveSweepLine(folder, self.total, self.line_of if elsewhere else None)
         self.live.start()
         LAUNCHED.update(folder=folder, total=self.total, live=self.live)
 
@@ -79,16 +81,24 @@ class SweepProgress(Callback):
         results = read_results_if_any(run_dir)
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
-        done = finished_before(run_dir)
-        line = (
-            f"[{done}/{self.total or '?'}] {run_dir.name}  "
-            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  "
-            f"{time.perf_counter() - self.started:.1f} s"
-        )
+        line = self.job_line(run_dir, results, time.perf_counter() - self.started)
         if self.live is not None:  # this process draws the live line: print above it
             self.live.above(line)
         else:
             print(line, flush=True)
+
+    def job_line(self, run_dir: Path, results: dict[str, Any], seconds: float | None) -> str:
+        done = finished_before(run_dir)
+        took = "-" if seconds is None else f"{seconds:.1f}"
+        return (
+            f"[{done}/{self.total or '?'}] {run_dir.name}  "
+            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  {took} s"
+        )
+
+    def line_of(self, run_dir: Path) -> str:
+        """A job's line from its ``results.json`` (a job that ran in another process)."""
+        results = read_results_if_any(run_dir)
+        return self.job_line(run_dir, results, results.get("wall_time_s"))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.live is not None:
