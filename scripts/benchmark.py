@@ -206,7 +206,8 @@ def per_job_cost(jobs: int, workdir: Path) -> dict:
 
 
 def run_command(args: list[str], workdir: Path) -> dict:
-    """``linlab-train <args>`` in a fresh process: wall time of the whole command, peak RSS."""
+    """``linlab-train <args>`` in a fresh process: wall time of the whole command, peak RSS.
+    The process gets this one's environment: 2 OpenMP threads pinned (module docstring)."""
     report = (
         "import atexit, sys, runpy\n"
         "def peak():\n"
@@ -222,7 +223,7 @@ def run_command(args: list[str], workdir: Path) -> dict:
         cwd=workdir,
         capture_output=True,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env=dict(os.environ),
     )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
@@ -231,21 +232,68 @@ def run_command(args: list[str], workdir: Path) -> dict:
     return {"wall_s": wall, "peak_rss_mib": peak_kib / 1024}
 
 
+# a second training job on the machine: torch multiplying 256x256 matrices on its own threads
+# (a shell busy-loop does not show the slowdown of tiny multi-threaded products; this does)
+BUSY_TORCH = (
+    "import torch\n"
+    "torch.set_num_threads(2)\n"
+    "a = torch.randn(256, 256)\n"
+    "while True:\n"
+    "    a = torch.tanh(a @ a)\n"
+)
+
+
+@contextlib.contextmanager
+def beside_busy_torch(busy: bool):
+    """Nothing, or another torch process multiplying matrices for the duration."""
+    if not busy:
+        yield
+        return
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    process = subprocess.Popen([sys.executable, "-c", BUSY_TORCH], env=env)
+    try:
+        time.sleep(2)  # torch loaded, multiplying
+        yield
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def lrs(count: int, low: float = 1e-3, high: float = 1.0) -> str:
+    """``count`` log-spaced learning rates from ``low`` to ``high``, comma-separated."""
+    ratio = (high / low) ** (1 / max(count - 1, 1))
+    return ",".join(f"{low * ratio**i:.4g}" for i in range(count))
+
+
+SWEEP_GRIDS = {  # name: (overrides, target ratio of the stacked sweep to one run, or None)
+    "2 lrs (shared data)": (["optimizer.lr=0.01,0.1"], None),
+    "64 jobs: 16 lrs x 4 seeds": ([f"optimizer.lr={lrs(16)}", "seed=0,1,2,3"], 1.5),
+    "64 jobs: 64 lrs, one seed (shared data)": ([f"optimizer.lr={lrs(64)}"], 1.5),
+}
+
+
 def stacked_sweeps(quick: bool, workdir: Path) -> dict:
-    """``hydra/launcher=stacked``: 64 jobs (16 lrs x 4 seeds, default data, 20 epochs, what a
-    sweep writes by default) against one run and the basic launcher; 1024 members sharing one
-    data draw (n=1000, d=5) in one group."""
-    lrs = ",".join(f"{10 ** (-3 + 3 * i / 15):.4g}" for i in range(16))
-    grid = ["-m", f"optimizer.lr={lrs}", "seed=0,1,2,3"]
-    one = run_command([f"hydra.run.dir={workdir / 'one'}"], workdir)
-    stacked = run_command(
-        [*grid, "hydra/launcher=stacked", f"hydra.sweep.dir={workdir / 'stacked64'}"], workdir
-    )
-    report = {"one_run": one, "stacked_64": stacked, "ratio_64": stacked["wall_s"] / one["wall_s"]}
-    if not quick:
-        basic = run_command([*grid, f"hydra.sweep.dir={workdir / 'basic64'}"], workdir)
-        report["basic_64"] = basic
-        report["basic_ratio_64"] = basic["wall_s"] / one["wall_s"]
+    """``hydra/launcher=stacked`` against one ``linlab-train`` and the basic launcher, every
+    grid of ``SWEEP_GRIDS`` quiet and beside a busy torch process; 1024 members sharing one
+    data draw (n=1000, d=5) in one group; a 10,000-job sweep and ``linlab-report`` reading it."""
+    report: dict = {"grids": {}}
+    for busy in (False, True):
+        condition = "busy" if busy else "quiet"
+        with beside_busy_torch(busy):
+            one = run_command([f"hydra.run.dir={workdir / f'one-{condition}'}"], workdir)
+            report[f"one_run_{condition}"] = one
+            for i, (name, (grid, _)) in enumerate(SWEEP_GRIDS.items()):
+                if quick and i > 0 and busy:
+                    continue
+                row = {}
+                for launcher in ("stacked", "basic"):
+                    folder = workdir / f"{launcher}-{condition}-{i}"
+                    args = ["-m", *grid, f"hydra/launcher={launcher}", f"hydra.sweep.dir={folder}"]
+                    row[launcher] = run_command(args, workdir)
+                row["ratio"] = row["stacked"]["wall_s"] / one["wall_s"]
+                row["vs_basic"] = row["stacked"]["wall_s"] / row["basic"]["wall_s"]
+                report["grids"][f"{name}, {condition}"] = row
+    one = report["one_run_quiet"]
     members = 256 if quick else 1024
     many = ",".join(f"{0.1 * (i + 1) / members:.6g}" for i in range(members))
     big = run_command(
@@ -264,7 +312,52 @@ def stacked_sweeps(quick: bool, workdir: Path) -> dict:
         "ratio_many": big["wall_s"] / one["wall_s"],
         "rss_ratio_many": big["peak_rss_mib"] / one["peak_rss_mib"],
     }
+    if not quick:
+        folder = workdir / "stacked10000"
+        args = ["-m", "hydra/launcher=stacked", f"optimizer.lr={lrs(2500)}", "seed=0,1,2,3"]
+        args += ["data.n_samples=100", "trainer.max_epochs=2", f"hydra.sweep.dir={folder}"]
+        report["sweep_10000"] = run_command(args, workdir)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "linlab.report.cli", str(folder)],
+            cwd=workdir,
+            capture_output=True,
+            check=True,
+        )
+        report["report_10000_s"] = time.perf_counter() - started
     return report
+
+
+def print_sweeps(s: dict) -> None:
+    """Every target of the sweep part, with ``ok``/``MISSED``."""
+    for name, row in s["grids"].items():
+        target = SWEEP_GRIDS[name.rsplit(", ", 1)[0]][1]
+        stacked, basic = row["stacked"]["wall_s"], row["basic"]["wall_s"]
+        line = (
+            f"{name}: stacked {stacked:.1f} s, basic {basic:.1f} s, "
+            f"stacked/basic {row['vs_basic']:.2f} (target <= 1) {verdict(row['vs_basic'], 1)}"
+        )
+        if target is not None:
+            line += f"; stacked/one run {row['ratio']:.2f} (target <= {target}) "
+            line += verdict(row["ratio"], target)
+        print(line, flush=True)
+    one = s["one_run_quiet"]
+    print(
+        f"stacked group of {s['members']} members (n=1000, d=5): "
+        f"{s['stacked_many']['wall_s']:.1f} s, ratio {s['ratio_many']:.2f} (target <= 10) "
+        f"{verdict(s['ratio_many'], 10)}; peak RSS {s['stacked_many']['peak_rss_mib']:.0f} "
+        f"MiB vs {one['peak_rss_mib']:.0f} MiB, ratio {s['rss_ratio_many']:.2f} "
+        f"(target <= 1.5) {verdict(s['rss_ratio_many'], 1.5)}",
+        flush=True,
+    )
+    if "sweep_10000" in s:
+        seconds = s["report_10000_s"]
+        print(
+            f"10,000-job stacked sweep (2,500 lrs x 4 seeds, n=100): finished in "
+            f"{s['sweep_10000']['wall_s']:.0f} s; linlab-report read it in {seconds:.1f} s "
+            f"(target <= 30) {verdict(seconds, 30)}",
+            flush=True,
+        )
 
 
 def streaming_child(n: int, workdir: Path) -> None:
@@ -524,28 +617,8 @@ def main() -> None:
             flush=True,
         )
     if "sweep" in parts:
-        report["sweep"] = s = stacked_sweeps(args.quick, workdir)
-        one = s["one_run"]
-        print(
-            f"stacked sweep of 64 jobs (16 lrs x 4 seeds): {s['stacked_64']['wall_s']:.1f} s vs "
-            f"one run {one['wall_s']:.1f} s, ratio {s['ratio_64']:.2f} (target <= 1.5) "
-            f"{verdict(s['ratio_64'], 1.5)}",
-            flush=True,
-        )
-        if "basic_64" in s:
-            print(
-                f"  the same 64 jobs with the basic launcher: {s['basic_64']['wall_s']:.1f} s, "
-                f"ratio {s['basic_ratio_64']:.2f}",
-                flush=True,
-            )
-        print(
-            f"stacked group of {s['members']} members (n=1000, d=5): "
-            f"{s['stacked_many']['wall_s']:.1f} s, ratio {s['ratio_many']:.2f} (target <= 10) "
-            f"{verdict(s['ratio_many'], 10)}; peak RSS {s['stacked_many']['peak_rss_mib']:.0f} "
-            f"MiB vs {one['peak_rss_mib']:.0f} MiB, ratio {s['rss_ratio_many']:.2f} "
-            f"(target <= 1.5) {verdict(s['rss_ratio_many'], 1.5)}",
-            flush=True,
-        )
+        report["sweep"] = stacked_sweeps(args.quick, workdir)
+        print_sweeps(report["sweep"])
     if "streaming" in parts:
         sizes = [10**5, 10**7] if args.quick else [10**6, 10**8]
         report["streaming"] = streaming(sizes, workdir)

@@ -131,6 +131,9 @@ def test_submitit_local_runs_the_shipped_slurm_settings(sweeps):
     results = sweep.results()
     assert set(results) == {"lr=0.01", "lr=0.1"}
     assert list(sweep.folder.glob(".submitit/*/*_log.out"))
+    # the tasks' own lines go to their logs; the launching process prints one per job
+    lines = sorted(ln.split()[1] for ln in sweep.stdout.splitlines() if ln.startswith("["))
+    assert lines == ["lr=0.01", "lr=0.1"], sweep.stdout
     reference = sweeps["sequential"].results()
     for lr in ("0.01", "0.1"):
         assert without_timing(results[f"lr={lr}"]) == without_timing(

@@ -86,16 +86,22 @@ def exit_if_interrupted(module: L.LightningModule) -> None:
 
 
 def exit_130_on_interrupt(main: Callable[[], Any]) -> None:
-    """Run the command line; a Ctrl-C outside a fit (a sweep's launcher, start-up) is one line."""
+    """Run the command line; a Ctrl-C outside a fit (start-up) is one line, and a Ctrl-C in a
+    sweep (an interrupted job exits 130) says how far it got and the command that resumes it."""
+    from linlab.sweeps.progress import interrupted_sweep_message
+
     try:
         main()
     except KeyboardInterrupt:
         print(
-            "linlab-train: interrupted; finished jobs keep their results.json (re-run the "
-            "sweep with hydra.sweep.dir=<its folder> to train only what did not finish)",
+            interrupted_sweep_message(sys.argv[1:]) or "linlab-train: interrupted",
             file=sys.stderr,
         )
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as stop:
+        if stop.code == EXIT_INTERRUPTED and (message := interrupted_sweep_message(sys.argv[1:])):
+            print(message, file=sys.stderr)
+        raise
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -39,6 +39,7 @@ from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.members import PerMemberCallbacks
 from linlab.stacking.models import stack_modules
+from linlab.stacking.threads import threads_for_group
 from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
 
@@ -161,7 +162,10 @@ def train_group(
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs))
+    with threads_for_group(cfgs[0], len(cfgs)):
+        faults.fit(
+            trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
+        )
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []
@@ -304,6 +308,8 @@ def task_group(
     return values
 
 
+# How the stacked launcher trains a group of this task's jobs; other tasks run one by one.
+task.group_task = task_group  # type: ignore[attr-defined]
 naming.register_resolvers()
 hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(
     task

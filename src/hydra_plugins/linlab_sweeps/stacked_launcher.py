@@ -2,7 +2,7 @@
 
 Hydra imports every module under ``hydra_plugins`` at start-up and accepts launcher classes
 from there only, so this module holds the launcher's config and a thin class; the work is in
-``linlab.stacking.launcher`` (imported, with torch, when a sweep selects this launcher).
+``linlab.stacking.launcher`` (free of torch: only linlab's own task brings it in).
 """
 
 from collections.abc import Sequence
@@ -28,26 +28,30 @@ ConfigStore.instance().store(
 
 
 class StackedLauncher(Launcher):
-    """Groups the jobs it is given (``linlab.stacking.groups``) and trains each group at once."""
+    """Runs the task it is handed; linlab's task in groups (``linlab.stacking.launcher``)."""
 
     def __init__(self, max_members: int = 4096, n_jobs: int = 1) -> None:
         self.max_members, self.n_jobs = max_members, n_jobs
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
         self.config, self.hydra_context = config, hydra_context
+        self.task_function = task_function
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
-        from linlab.stacking.launcher import launch_groups
+        from linlab.stacking.launcher import launch
 
-        return launch_groups(
+        assert self.hydra_context and self.config and self.task_function, "setup() first"
+        return launch(
             self.hydra_context,
             self.config,
+            self.task_function,
             job_overrides,
             initial_job_idx,
             self.max_members,

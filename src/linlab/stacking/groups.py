@@ -6,8 +6,9 @@ own data draw, initial values and shuffle order), ``data.noise``, the optimiser'
 (each member reports to, and is pruned by, its own trial). Everything else (batch size, sample
 and feature counts, model, loss, precision, epochs, the optimiser's class) must be equal, so
 ``-m optimizer.lr=<16 values> data.batch_size=8,64,512 seed=0,1,2,3`` makes 3 groups of 64.
-Jobs that cannot share a process at all (DDP, float16 loss scaling, analytic gradients, a
-module that overrides its loss, streamed data) each form a group of one.
+Members also share the process's environment (``hydra.job.env_set`` equal). Jobs that cannot
+share a process at all (DDP, float16 loss scaling, analytic gradients, a module that overrides
+its loss, streamed data, ``hydra.job.chdir=true``) each form a group of one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ BUILT_IN_MODULE = "linlab.module.RegressionModule"
 def group_key(cfg: DictConfig) -> str:
     """Equal for jobs that can be members of one group (interpolations compared unresolved)."""
     values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
-    values.pop("hydra", None)
+    hydra = values.pop("hydra", None) or {}
+    values["hydra.job.env_set"] = (hydra.get("job") or {}).get("env_set")  # one env per process
     for key in MEMBER_KEYS:
         parent, _, name = key.rpartition(".")
         node = values.get(parent, {}) if parent else values
@@ -39,6 +41,8 @@ def group_key(cfg: DictConfig) -> str:
 
 def stackable(cfg: DictConfig) -> bool:
     """Whether this job may share a process with others at all (see the module docstring)."""
+    if OmegaConf.select(cfg, "hydra.job.chdir"):  # members share one working directory
+        return False
     trainer, module, data = cfg.trainer, cfg.module, cfg.data
     single_device = trainer.get("strategy", "auto") == "auto" and trainer.get("devices") in (1, "1")
     return (

@@ -2,24 +2,39 @@
 
     linlab-train -m hydra/launcher=stacked optimizer.lr=1e-3,1e-2,1e-1 seed=0,1,2,3
 
-Every job gets what the basic launcher gives it (its folder named by its overrides, ``.hydra/``,
-the job callbacks' ``on_job_start``/``on_job_end``, so the sweep's progress line), but the jobs
-of a group (``linlab.stacking.groups``) are trained together by ``linlab.train.task_group``:
-one process, one Trainer, one forward and backward per step for all of them. Groups run one
-after another, or ``hydra.launcher.n_jobs`` at a time in worker processes.
+A Hydra launcher first: it runs the task function Hydra hands it. Only a task that says how to
+train a group (linlab's ``task``, whose ``group_task`` attribute is ``linlab.train.task_group``)
+is stacked; any other task (a user's own ``@hydra.main``, another Hydra app) runs one job at a
+time exactly as Hydra's basic launcher runs it. For linlab's task the jobs are grouped
+(``linlab.stacking.groups``); a group of one runs through Hydra's ``run_job`` like any job, a
+larger group is started job by job as ``run_job`` starts a job (its folder, ``.hydra/``,
+``env_set``, the job callbacks' ``on_job_start``/``on_job_end``, so the sweep's progress line)
+and trained at once by ``task_group``: one process, one Trainer, one forward and backward per
+step for all of them. Groups run one after another, or ``hydra.launcher.n_jobs`` at a time in
+worker processes.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, setup_globals
-from hydra.types import HydraContext
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    _save_config,
+    configure_log,
+    env_override,
+    run_job,
+    setup_globals,
+)
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab.stacking.groups import make_groups
@@ -27,16 +42,24 @@ from linlab.sweeps.compose import JobComposer
 
 log = logging.getLogger(__name__)
 
+GroupTask = Callable[..., list[Any]]
 
-def launch_groups(
+
+def launch(
     hydra_context: HydraContext,
     config: DictConfig,
+    task_function: TaskFunction,
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
     max_members: int,
     n_jobs: int,
 ) -> list[JobReturn]:
-    """Group the jobs and train each group in one process; returns in the jobs' order."""
+    """Run the jobs, stacked where the task allows it; returns in the jobs' order."""
+    group_task: GroupTask | None = getattr(task_function, "group_task", None)
+    if group_task is None:  # not linlab's task: nothing to stack
+        basic = BasicLauncher()
+        basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        return list(basic.launch(job_overrides, initial_job_idx))
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -52,11 +75,16 @@ def launch_groups(
 
         state = Singleton.get_state()
         done = Parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(run_group_in_worker)(hydra_context, [configs[i] for i in g], state)
+            delayed(run_group_in_worker)(
+                hydra_context, task_function, [configs[i] for i in g], state
+            )
             for g in groups
         )
     else:
-        done = [run_group(hydra_context, [configs[i] for i in g]) for g in groups]
+        done = []
+        for g in groups:
+            done.append(run_group(hydra_context, task_function, [configs[i] for i in g]))
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     returns: list[JobReturn] = [JobReturn()] * len(configs)
     for group, group_returns in zip(groups, done, strict=True):
         for index, job_return in zip(group, group_returns, strict=True):
@@ -77,11 +105,30 @@ def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> Dic
 
 
 def run_group_in_worker(
-    hydra_context: HydraContext, configs: Sequence[DictConfig], singleton_state: dict[Any, Any]
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    configs: Sequence[DictConfig],
+    singleton_state: dict[Any, Any],
 ) -> list[JobReturn]:
     setup_globals()
     Singleton.set_state(singleton_state)
-    return run_group(hydra_context, configs)
+    return run_group(hydra_context, task_function, configs)
+
+
+def run_group(
+    hydra_context: HydraContext, task_function: TaskFunction, configs: Sequence[DictConfig]
+) -> list[JobReturn]:
+    """A group of one as Hydra runs any job; a larger group stacked (``run_stacked``)."""
+    if len(configs) == 1:
+        job = run_job(
+            hydra_context=hydra_context,
+            task_function=task_function,
+            config=configs[0],
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        return [job]
+    return run_stacked(hydra_context, task_function, configs)
 
 
 def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
@@ -115,36 +162,51 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
             root.addHandler(handler)
 
 
-def run_group(hydra_context: HydraContext, configs: Sequence[DictConfig]) -> list[JobReturn]:
-    """Start each job as Hydra does, train the group, and end each job as Hydra does."""
-    from linlab.train import task_group  # torch and Lightning load only when a group trains
+def start_job(cfg: DictConfig, task_function: TaskFunction, hydra_context: HydraContext):
+    """What ``run_job`` does before it calls the task (folder, ``.hydra/``, ``on_job_start``);
+    the group's members share the working directory (stackable jobs do not ``chdir``)."""
+    run_dir = Path(cfg.hydra.runtime.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    if cfg.hydra.output_subdir is not None:
+        hydra_output = run_dir / str(cfg.hydra.output_subdir)
+        _save_config(task_cfg, "config.yaml", hydra_output)
+        _save_config(hydra_cfg, "hydra.yaml", hydra_output)
+        _save_config(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+    hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
+    job_return = JobReturn()
+    job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg
+    job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
+    job_return.working_dir = str(Path.cwd())
+    job_return.task_name = cfg.hydra.job.name
+    return job_return, task_cfg, run_dir
 
-    callbacks = hydra_context.callbacks
+
+def run_stacked(
+    hydra_context: HydraContext, task_function: TaskFunction, configs: Sequence[DictConfig]
+) -> list[JobReturn]:
+    """Start each job as Hydra does, train the group, and end each job as Hydra does; if the
+    group's training raises, every member's ``JobReturn`` is ``FAILED`` with the exception."""
+    group_task: GroupTask = task_function.group_task  # type: ignore[attr-defined]
     as_member = member_scope(configs)
     task_cfgs, run_dirs, returns = [], [], []
-    for k, cfg in enumerate(configs):
-        as_member(k)
-        run_dir = Path(cfg.hydra.runtime.output_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-        _save_config(task_cfg, "config.yaml", run_dir / ".hydra")
-        _save_config(cfg, "hydra.yaml", run_dir / ".hydra")
-        _save_config(cfg.hydra.overrides.task, "overrides.yaml", run_dir / ".hydra")
-        callbacks.on_job_start(config=cfg, task_function=task_group)
-        job_return = JobReturn()
-        job_return.cfg, job_return.hydra_cfg = task_cfg, cfg
-        job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
-        job_return.working_dir = str(Path.cwd())
-        job_return.task_name = cfg.hydra.job.name
-        task_cfgs.append(task_cfg)
-        run_dirs.append(run_dir)
-        returns.append(job_return)
-    configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
-    log_to_every_member(configs[1:])
-    outcomes = task_group(task_cfgs, run_dirs, as_member)
+    with env_override(configs[0].hydra.job.env_set):  # equal in a group (groups.group_key)
+        for k, cfg in enumerate(configs):
+            as_member(k)
+            job_return, task_cfg, run_dir = start_job(cfg, task_function, hydra_context)
+            task_cfgs.append(task_cfg)
+            run_dirs.append(run_dir)
+            returns.append(job_return)
+        configure_log(configs[0].hydra.job_logging, configs[0].hydra.verbose)
+        log_to_every_member(configs[1:])
+        try:
+            outcomes: list[Any] = group_task(task_cfgs, run_dirs, as_member)
+            status = JobStatus.COMPLETED
+        except Exception as error:
+            outcomes, status = [error] * len(configs), JobStatus.FAILED
     for k, (cfg, job_return, outcome) in enumerate(zip(configs, returns, outcomes, strict=True)):
         as_member(k)
-        job_return.return_value = outcome
-        job_return.status = JobStatus.COMPLETED
-        callbacks.on_job_end(config=cfg, job_return=job_return)
+        job_return.return_value, job_return.status = outcome, status
+        hydra_context.callbacks.on_job_end(config=cfg, job_return=job_return)
     return returns

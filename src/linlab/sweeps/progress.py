@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,10 @@ from linlab.choices import GRID_SWEEPERS
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
+from linlab.sweeps.live_line import LiveSweepLine
+
+FINISHED = ("ok", "diverged", "pruned")  # what a rerun of the sweep does not train again
+LAUNCHED: dict[str, Any] = {}  # the sweep this process launches: folder, job count, live line
 
 
 class SweepProgress(Callback):
@@ -42,11 +48,22 @@ class SweepProgress(Callback):
     def __init__(self) -> None:
         self.total: int | None = None
         self.started = self.sweep_started = time.perf_counter()
+        self.live: LiveSweepLine | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Sent to joblib workers without the live line (drawn by the launching process)."""
+        return {**self.__dict__, "live": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.total = grid_size(config)
         self.sweep_started = time.perf_counter()
+        folder = Path(config.hydra.sweep.dir).absolute()
         print(header_line(config, self.total), flush=True)
+        # submitit tasks print their job lines into their log files: report them from here
+        elsewhere = "submitit" in str(config.hydra.launcher.get("_target_", ""))
+        self.live = LiveSweepLine(folder, self.total, self.line_of if elsewhere else None)
+        self.live.start()
+        LAUNCHED.update(folder=folder, total=self.total, live=self.live)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.perf_counter()
@@ -60,15 +77,28 @@ class SweepProgress(Callback):
         results = read_results_if_any(run_dir)
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
+        line = self.job_line(run_dir, results, time.perf_counter() - self.started)
+        if self.live is not None:  # this process draws the live line: print above it
+            self.live.above(line)
+        else:
+            print(line, flush=True)
+
+    def job_line(self, run_dir: Path, results: dict[str, Any], seconds: float | None) -> str:
         done = finished_before(run_dir)
-        print(
+        took = "-" if seconds is None else f"{seconds:.1f}"
+        return (
             f"[{done}/{self.total or '?'}] {run_dir.name}  "
-            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  "
-            f"{time.perf_counter() - self.started:.1f} s",
-            flush=True,
+            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  {took} s"
         )
 
+    def line_of(self, run_dir: Path) -> str:
+        """A job's line from its ``results.json`` (a job that ran in another process)."""
+        results = read_results_if_any(run_dir)
+        return self.job_line(run_dir, results, results.get("wall_time_s"))
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.live is not None:
+            self.live.stop()
         sweep_dir = Path(config.hydra.sweep.dir)
         jobs = load_jobs(sweep_dir) if job_dirs(sweep_dir) else []
         seconds = time.perf_counter() - self.sweep_started
@@ -87,6 +117,25 @@ class SweepProgress(Callback):
                 flush=True,
             )
             raise SystemExit(1)
+
+
+def interrupted_sweep_message(argv: Sequence[str]) -> str | None:
+    """After Ctrl-C in a sweep this process launched (None outside one): what stopped, how
+    many jobs finished, and the command that finishes the sweep (it retrains only the rest)."""
+    if not LAUNCHED:
+        return None
+    folder, total = LAUNCHED["folder"], LAUNCHED["total"]
+    LAUNCHED["live"].stop()
+    statuses = [
+        read_results_if_any(f.parent).get("status") for f in folder.glob(f"*/{RESULTS_FILE}")
+    ]
+    finished = sum(status in FINISHED for status in statuses)
+    kept = [a for a in argv if not a.startswith("hydra.sweep.dir=")]
+    command = shlex.join(["linlab-train", *kept, f"hydra.sweep.dir={folder}"])
+    return (
+        f"linlab-train: interrupted; sweep {folder}: {finished} of {total or '?'} jobs finished\n"
+        f"resume with: {command}"
+    )
 
 
 def finished_before(run_dir: Path) -> int:
