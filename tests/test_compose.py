@@ -23,7 +23,10 @@ from omegaconf import OmegaConf
 from linlab.sweeps.compose import JobComposer
 
 APP = Path(__file__).with_name("compose_app")
-MASTER_OVERRIDES = ["hydra.job.config.override_dirname.item_sep=+"]
+MASTER_OVERRIDES = [
+    "hydra.job.config.override_dirname.item_sep=+",
+    "hydra.sweep.subdir=job_${hydra.job.num}",
+]
 
 KEYS = [
     "lr",

@@ -32,7 +32,7 @@ class JobComposer:
         self.parser = OverridesParser.create()
         self.composed: dict[tuple[str, ...], bytes | DictConfig] = {}
         self.repositories: dict[tuple[str, ...], object] = {}
-        self.master_hydra = tuple(master.hydra.overrides.hydra)
+        self.master_hydra = tuple(OmegaConf.to_container(master.hydra.overrides.hydra))
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         parsed = self.parser.parse_overrides(list(overrides))
