@@ -114,7 +114,7 @@ def sweep(draw) -> list[list[str]]:
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(jobs=sweep())
 def test_every_job_equals_hydras_composition(hydra, master, jobs):
