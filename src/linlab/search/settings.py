@@ -52,6 +52,10 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
 
 def check(sweeper: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` (one line) for settings no study can run with."""
+    if not _installed("optuna"):
+        raise ValueError(
+            'hydra/sweeper=optuna needs Optuna, which is not installed: pip install -e ".[search]"'
+        )
     _one_of("sampler", sweeper.get("sampler"), SAMPLERS)
     needs = SAMPLER_NEEDS.get(sweeper.get("sampler"))
     if needs and importlib.util.find_spec(needs) is None:
@@ -84,6 +88,13 @@ def check(sweeper: Mapping[str, Any]) -> None:
             f"hydra.sweeper.pruner={sweeper.get('pruner')} is not allowed with several objectives "
             "(Optuna prunes single-objective studies only); allowed: none"
         )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: blocked
+        return False
 
 
 def _check_options(kind: str, class_name: str, options: Mapping[str, Any] | None) -> None:
