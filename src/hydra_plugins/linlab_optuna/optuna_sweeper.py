@@ -33,6 +33,7 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 
 from linlab.search import settings, study
@@ -59,6 +60,10 @@ class OptunaSweeperConf:
     n_jobs: int = 1  # trials asked at once and launched as one batch
     storage: str | None = None  # an Optuna storage URL; null: sqlite:///<sweep dir>/optuna.db
     study_name: str = "linlab"
+    # "module.function"(cfg, trial) suggesting more parameters, as in the official plugin
+    custom_search_space: str | None = None
+    # stop the study when more than this share of a round's trials fail (1.0: never)
+    max_failure_rate: float = 1.0
 
 
 ConfigStore.instance().store(
@@ -106,21 +111,38 @@ class OptunaSweeper(Sweeper):
         total = self._total(dimensions)
         distributions = {d.name: d.distribution() for d in dimensions}
         study.check_continues(the_study, distributions)
+        extend = get_method(conf.custom_search_space) if conf.custom_search_space else None
         returns: list[JobReturn] = []
         planned: list[dict[str, Any]] = []
         while (left := total - len(study.finished(the_study))) > 0:
             trials = [the_study.ask(distributions) for _ in range(min(conf.n_jobs, left))]
+            if extend is not None:
+                for trial in trials:
+                    extend(self.config, trial)
             tasks = [self._task_overrides(t.params, t.number, fixed, dimensions) for t in trials]
             planned += map(partial(folders.planned_job, self.config), numbers(trials), tasks)
             folders.write_plan(sweep_dir, planned)
             batch = [[*job, *self._hydra_overrides(storage)] for job in tasks]
             launched = self.launcher.launch(batch, initial_job_idx=trials[0].number)
+            failed = 0
             for trial, job in zip(trials, launched, strict=True):
                 outcome = _outcome(job, conf.objectives)
                 if study.tell(the_study, trial, outcome, conf.objectives) == "failed":
                     log.warning("trial %d failed: %s", trial.number, outcome.get("message"))
+                    failed += 1
+            if failed / len(launched) > conf.max_failure_rate:
+                log.error(
+                    "%d of %d trials failed, more than hydra.sweeper.max_failure_rate=%g",
+                    *(failed, len(launched), conf.max_failure_rate),
+                )
+                for job in launched:
+                    job.return_value  # noqa: B018 -- raises a failed job's exception, as Hydra does
+                raise RuntimeError(f"{failed} of {len(launched)} trials failed")
             returns += launched
         log.info(study.describe(the_study, conf.objectives, sweep_dir))
+        if study.best_known(the_study):
+            results = OmegaConf.create(optimization_results(the_study))
+            OmegaConf.save(results, sweep_dir / "optimization_results.yaml")
         return returns
 
     def _total(self, dimensions: list[Dimension]) -> int:
@@ -136,9 +158,11 @@ class OptunaSweeper(Sweeper):
     def _task_overrides(
         values: dict[str, Any], number: int, fixed: list[str], dimensions: list[Dimension]
     ) -> list[str]:
+        searched = {d.name for d in dimensions}
         return [
             *fixed,
             *(d.override(values[d.name]) for d in dimensions),
+            *(f"{k}={format_value(v)}" for k, v in values.items() if k not in searched),
             f"+{settings.TRIAL_KEY}={number}",
         ]
 
@@ -170,14 +194,27 @@ def _outcome(job: JobReturn, objectives: list[str]) -> dict[str, Any]:
             write_json_atomic(Path(folder) / RESULTS_FILE, results)
         return results
     returned = job.return_value
-    values = list(returned) if isinstance(returned, list | tuple) else [returned]
-    if len(values) != len(objectives) or not all(isinstance(v, int | float) for v in values):
+    try:  # the official plugin's reading: float-castable, one per objective
+        values = [float(v) for v in (returned if len(objectives) > 1 else [returned])]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != len(objectives):
         return {
             "status": "failed",
             "message": f"the task wrote no results.json and returned {returned!r}, not "
             f"{len(objectives)} number(s) for {', '.join(objectives)}",
         }
     return {"status": "ok", **dict(zip(objectives, values, strict=True))}
+
+
+def optimization_results(the_study: Any) -> dict[str, Any]:
+    """``optimization_results.yaml``, as the official plugin writes it: the best trial's
+    params and value, or the Pareto front's."""
+    if len(the_study.directions) > 1:
+        front = [{"params": t.params, "values": t.values} for t in the_study.best_trials]
+        return {"name": "optuna", "solutions": front}
+    best = the_study.best_trial
+    return {"name": "optuna", "best_params": best.params, "best_value": best.value}
 
 
 def numbers(trials: list[Any]) -> list[int]:

@@ -73,6 +73,11 @@ def check(sweeper: Mapping[str, Any]) -> None:
         value = sweeper.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"hydra.sweeper.{key}={value} is not allowed; allowed: an integer ≥ 1")
+    rate = sweeper.get("max_failure_rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise ValueError(
+            f"hydra.sweeper.max_failure_rate={rate} is not allowed; allowed: a number in [0, 1]"
+        )
     objectives, directions = list(sweeper.get("objectives")), list(sweeper.get("directions"))
     if not objectives:
         raise ValueError("hydra.sweeper.objectives=[] is not allowed; name a results.json key")
