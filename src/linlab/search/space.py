@@ -3,14 +3,13 @@
     optimizer.lr='tag(log,interval(1e-4,1))'   # float in [1e-4, 1], sampled on a log scale
     data.batch_size=choice(8,64,512)           # one of the listed values
     optimizer=sgd,adam                         # a config group's options, like any list
-    trainer.max_epochs='range(5,46,5)'         # 5, 10, ..., 45: integers on a grid
+    trainer.max_epochs='range(5,45,5)'         # 5, 10, ..., 45: integers on a grid
     data.batch_size='int(interval(8,512))'     # any integer in [8, 512] (or tag(int,...))
 
 The official hydra-optuna-sweeper's spellings mean what they mean there: an interval with two
-integer ends (``int(interval(..))``) is an integer interval, ``shuffle(range(..))`` a choice.
-Its ``range(start, stop, step)`` includes ``stop`` where Hydra's excludes it; a range whose
-``stop`` lies on its grid would run different values in the two, so it is refused in one line
-naming both readings. Each value reaches the job as exactly the value the study recorded:
+integer ends (``int(interval(..))``) is an integer interval, ``shuffle(range(..))`` a choice,
+and ``range(start, stop, step)`` includes ``stop`` (Hydra's basic sweeper excludes it). Each
+value reaches the job as exactly the value the study recorded:
 strings stay strings (``'true'``, ``'null'``, ``'nan'``, ``'a\\b'``), quoted as Hydra reads them.
 
 Everything else on the command line (or in ``hydra.sweeper.params``) is a fixed override that
@@ -143,7 +142,7 @@ def parse_space(arguments: Sequence[str]) -> tuple[list[str], list[Dimension]]:
         if override.is_sweep_override():
             by_key[key] = dimension(override, argument)
         else:
-            by_key[key] = f"{key}={override.get_value_element_as_str()}"
+            by_key[key] = argument
     fixed = [v for v in by_key.values() if isinstance(v, str)]
     return fixed, [v for v in by_key.values() if isinstance(v, Dimension)]
 
@@ -162,7 +161,8 @@ def dimension(override: Override, argument: str) -> Dimension:
     if isinstance(sweep, ChoiceSweep):
         return _choice(key, argument, list(sweep.list), tags)
     if isinstance(sweep, RangeSweep) and sweep.shuffle:  # the official plugin: a choice
-        return _choice(key, argument, _range_values(sweep), tags)  # in order: resumable
+        # Hydra's range, as the official plugin reads a shuffled one; in order: resumable
+        return _choice(key, argument, sorted(override.sweep_iterator()), tags)
     if isinstance(sweep, RangeSweep):
         return _range(key, argument, sweep, tags)
     if isinstance(sweep, IntervalSweep):
@@ -188,21 +188,13 @@ def _choice(key: str, argument: str, values: list[Any], tags: set[str]) -> Dimen
 
 
 def _range(key: str, argument: str, sweep: RangeSweep, tags: set[str]) -> Dimension:
+    """``range(start, stop, step)`` as the official plugin reads it: ``stop`` included when it
+    lies on the grid (Hydra's basic sweeper excludes it)."""
     if tags:
         raise SearchSpaceError(f"{argument}: tag(log/int) applies to interval(low, high) only")
     values = _range_values(sweep)
-    if sweep.step <= 0 or not values:
-        raise SearchSpaceError(f"{argument}: an empty range; it needs start < stop and step > 0")
-    after = values[-1] + sweep.step
-    if math.isclose(after, sweep.stop, rel_tol=1e-9, abs_tol=1e-12):
-        margin = 1 if _ints(sweep) else sweep.step / 2
-        start, step = _fmt(sweep.start), _fmt(sweep.step)
-        raise SearchSpaceError(
-            f"{argument}: Hydra's range stops before {_fmt(sweep.stop)}, the official Optuna "
-            f"sweeper's includes it; write range({start},{_fmt(sweep.stop + margin)},{step}) "
-            f"to end at {_fmt(sweep.stop)} or range({start},{_fmt(values[-1] + margin)},{step}) "
-            f"to end at {_fmt(values[-1])}"
-        )
+    if not values:
+        raise SearchSpaceError(f"{argument}: an empty range; it needs start <= stop and step > 0")
     if len(values) == 1:
         return Dimension(key, choices=(values[0],))
     return Dimension(key, low=values[0], high=values[-1], step=sweep.step, integer=_ints(sweep))
@@ -227,14 +219,12 @@ def _interval(key: str, argument: str, low: float, high: float, tags: set[str]) 
 
 
 def _range_values(sweep: RangeSweep) -> list[int | float]:
-    if _ints(sweep):
-        return list(range(sweep.start, sweep.stop, sweep.step))
-    n = math.ceil((sweep.stop - sweep.start) / sweep.step) if sweep.step > 0 else 0
-    return [sweep.start + i * sweep.step for i in range(max(n, 0))]
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+    """``start, start + step, ...`` up to ``stop`` included (Optuna's ``step`` grid)."""
+    if sweep.step <= 0 or sweep.stop < sweep.start:
+        return []
+    count = math.floor((sweep.stop - sweep.start) / sweep.step + 1e-9) + 1
+    values = [sweep.start + i * sweep.step for i in range(count)]
+    return [int(v) for v in values] if _ints(sweep) else values
 
 
 def _ints(sweep: RangeSweep) -> bool:
