@@ -23,6 +23,7 @@ annotations up.
 """
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -87,6 +88,8 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        import optuna
+
         from linlab import folders  # here: it imports Lightning, and Hydra imports every plugin
 
         conf = self.conf
@@ -104,7 +107,9 @@ class OptunaSweeper(Sweeper):
             study.make_sampler(conf.sampler, conf.seed, conf.sampler_options, dimensions),
             study.make_pruner(conf.pruner, conf.pruner_options),
         )
-        the_study.set_metric_names(list(conf.objectives))  # optuna-dashboard's labels
+        with warnings.catch_warnings():  # "experimental" since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            the_study.set_metric_names(list(conf.objectives))  # optuna-dashboard's labels
         lost = study.recover_running_trials(the_study, sweep_dir, conf.objectives)
         if lost:
             log.info("trials %s were lost with a stopped sweep: marked failed", lost)
