@@ -18,6 +18,7 @@ The apps run as scripts, all started at once (module fixture) so they share the 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -334,3 +335,27 @@ def test_failure_rate(runs, max_failure_rate: float) -> None:
         assert error_string in proc.stderr
     else:
         assert error_string not in proc.stderr
+
+
+# linlab's additions, on the same runs: the bookkeeping the official plugin has not
+
+
+def test_a_failed_trial_shows_its_exception_in_its_folder_and_one_console_line(runs):
+    folder, proc = runs["failure-1.0"]
+    lines = [line for line in proc.stdout.splitlines() if "failed: RuntimeError" in line]
+    assert len(lines) == 20 and lines[0].endswith("trial 0 failed: RuntimeError: cfg.error is True")
+    results = json.loads((folder / "0" / "results.json").read_text())
+    assert results == {"status": "failed", "message": "RuntimeError: cfg.error is True"}
+
+
+def test_the_study_plans_its_trials_and_names_its_metric(runs):
+    folder, _ = runs["sphere-config"]
+    plan = json.loads((folder / "sweep.json").read_text())["jobs"]
+    assert [job["folder"] for job in plan] == [str(n) for n in range(20)]
+    study = optuna.load_study(storage=f"sqlite:///{folder}/test.db", study_name=None)
+    assert study.metric_names == ["sphere"]
+    for trial in study.trials:  # each job ran with exactly the values the study recorded
+        job = OmegaConf.load(folder / str(trial.number) / ".hydra" / "config.yaml")
+        assert {k: job[k] for k in trial.params} == trial.params
+        hydra = OmegaConf.load(folder / str(trial.number) / ".hydra" / "hydra.yaml")
+        assert "optuna_trial" not in hydra.hydra.job.override_dirname

@@ -3,6 +3,8 @@ job receives exactly the value its trial recorded (checked against Hydra's own p
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hypothesis import given
@@ -61,3 +63,14 @@ def test_official_plugin_spellings(argument, distribution):
     sampled = distribution.to_external_repr(distribution.to_internal_repr(dimension.corners()[-1]))
     assert job_value(dimension, sampled) == sampled
     assert type(job_value(dimension, sampled)) is int
+
+
+def test_without_optuna_the_search_is_refused_with_its_pip_command(monkeypatch):
+    from linlab.checks.preflight import problem
+    from linlab.train import config_dir
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # as if not installed
+    message = problem(["-m", "hydra/sweeper=optuna", "optimizer.lr=0.1,0.2"], config_dir())
+    assert message == (
+        'hydra/sweeper=optuna needs Optuna, which is not installed: pip install -e ".[search]"'
+    )
