@@ -140,3 +140,14 @@ def test_each_structure_is_composed_by_hydra_once(hydra, master):
         for db in ("mysql", "postgres"):
             composer.compose([f"db={db}", f"lr={lr}", f"+seed={int(lr * 10)}"])
     assert len(composer.composed) == 2
+
+
+def test_the_preflight_checks_each_dict_sweep_job_as_hydra_composes_it():
+    """The issue's case: ``callbacks.theory={enabled:false},{target_val_loss:0.5}``."""
+    from linlab.checks.preflight import job_configs
+    from linlab.train import config_dir
+
+    argv = ["-m", "callbacks.theory={enabled:false},{target_val_loss:0.5}"]
+    first, second = (cfg.callbacks.theory for cfg in job_configs(argv, config_dir()))
+    assert (first.enabled, first.target_val_loss) == (False, None)
+    assert (second.enabled, second.target_val_loss) == (True, 0.5)
