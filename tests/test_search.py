@@ -259,7 +259,7 @@ def test_space_reads_the_override_grammar_into_optuna_distributions():
             "data.n_samples=200",
             "optimizer.lr=tag(log,interval(1e-4,1))",
             "data.batch_size=tag(int,interval(7.5,512))",
-            "trainer.max_epochs=range(5,50,5)",
+            "trainer.max_epochs=range(5,46,5)",
             "optimizer=sgd,adam",
             "data.batch_size=choice(8,64)",  # the last one of a key wins, as on a command line
         ]
@@ -273,6 +273,6 @@ def test_space_reads_the_override_grammar_into_optuna_distributions():
         "data.batch_size": CategoricalDistribution([8, 64]),
     }
     epochs = next(d for d in dims if d.name == "trainer.max_epochs")
-    assert epochs.grid_values() == list(range(5, 50, 5))
+    assert epochs.grid_values() == list(range(5, 46, 5))
     (batch,) = parse_space(["data.batch_size=tag(int,interval(7.5,512))"])[1]
     assert batch.distribution() == IntDistribution(8, 512)

@@ -83,7 +83,7 @@ class FolderGuard(Callback):
             folder = sweep_dir / job["folder"]
             if job["finished_before"] is None and folder.exists() and not resuming:
                 empty(folder)
-        write_json_atomic(sweep_dir / PLAN_FILE, {"jobs": jobs})
+        write_plan(sweep_dir, jobs)
         skipped = sum(job["finished_before"] is not None for job in jobs)
         if skipped:
             print(f"{skipped} of {len(jobs)} jobs finished in an earlier launch; not retrained")
@@ -122,17 +122,24 @@ def planned_jobs(config: DictConfig) -> list[dict[str, Any]] | None:
     except ConfigError:
         return None
     sweep_dir = Path(config.hydra.sweep.dir)
-    jobs = []
-    for num, overrides in enumerate(grid):
-        folder = job_folder(config, num, overrides)
-        jobs.append(
-            {
-                "folder": folder,
-                "overrides": overrides,
-                "finished_before": finished_status(sweep_dir / folder, overrides),
-            }
-        )
+    jobs = [planned_job(config, num, overrides) for num, overrides in enumerate(grid)]
+    for job in jobs:
+        job["finished_before"] = finished_status(sweep_dir / job["folder"], job["overrides"])
     return jobs
+
+
+def planned_job(config: DictConfig, num: int, overrides: list[str]) -> dict[str, Any]:
+    """One job of ``sweep.json``: its folder, its task overrides, nothing finished before."""
+    return {
+        "folder": job_folder(config, num, overrides),
+        "overrides": overrides,
+        "finished_before": None,
+    }
+
+
+def write_plan(sweep_dir: Path, jobs: list[dict[str, Any]]) -> None:
+    """``sweep.json``: the sweep's planned jobs (an optimising sweeper rewrites it per round)."""
+    write_json_atomic(Path(sweep_dir) / PLAN_FILE, {"jobs": jobs})
 
 
 def job_folder(config: DictConfig, num: int, overrides: list[str]) -> str:

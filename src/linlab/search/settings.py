@@ -52,6 +52,10 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
 
 def check(sweeper: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` (one line) for settings no study can run with."""
+    if not _installed("optuna"):
+        raise ValueError(
+            'hydra/sweeper=optuna needs Optuna, which is not installed: pip install -e ".[search]"'
+        )
     _one_of("sampler", sweeper.get("sampler"), SAMPLERS)
     needs = SAMPLER_NEEDS.get(sweeper.get("sampler"))
     if needs and importlib.util.find_spec(needs) is None:
@@ -69,6 +73,11 @@ def check(sweeper: Mapping[str, Any]) -> None:
         value = sweeper.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"hydra.sweeper.{key}={value} is not allowed; allowed: an integer ≥ 1")
+    rate = sweeper.get("max_failure_rate", 1.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise ValueError(
+            f"hydra.sweeper.max_failure_rate={rate} is not allowed; allowed: a number in [0, 1]"
+        )
     objectives, directions = list(sweeper.get("objectives")), list(sweeper.get("directions"))
     if not objectives:
         raise ValueError("hydra.sweeper.objectives=[] is not allowed; name a results.json key")
@@ -84,6 +93,13 @@ def check(sweeper: Mapping[str, Any]) -> None:
             f"hydra.sweeper.pruner={sweeper.get('pruner')} is not allowed with several objectives "
             "(Optuna prunes single-objective studies only); allowed: none"
         )
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules as None: blocked
+        return False
 
 
 def _check_options(kind: str, class_name: str, options: Mapping[str, Any] | None) -> None:

@@ -3,8 +3,14 @@
     optimizer.lr='tag(log,interval(1e-4,1))'   # float in [1e-4, 1], sampled on a log scale
     data.batch_size=choice(8,64,512)           # one of the listed values
     optimizer=sgd,adam                         # a config group's options, like any list
-    trainer.max_epochs='range(5,50,5)'         # 5, 10, ..., 45: integers on a grid
-    data.batch_size='tag(int,interval(8,512))' # any integer in [8, 512]
+    trainer.max_epochs='range(5,45,5)'         # 5, 10, ..., 45: integers on a grid
+    data.batch_size='int(interval(8,512))'     # any integer in [8, 512] (or tag(int,...))
+
+The official hydra-optuna-sweeper's spellings mean what they mean there: an interval with two
+integer ends (``int(interval(..))``) is an integer interval, ``shuffle(range(..))`` a choice,
+and ``range(start, stop, step)`` includes ``stop`` (Hydra's basic sweeper excludes it). Each
+value reaches the job as exactly the value the study recorded:
+strings stay strings (``'true'``, ``'null'``, ``'nan'``, ``'a\\b'``), quoted as Hydra reads them.
 
 Everything else on the command line (or in ``hydra.sweeper.params``) is a fixed override that
 every trial gets. A bad space raises :class:`SearchSpaceError` with the one line a user sees;
@@ -30,7 +36,8 @@ from hydra.core.override_parser.types import (
 from hydra.errors import HydraException
 
 KNOWN_TAGS = {"log", "int"}
-_PLAIN = re.compile(r"^[A-Za-z_][\w./-]*$")
+_PLAIN = re.compile(r"^[A-Za-z_][\w./-]*$", re.ASCII)
+_QUOTE_ESCAPES = re.compile(r"(\\*)('|$)")
 Choice = str | int | float | bool | None
 
 
@@ -97,16 +104,31 @@ class Dimension:
 
 
 def format_value(value: Choice) -> str:
-    """A value in the override grammar; floats keep every digit (``repr``)."""
+    """A value in the override grammar that Hydra parses back to ``value``, type included;
+    floats keep every digit (``repr``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"inf": "inf", "-inf": "-inf"}.get(repr(value), "nan")
     if isinstance(value, int | float):
         return repr(value)
-    if _PLAIN.match(value):
+    if _PLAIN.match(value) and _reads_back(value):
         return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + _QUOTE_ESCAPES.sub(_escape, value) + "'"
+
+
+def _reads_back(text: str) -> bool:
+    """Whether Hydra reads ``text`` unquoted as this very string (``true``, ``nan``: no)."""
+    return OverridesParser.create().parse_overrides([f"k={text}"])[0].value() == text
+
+
+def _escape(match: re.Match[str]) -> str:
+    """Hydra's quoted strings: backslashes are doubled only before a quote or the closing
+    quote, and the quote is escaped."""
+    backslashes, quote = match.group(1), match.group(2)
+    return backslashes * 2 + ("\\'" if quote else "")
 
 
 def parse_space(arguments: Sequence[str]) -> tuple[list[str], list[Dimension]]:
@@ -120,7 +142,7 @@ def parse_space(arguments: Sequence[str]) -> tuple[list[str], list[Dimension]]:
         if override.is_sweep_override():
             by_key[key] = dimension(override, argument)
         else:
-            by_key[key] = f"{key}={override.get_value_element_as_str()}"
+            by_key[key] = argument
     fixed = [v for v in by_key.values() if isinstance(v, str)]
     return fixed, [v for v in by_key.values() if isinstance(v, Dimension)]
 
@@ -138,10 +160,15 @@ def dimension(override: Override, argument: str) -> Dimension:
         raise SearchSpaceError(f"{argument}: glob() is not searchable; list the options instead")
     if isinstance(sweep, ChoiceSweep):
         return _choice(key, argument, list(sweep.list), tags)
+    if isinstance(sweep, RangeSweep) and sweep.shuffle:  # the official plugin: a choice
+        # Hydra's range, as the official plugin reads a shuffled one; in order: resumable
+        return _choice(key, argument, sorted(override.sweep_iterator()), tags)
     if isinstance(sweep, RangeSweep):
         return _range(key, argument, sweep, tags)
     if isinstance(sweep, IntervalSweep):
-        return _interval(key, argument, float(sweep.start), float(sweep.end), tags)
+        if isinstance(sweep.start, int) and isinstance(sweep.end, int):
+            tags = tags | {"int"}  # int(interval(..)): the official plugin's integer interval
+        return _interval(key, argument, sweep.start, sweep.end, tags)
     raise SearchSpaceError(f"{argument}: not a search space")
 
 
@@ -161,14 +188,13 @@ def _choice(key: str, argument: str, values: list[Any], tags: set[str]) -> Dimen
 
 
 def _range(key: str, argument: str, sweep: RangeSweep, tags: set[str]) -> Dimension:
+    """``range(start, stop, step)`` as the official plugin reads it: ``stop`` included when it
+    lies on the grid (Hydra's basic sweeper excludes it)."""
     if tags:
         raise SearchSpaceError(f"{argument}: tag(log/int) applies to interval(low, high) only")
-    values = list(range(sweep.start, sweep.stop, sweep.step)) if _ints(sweep) else None
-    if values is None:
-        n = math.ceil((sweep.stop - sweep.start) / sweep.step)
-        values = [sweep.start + i * sweep.step for i in range(max(n, 0))]
-    if sweep.step <= 0 or not values:
-        raise SearchSpaceError(f"{argument}: an empty range; it needs start < stop and step > 0")
+    values = _range_values(sweep)
+    if not values:
+        raise SearchSpaceError(f"{argument}: an empty range; it needs start <= stop and step > 0")
     if len(values) == 1:
         return Dimension(key, choices=(values[0],))
     return Dimension(key, low=values[0], high=values[-1], step=sweep.step, integer=_ints(sweep))
@@ -190,6 +216,15 @@ def _interval(key: str, argument: str, low: float, high: float, tags: set[str]) 
     if integer:
         low, high = math.ceil(low), math.floor(high)
     return Dimension(key, low=low, high=high, log="log" in tags, integer=integer)
+
+
+def _range_values(sweep: RangeSweep) -> list[int | float]:
+    """``start, start + step, ...`` up to ``stop`` included (Optuna's ``step`` grid)."""
+    if sweep.step <= 0 or sweep.stop < sweep.start:
+        return []
+    count = math.floor((sweep.stop - sweep.start) / sweep.step + 1e-9) + 1
+    values = [sweep.start + i * sweep.step for i in range(count)]
+    return [int(v) for v in values] if _ints(sweep) else values
 
 
 def _ints(sweep: RangeSweep) -> bool:

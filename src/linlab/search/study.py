@@ -200,6 +200,13 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def best_known(the_study: optuna.Study) -> bool:
+    """Whether a trial completed, so the study has a best trial (or a Pareto front)."""
+    from optuna.trial import TrialState
+
+    return bool(the_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
 def describe(the_study: optuna.Study, objectives: Sequence[str], sweep_dir: Path) -> str:
     """``study linlab: 16 trials (12 ok, 4 pruned); best trial 7 (<its folder>): val_loss ..``."""
     counts: dict[str, int] = {}

@@ -1,21 +1,25 @@
-"""A sweep's job configs: composed by Hydra once per structure, then filled with values.
+"""A sweep's job configs: Hydra's composition per override structure, then the job's values.
 
 Hydra composes every job of a multirun from scratch (defaults tree, config files, merges):
-about 0.15 s a job, more than a stacked member costs to train. Jobs whose overrides choose the
-same config groups and set the same keys differ only in values, so ``JobComposer`` composes
-the first of them with Hydra and makes the others from a copy, applying their value overrides
-exactly as Hydra applies command-line overrides and recording them in
-``hydra.overrides.task`` and ``hydra.job.override_dirname`` as Hydra does.
+about 0.15 s a job, more than a stacked member costs to train. Hydra itself works in two
+steps (``ConfigLoaderImpl._load_configuration_impl``): the overrides that choose config groups
+(and every ``hydra.*`` override) build the defaults list, which is composed; the others --
+``key=value``, ``+key=value``, ``++key=value``, ``~key``, dict values, interpolations -- are
+then applied to that composition in order by ``_apply_overrides_to_config``. ``JobComposer``
+caches the first step, keyed by the overrides that reach it, and runs the second step itself
+with Hydra's own function, so each job gets exactly Hydra's config: a dict override merges
+into the composed node, never into an earlier job's values.
 """
 
 from __future__ import annotations
 
 import copy
+import pickle
 from collections.abc import Sequence
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override, OverrideType
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 
@@ -26,17 +30,22 @@ class JobComposer:
     def __init__(self, config_loader: ConfigLoaderImpl, master: DictConfig) -> None:
         self.loader, self.master = config_loader, master
         self.parser = OverridesParser.create()
-        self.composed: dict[tuple[str, ...], DictConfig] = {}
+        self.composed: dict[tuple[str, ...], bytes | DictConfig] = {}
+        self.repositories: dict[tuple[str, ...], object] = {}
+        self.master_hydra = tuple(OmegaConf.to_container(master.hydra.overrides.hydra))
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
         parsed = self.parser.parse_overrides(list(overrides))
-        values = [o for o in parsed if self._is_value(o)]
+        hydra_lines = self.master_hydra + tuple(
+            o.input_line for o in parsed if o.is_hydra_override()
+        )
+        values = [o for o in parsed if self._is_value(o, hydra_lines)]
         structure = tuple(o.input_line for o in parsed if o not in values)
-        structure += tuple(o.key_or_group for o in values)
         if structure not in self.composed:
-            self.composed[structure] = self.loader.load_sweep_config(self.master, list(overrides))
-            return copy.deepcopy(self.composed[structure])
-        cfg = copy.deepcopy(self.composed[structure])
+            self.composed[structure] = _frozen(
+                self.loader.load_sweep_config(self.master, list(structure))
+            )
+        cfg = _thawed(self.composed[structure])
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         task = [o for o in parsed if not o.is_hydra_override()]
         naming = cfg.hydra.job.config.override_dirname
@@ -51,11 +60,39 @@ class JobComposer:
         OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
         return cfg
 
-    def _is_value(self, override: Override) -> bool:
-        """A plain ``key=value`` of the task config: it changes no defaults list."""
-        return (
-            override.type == OverrideType.CHANGE
-            and override.package is None
-            and not override.is_hydra_override()
-            and not self.loader.repository.group_exists(override.key_or_group)
-        )
+    def _is_value(self, override: Override, hydra_lines: tuple[str, ...]) -> bool:
+        """Hydra's ``config_overrides`` (``defaults_list.Overrides``): a dict value, or a key
+        that is no config group. Hydra's own keys stay in the structure: they may move the
+        search path, and Hydra fills its node from them after the values are applied."""
+        if override.is_sweep_override() or override.package is not None:
+            return False
+        if override.is_hydra_override() or override.key_or_group == "hydra":
+            return False
+        if isinstance(override.value(), dict):
+            return True
+        return not self._repository(hydra_lines).group_exists(override.key_or_group)
+
+    def _repository(self, hydra_lines: tuple[str, ...]):
+        """The repository Hydra composes from: ``hydra.searchpath`` (the primary config's, or
+        an override's) adds config sources, hence groups."""
+        if hydra_lines not in self.repositories:
+            config_name = self.master.hydra.job.config_name
+            _, repo = self.loader._parse_overrides_and_create_caching_repo(
+                config_name, list(hydra_lines)
+            )
+            self.repositories[hydra_lines] = repo
+        return self.repositories[hydra_lines]
+
+
+def _frozen(cfg: DictConfig) -> bytes | DictConfig:
+    """The cached composition, pickled: unpickling a copy is ~3x faster than ``deepcopy``
+    (``scripts/bench_compose.py``). A structured config of a class pickle cannot import
+    stays a config, copied by ``deepcopy``."""
+    try:
+        return pickle.dumps(cfg)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return cfg
+
+
+def _thawed(frozen: bytes | DictConfig) -> DictConfig:
+    return pickle.loads(frozen) if isinstance(frozen, bytes) else copy.deepcopy(frozen)
