@@ -23,6 +23,19 @@ torch.set_num_threads(1)
 quiet_lightning()
 
 
+@pytest.fixture
+def hydra_default_version_base():
+    """Hydra's own suites run its test apps with no version base chosen (Hydra 1.1's default:
+    jobs change directory); importing ``linlab.train`` chose 1.3 for the whole process."""
+    from hydra.version import VersionBase, __compat_version__
+
+    base = VersionBase.instance()
+    saved = base.getbase()
+    base.setbase(__compat_version__)
+    yield
+    base.setbase(saved)
+
+
 def compose_config(overrides: list[str], run_dir: Path):
     """The config `linlab-train` would build for these overrides, with its Hydra node set."""
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

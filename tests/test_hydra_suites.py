@@ -8,7 +8,6 @@ Hydra runs them with no version base chosen (jobs change directory); importing l
 """
 
 import pytest
-from hydra import version
 from hydra.test_utils.launcher_common_tests import (
     BatchedSweeperTestSuite,
     IntegrationTestSuite,
@@ -16,14 +15,7 @@ from hydra.test_utils.launcher_common_tests import (
 )
 from pytest import mark, param
 
-
-@pytest.fixture(autouse=True)
-def hydra_default_version_base():
-    base = version.VersionBase.instance()
-    chosen = base.version_base
-    base.version_base = version._UNSPECIFIED_
-    yield
-    base.version_base = chosen
+pytestmark = pytest.mark.usefixtures("hydra_default_version_base")
 
 
 @mark.parametrize("launcher_name, overrides", [("basic", ["hydra/sweeper=grid"])])

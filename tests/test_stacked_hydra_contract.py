@@ -14,26 +14,16 @@ import pytest
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
-from hydra.version import VersionBase, __compat_version__
 
 from hydra_plugins.linlab_sweeps.stacked_launcher import StackedLauncher
 
 SRC = Path(__file__).parents[1] / "src"
 
 # Hydra 1.1's default (jobs chdir) comes with Hydra's notice that it will change.
-pytestmark = pytest.mark.filterwarnings("ignore:Future Hydra versions will no longer change")
-
-
-@pytest.fixture(autouse=True)
-def hydras_default_version_base():
-    """The suites' in-process apps expect Hydra's default behaviour (no ``version_base``, so
-    Hydra 1.1's: jobs change directory); ``tests/conftest.py`` imports ``linlab.train``, whose
-    ``hydra.main(version_base="1.3")`` set it for the whole process."""
-    base = VersionBase.instance()
-    saved = base.getbase()
-    base.setbase(__compat_version__)
-    yield
-    base.setbase(saved)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Future Hydra versions will no longer change"),
+    pytest.mark.usefixtures("hydra_default_version_base"),
+]
 
 
 def test_discovery() -> None:
