@@ -15,7 +15,10 @@ from hydra.test_utils.launcher_common_tests import (
 )
 from pytest import mark, param
 
-pytestmark = pytest.mark.usefixtures("hydra_default_version_base")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Future Hydra versions will no longer change"),
+    pytest.mark.usefixtures("hydra_default_version_base"),
+]
 
 
 @mark.parametrize("launcher_name, overrides", [("basic", ["hydra/sweeper=grid"])])
