@@ -18,14 +18,6 @@ if TYPE_CHECKING:
 
 SEED_KEY = "seed"
 STATUS_ORDER = ("diverged", "failed", "running")
-VALUES = (
-    "val_loss",
-    "test_loss",
-    "train_loss",
-    "steps_to_target",
-    "population_risk",
-    "excess_population_risk",
-)
 
 
 @dataclass

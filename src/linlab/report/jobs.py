@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import ListConfig, OmegaConf
 
+from linlab.report.aggregate import metric
+from linlab.report.kinds import setting_order
 from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
 from linlab.sweeps.hparams import param_distance
 
@@ -95,8 +98,10 @@ def varied_keys(jobs: list[Job]) -> list[str]:
     return [k for k in keys if len({repr(job.overrides.get(k, ...)) for job in jobs}) > 1]
 
 
-def ranked(jobs: list[Job]) -> list[Job]:
-    """``ok`` jobs by final val loss first, then pruned, diverged, failed, ... pending ones."""
+def ranked(jobs: list[Job], value: str = "val_loss", keys: Sequence[str] = ()) -> list[Job]:
+    """``ok`` jobs by ``value`` (the sweep's ``report.value``) first, then pruned, diverged,
+    failed, ... pending ones; ties and jobs without the value by ``keys``' values, numbers in
+    numeric order."""
     order = {
         "ok": 0,
         "pruned": 1,
@@ -109,17 +114,19 @@ def ranked(jobs: list[Job]) -> list[Job]:
     }
 
     def key(job: Job) -> tuple:
-        loss = job.val_loss
-        return (order.get(job.status, len(order)), loss is None, loss or 0.0, job.name)
+        number = metric(job, value)
+        rank = order.get(job.status, len(order))
+        return (rank, number is None, number or 0.0, setting_order(job, keys), job.name)
 
     return sorted(jobs, key=key)
 
 
-def best_line(jobs: list[Job]) -> str:
-    ok = [j for j in ranked(jobs) if j.status == "ok" and j.val_loss is not None]
+def best_line(jobs: list[Job], value: str = "val_loss") -> str:
+    """``best: <job> (<value> 0.0123)``, or why there is none."""
+    ok = [j for j in ranked(jobs, value) if j.status == "ok" and metric(j, value) is not None]
     if not ok:
-        return "best: none (no job finished with status ok and a validation loss)"
-    return f"best: {ok[0].name} (val_loss {ok[0].val_loss:.6g})"
+        return f"best: none (no job finished with status ok and a {value})"
+    return f"best: {ok[0].name} ({value} {metric(ok[0], value):.6g})"
 
 
 def status_counts(jobs: list[Job]) -> str:
