@@ -100,7 +100,10 @@ def cell(members: list[Job], value: str) -> tuple[Interval | None, str]:
 
 
 def table_rows(jobs: list[Job], keys: list[str], value: str) -> list[dict[str, Any]]:
-    """One row per setting: the varied keys, the number of seeds, mean ± interval, statuses."""
+    """One row per setting: the varied keys, the number of seeds, mean ± interval, statuses;
+    by the mean, then by the keys' values (numbers in numeric order)."""
+    from linlab.report.kinds import setting_order
+
     rows = []
     for members in by_setting(jobs).values():
         summary, status = cell(members, value)
@@ -108,7 +111,7 @@ def table_rows(jobs: list[Job], keys: list[str], value: str) -> list[dict[str, A
         ok = sum(job.status == "ok" for job in members)
         row |= {"seeds": len(members), "ok": ok, f"{value} (95% CI)": str(summary or "-")}
         row["status"] = status
-        rows.append((summary.mean if summary else math.inf, row))
+        rows.append(((summary.mean if summary else math.inf, setting_order(members[0], keys)), row))
     return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 

@@ -67,13 +67,20 @@ def axis_value(job: Job, name: str) -> Any:
 
 
 def cell_edges(values: list[Any]) -> tuple[list[float], bool]:
-    """Cell boundaries: geometric midpoints on a log axis, else unit cells around 0..n-1."""
-    if all(isinstance(v, int | float) and v > 0 for v in values):
+    """Cell boundaries: geometric midpoints on a log axis when the values are positive and
+    about evenly spaced in log (no gap over 3 times another: cells of similar widths), else
+    unit cells around 0..n-1."""
+    if all(isinstance(v, int | float) and v > 0 for v in values) and _log_even(values):
         mids = [math.sqrt(a * b) for a, b in itertools.pairwise(values)]
         if not mids:
             return [values[0] / 2, values[0] * 2], True
         return [values[0] ** 2 / mids[0], *mids, values[-1] ** 2 / mids[-1]], True
     return [i - 0.5 for i in range(len(values) + 1)], False
+
+
+def _log_even(values: list[float]) -> bool:
+    gaps = [math.log(b / a) for a, b in itertools.pairwise(values)]
+    return len(gaps) < 2 or max(gaps) <= 3 * min(gaps)
 
 
 def _grid(n: int) -> tuple[int, int]:

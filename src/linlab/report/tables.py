@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from linlab.report.jobs import Job, ranked
+from linlab.report.jobs import Job
 
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
 CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
@@ -36,12 +36,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
-    """Every number as written in results.json (``repr`` keeps all digits)."""
+    """The jobs in the order given, every number as written in results.json (``repr`` keeps
+    all digits)."""
     columns = ["job", *keys, *METRIC_COLUMNS, *CSV_EXTRA]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for job in ranked(jobs):
+        for job in jobs:
             row = [job.name, *(job.value(c) for c in columns[1:])]
             writer.writerow(["" if v is None else v for v in row])
 
