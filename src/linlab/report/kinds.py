@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linlab.report import aggregate
-
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
 
 LR_KEY = "optimizer.lr"
 BATCH_KEY = "data.batch_size"
+SEED_KEY = "seed"
 TRIAL_KEY = "optuna_trial"  # linlab.search.settings.TRIAL_KEY
 
 
@@ -44,7 +43,7 @@ def numeric(jobs: list[Job], key: str) -> bool:
 
 
 def swept(varied: Sequence[str]) -> list[str]:
-    return [k for k in varied if k not in (aggregate.SEED_KEY, TRIAL_KEY)]
+    return [k for k in varied if k not in (SEED_KEY, TRIAL_KEY)]
 
 
 def distinct(jobs: list[Job], key: str) -> list[Any]:

@@ -8,7 +8,8 @@ by its ``train_loss`` instead of as missing a result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,10 @@ def shown(value: str, results: Iterable[dict[str, Any]]) -> str:
         return value
     has_train = any(r.get(WITHOUT_VALIDATION) is not None for r in listed)
     return WITHOUT_VALIDATION if has_train else value
+
+
+def number(results: Mapping[str, Any], name: str) -> float | None:
+    """A finite number ``name`` of results.json (top level or its ``theory``), else None."""
+    value = results.get(name, (results.get("theory") or {}).get(name))
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None

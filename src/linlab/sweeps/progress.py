@@ -30,6 +30,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from linlab.report import value as chosen
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
@@ -65,9 +66,10 @@ class SweepProgress(Callback):
         if job_return.status == JobStatus.FAILED:
             results.setdefault("status", "failed")
         done = finished_before(run_dir)
+        value = chosen.shown(chosen.configured(config), [results])
         print(
             f"[{done}/{self.total or '?'}] {run_dir.name}  "
-            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  "
+            f"{value} {_fmt(chosen.number(results, value))}  {status_text(results)}  "
             f"{time.perf_counter() - self.started:.1f} s",
             flush=True,
         )
@@ -78,7 +80,7 @@ class SweepProgress(Callback):
         seconds = time.perf_counter() - self.sweep_started
         print(
             f"done: {len(jobs)} jobs ({status_counts(jobs) or 'none'}) in {seconds:.1f} s",
-            best_line(jobs),
+            best_line(jobs, chosen.shown(chosen.configured(config), [j.results for j in jobs])),
             f"next: linlab-report {sweep_dir}",
             sep="\n",
             flush=True,
