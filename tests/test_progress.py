@@ -122,7 +122,7 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path):
 def test_an_80_column_terminal_gets_one_line_and_the_closing_lines(tmp_path):
     """The live line fits 80 columns (never wrapped); the run ends naming its folder and the
     TensorBoard command, and its train.log holds those closing lines too."""
-    args = ["data.n_samples=4000", "data.batch_size=1", "trainer.max_epochs=3", "callbacks=none"]
+    args = ["data.n_samples=400", "data.batch_size=1", "trainer.max_epochs=3", "callbacks=none"]
     session = run_on_terminal(args, tmp_path, width=80)
     assert session.returncode == 0, session.text
     drawn = [line for _, line in session.lines() if FRAME.search(line)]
