@@ -17,6 +17,7 @@ import time
 import urllib.request
 
 import pytest
+from browser import browser_available, hparams_page
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 
@@ -316,6 +317,19 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
     finally:
         server.kill()
         server.wait(timeout=10)
+
+
+@pytest.mark.skipif(not browser_available(), reason="needs chromium and chromedriver")
+def test_a_headless_browser_shows_the_sweeps_hparams_table(sweeps):
+    """What a person sees: the HParams tab, drawn by chromium from a real TensorBoard server."""
+    texts, png = hparams_page(sweeps["sequential"].folder, sorted(GRID_NAMES))
+    assert set(GRID_NAMES) <= set(texts), texts  # one row per job
+    header = texts[texts.index("Trial ID") + 2 : texts.index(sorted(GRID_NAMES)[0])]
+    assert {"Status", "data.batch_size", "optimizer.lr"} <= set(header[:5])
+    assert next(t for t in header if t.startswith("final/")) == "final/val_loss"
+    assert not {"params/b", "train/loss", "val/loss", "epoch"} & set(texts)  # no scalar tags
+    assert {"16.000", "64.000"} <= set(texts)  # batch sizes as numbers
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):
