@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +38,6 @@ class Job:
     @property
     def status(self) -> str:
         return self.results.get("status", "running")
-
-    @property
-    def val_loss(self) -> float | None:
-        value = self.results.get("val_loss")
-        return value if isinstance(value, int | float) and math.isfinite(value) else None
 
     def value(self, key: str) -> Any:
         """A table cell: a results.json entry, a varied override, or None."""
