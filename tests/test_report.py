@@ -58,6 +58,7 @@ def test_the_sweeps_value_ranks_names_the_best_and_picks_a_line_plot(double_desc
     rows = list(csv.DictReader((double_descent / "report.csv").open()))
     by_value = sorted(((d, s) for d in FEATURES for s in (0, 1)), key=lambda p: risk(*p))
     assert [r["job"] for r in rows] == [f"n_features={d},seed={s}" for d, s in by_value]
+    assert [float(r["excess_population_risk"]) for r in rows] == [risk(*p) for p in by_value]
     assert (double_descent / "report_line.png").read_bytes()[:4] == b"\x89PNG"
     assert not (double_descent / "report_heatmap.png").exists()
     # over seeds: one row per number of features, ranked by the mean risk

@@ -40,8 +40,8 @@ def report(sweep_dir: Path, value: str | None = None) -> str:
     check_value(jobs, value)
     keys = varied_keys(jobs)
     kind = kind_of(jobs, keys)
-    rows = table_rows(ranked(jobs, value, keys), keys)
-    write_csv(sweep_dir / "report.csv", ranked(jobs, value, keys), keys)
+    rows = table_rows(ranked(jobs, value, keys), keys, value)
+    write_csv(sweep_dir / "report.csv", ranked(jobs, value, keys), keys, value)
     figures, captions, grouping = draw(sweep_dir, jobs, kind, value)
     if risk_curve.applies(jobs, keys):
         risk_curve.risk_figure(jobs).savefig(sweep_dir / "report_risk.png", dpi=110)

@@ -40,13 +40,16 @@ class Job:
         return self.results.get("status", "running")
 
     def value(self, key: str) -> Any:
-        """A table cell: a results.json entry, a varied override, or None."""
+        """A table cell: a results.json entry (or one of its ``theory``), a varied override,
+        or None."""
         if key == "status":
             return self.status
         if key in self.results:
             return self.results[key]
         if key == "param_distance":
             return param_distance(self.results)
+        if key in (theory := self.results.get("theory") or {}):
+            return theory[key]
         return self.overrides.get(key)
 
 
