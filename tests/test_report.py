@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import metadata
 
 from linlab.report.cli import main
+from linlab.sweeps.hparams import write_experiment
 
 FEATURES = (300, 10, 100, 25, 50)  # string order would be 10, 100, 25, 300, 50
 
@@ -22,8 +25,13 @@ def write_sweep(root: Path, jobs: dict[str, dict], value: str | None = None) -> 
     config = {"report": {"value": value}} if value else {}
     OmegaConf.save(OmegaConf.create(config), root / "multirun.yaml")
     for name, (overrides, results) in jobs.items():
-        (root / name / ".hydra").mkdir(parents=True)
-        OmegaConf.save(OmegaConf.create(overrides), root / name / ".hydra" / "overrides.yaml")
+        hydra_dir = root / name / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+        job_config = OmegaConf.from_dotlist(overrides)  # the job's config, as Hydra saves it
+        OmegaConf.save(OmegaConf.merge(config, job_config), hydra_dir / "config.yaml")
+        hydra = {"hydra": {"overrides": {"task": overrides}, "runtime": {"choices": {}}}}
+        OmegaConf.save(OmegaConf.create(hydra), hydra_dir / "hydra.yaml")
         if results is not None:
             (root / name / "results.json").write_text(json.dumps(results))
     return root
@@ -82,3 +90,18 @@ def test_a_value_no_job_recorded_is_refused_before_anything_is_written(double_de
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "val_accuracy" in err and "excess_population_risk" in err
     assert not list(double_descent.glob("report*"))
+
+
+def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(double_descent):
+    write_experiment(double_descent, "excess_population_risk")
+    events = EventMultiplexer().AddRunsFromDirectory(str(double_descent))
+    events.Reload()
+    tags = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
+    experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+    metrics = [m.name.tag for m in experiment.metric_infos]
+    assert metrics == ["final/excess_population_risk", "final/train_loss"]  # what the jobs have
+    differs = {h.name for h in experiment.hparam_infos if h.differs}
+    assert differs == {"data.n_features", "seed"}
+    features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")
+    domain = features.domain_interval
+    assert (domain.min_value, domain.max_value) == (min(FEATURES), max(FEATURES))

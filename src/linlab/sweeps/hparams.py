@@ -129,13 +129,13 @@ def metric_names(value: str) -> dict[str, str]:
 
 
 def final_metrics(results: Mapping[str, Any], value: str = chosen.DEFAULT) -> dict[str, float]:
-    """The ``final/*`` values this run has (a run without a test split has no test loss)."""
+    """The ``final/*`` values this run has (a run without a test split has no test loss), the
+    sweep's value (a results.json number, or one of its ``theory``) first."""
     metrics = {}
     for name, key in metric_names(value).items():
-        number = param_distance(results) if key == "param_distance" else None
-        number = chosen.number(results, key) if number is None else number
-        if number is not None or isinstance(results.get(key), int | float):
-            metrics[name] = float(results[key]) if number is None else number
+        number = results.get(key, (results.get("theory") or {}).get(key))
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            metrics[name] = float(number)  # a diverged run's inf too
     return metrics
 
 
