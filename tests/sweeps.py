@@ -106,6 +106,8 @@ def hparams_sessions(folder: Path) -> dict[str, dict]:
     events.Reload()
     sessions = {}
     for run, tags in events.PluginRunToTagToContent(metadata.PLUGIN_NAME).items():
+        if metadata.SESSION_START_INFO_TAG not in tags:  # the sweep's experiment summary
+            continue
         start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
         sessions[run] = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
         scalars = events.GetAccumulator(run).Tags()["scalars"]

@@ -42,7 +42,10 @@ class Session:
 
 
 def run_on_terminal(
-    args: list[str], cwd: Path, keys_when: Callable[[str], bytes | None] | None = None
+    args: list[str],
+    cwd: Path,
+    keys_when: Callable[[str], bytes | None] | None = None,
+    width: int = WIDTH,
 ) -> Session:
     """Start ``python -m linlab.train args`` on a new pty (its controlling terminal).
 
@@ -53,11 +56,11 @@ def run_on_terminal(
     if pid == 0:  # the child: stdin, stdout and stderr are the terminal
         os.chdir(cwd)
         os.environ.update(
-            PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", TERM="xterm-256color", COLUMNS=str(WIDTH)
+            PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", TERM="xterm-256color", COLUMNS=str(width)
         )
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-m", "linlab.train", *args])
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, WIDTH, 0, 0))
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, width, 0, 0))
     session, started, typed = Session(), time.monotonic(), False
     while True:
         ready, _, _ = select.select([fd], [], [], 0.05)

@@ -14,7 +14,7 @@ EXTENSION = Path(__file__).parent / "extension"
 
 def test_own_model_and_loss_via_config_dir(tmp_path):
     env = {"PYTHONPATH": f"{EXTENSION}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run_cli(
+    proc = run_cli(
         [
             f"--config-dir={EXTENSION / 'conf'}",
             "model=through_origin",
@@ -38,6 +38,7 @@ def test_own_model_and_loss_via_config_dir(tmp_path):
             slope -= 0.05 * slope.grad
             slope.grad.zero_()
     assert abs(results["parameters"]["slope"][0] - slope.item()) < 1e-5
+    assert f"learned slope = {slope.item():.4f}" in proc.stdout  # a few scalars: printed
 
 
 def test_own_model_by_target_override(tmp_path):

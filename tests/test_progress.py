@@ -18,8 +18,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from terminal import SRC, run_on_terminal
 
 FRAME = re.compile(
-    r"epoch (\d+)/(\d+) .*?step ([\d,]+)/([\d,]+)  train loss (\S+)  val loss (\S+)  "
-    r"(\d+:\d\d:\d\d) elapsed  (\d+:\d\d:\d\d) left"
+    r"epoch (\d+)/(\d+) .*?step ([\d,]+)/([\d,]+) train (\S+) val (\S+) "
+    r"(\d+:\d\d:\d\d)<(\d+:\d\d:\d\d)"
 )
 
 
@@ -117,3 +117,19 @@ def test_ctrl_c_says_where_it_stopped_and_how_to_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     final = json.loads((run_dir / "results.json").read_text())
     assert final["status"] == "ok" and final["epochs"] == 60 and final["steps"] == 60 * 175
+
+
+def test_an_80_column_terminal_gets_one_line_and_the_closing_lines(tmp_path):
+    """The live line fits 80 columns (never wrapped); the run ends naming its folder and the
+    TensorBoard command, and its train.log holds those closing lines too."""
+    args = ["data.n_samples=400", "data.batch_size=1", "trainer.max_epochs=3", "callbacks=none"]
+    session = run_on_terminal(args, tmp_path, width=80)
+    assert session.returncode == 0, session.text
+    drawn = [line for _, line in session.lines() if FRAME.search(line)]
+    assert drawn and all(len(line.rstrip()) <= 80 for line in drawn), max(drawn, key=len)
+    assert "━" in drawn[0]  # the bar takes the columns the numbers leave
+    run_dir = next((tmp_path / "outputs").iterdir()).resolve()
+    lines = [line.rstrip() for _, line in session.lines()]
+    assert lines[-2:] == [f"run folder: {run_dir}", f"next: tensorboard --logdir {run_dir}"]
+    log = (run_dir / "train.log").read_text()
+    assert log.rstrip().endswith("\n".join(lines[-6:]))  # status, loss, w, true w, folder, next

@@ -8,6 +8,9 @@ headings), each in a fresh folder, its blocks in order. ``bash`` blocks run thro
 file: it is written there, not run. Other languages (``text`` for printed output or
 templates) are not run, and a runnable block is left out only when the line before it says
 why: ``<!-- readme-test: skip (needs a SLURM cluster) -->``.
+
+A block that runs must also be quiet: each line it writes to stderr is one the README
+promises (``QUIET_STDERR``), so Lightning's, matplotlib's or Hydra's noise fails the test.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ FENCE = re.compile(
     r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
 )
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s*\((?P<why>[^)]+)\)\s*-->\s*$")
+# stderr lines a README block may print: the CLIs' one-line refusals; TensorBoard's and pip's
+# own start-up lines
+QUIET_STDERR = re.compile(
+    r"(linlab-train|linlab-report): .*"
+    r"|TensorBoard \S+ at http://\S+ \(Press CTRL\+C to quit\)"
+    r"|(Defaulting to user installation|WARNING: Running pip as the 'root' user).*"
+)
 FILE_COMMENT = re.compile(r"#\s*(?P<path>[\w./-]+\.(?:py|yaml))\s*")
 
 
@@ -119,4 +129,8 @@ def test_readme_section_runs_as_written(section, tmp_path):
         assert proc.returncode == 0, (
             f"README.md:{block.line} ({block.lang}) exited {proc.returncode}\n"
             f"{block.body}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+        )
+        noise = [ln for ln in proc.stderr.splitlines() if ln.strip() and not QUIET_STDERR.match(ln)]
+        assert not noise, f"README.md:{block.line} ({block.lang}) printed on stderr:\n" + "\n".join(
+            noise[:20]
         )

@@ -154,8 +154,11 @@ def test_seeded_tpe_reaches_the_best_of_a_4x4_grid(studies, tmp_path):
     best_folder = trial_folders(folder)[study.best_trial.number].name
     assert best_folder.startswith(f"trial={study.best_trial.number},lr=")
     assert f"best trial {study.best_trial.number} ({best_folder}): val_loss" in text
-    for png in ("optuna_history.png", "optuna_importances.png"):
+    for png in ("optuna_history.png", "optuna_importances.png", "report_scatter.png"):
         assert (folder / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a study is a scatter of the value over each searched key, not a heatmap
+    assert "over optimizer.lr, data.batch_size (a search)" in text
+    assert not (folder / "report_heatmap.png").exists()
 
 
 def test_killed_study_resumes_keeping_finished_trials(studies):

@@ -3,8 +3,10 @@
 ``LiveProgress`` is one line on the terminal, redrawn by rich's ``Live`` from its own thread
 four times a second::
 
-    epoch 3/200 ━━━━━━━━━╸━━━━━━━━━━━━━━━━━━━━━━  1% step 1,234/82,000  train loss 0.0123
-    val loss 0.0234  0:00:02 elapsed  0:02:11 left
+    epoch 3/200 ━━━━━━━━━━━━━╸━━━━━━━━  1% step 1,234/82,000 train 0.0123 val 0.0234 0:00:02<0:02:11
+
+(elapsed<left). It fits the terminal's width on one line: the bar takes the columns the
+numbers leave, up to 30, and is left out below 6 (a 80-column terminal keeps it).
 
 A chunk is often a whole epoch (see ``linlab.data.batches``), so Lightning's own bar would
 stand still for the whole of it. Here the training step only writes an integer per minibatch
@@ -33,7 +35,8 @@ from rich.progress_bar import ProgressBar as Bar
 from rich.table import Table
 from rich.text import Text
 
-LOSS_LABELS = ("train loss", "val loss")
+LOSS_LABELS = ("train", "val")
+BAR_MIN, BAR_MAX = 6, 30  # columns of the progress bar
 
 
 class LiveProgress(ProgressBar):
@@ -95,7 +98,7 @@ class LiveProgress(ProgressBar):
         total = getattr(pl_module, "epoch_loss_sum", None)
         steps = getattr(pl_module, "epoch_steps", 0)
         if total is not None and steps:  # the module's running sum, complete at this hook
-            self.losses["train loss"] = float(total.reshape(-1)[0]) / steps
+            self.losses["train"] = float(total.reshape(-1)[0]) / steps
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._read_losses(trainer)
@@ -121,7 +124,7 @@ class LiveProgress(ProgressBar):
     def _read_losses(self, trainer: L.Trainer) -> None:
         value = trainer.callback_metrics.get("val/loss")
         if value is not None:
-            self.losses["val loss"] = float(value)
+            self.losses["val"] = float(value)
 
     def steps_done(self) -> int:
         """Optimiser steps so far, inside the running chunk too."""
@@ -143,13 +146,18 @@ class LiveProgress(ProgressBar):
         elapsed = time.perf_counter() - self.started
         ran, to_run = done - self.first_step, None if total is None else total - self.first_step
         left = elapsed * (to_run - ran) / ran if ran and to_run is not None else None
-        row = Table.grid(padding=(0, 1))
         head = f"epoch {epoch}/{max_epochs or '?'}"
-        losses = "  ".join(f"{label} {_loss(self.losses.get(label))}" for label in LOSS_LABELS)
+        losses = " ".join(f"{label} {_loss(self.losses.get(label))}" for label in LOSS_LABELS)
         steps = f"step {done:,}/{total:,}" if total is not None else f"step {done:,}"
         fraction = f"{ran / to_run:4.0%}" if to_run else ""
-        tail = f"{steps}  {losses}  {_clock(elapsed)} elapsed  {_clock(left)} left"
-        row.add_row(head, Bar(total=to_run or None, completed=ran, width=30), fraction, tail)
+        tail = f"{steps} {losses} {_clock(elapsed)}<{_clock(left)}"
+        # the bar takes what the terminal's width leaves (one line: no wrapping), up to 30
+        width = min(BAR_MAX, self.console.width - len(f"{head} {fraction} {tail}") - 2)
+        row = Table.grid(padding=(0, 1))
+        if width < BAR_MIN:
+            row.add_row(head, fraction, tail)
+        else:
+            row.add_row(head, Bar(total=to_run or None, completed=ran, width=width), fraction, tail)
         return row
 
 

@@ -222,23 +222,47 @@ def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | N
 
 
 def summary(results: dict[str, Any]) -> str:
+    losses = [
+        f"{split} {results[f'{split}_loss']:.6g}"
+        for split in ("train", "val", "test")
+        if results.get(f"{split}_loss") is not None
+    ]
     lines = [
         f"status {results['status']} after {results['epochs']} epochs, {results['steps']} steps, "
         f"{results['wall_time_s']:.2f} s",
-        "loss  "
-        + "  ".join(
-            f"{split} {results[f'{split}_loss']:.6g}"
-            for split in ("train", "val", "test")
-            if results.get(f"{split}_loss") is not None
-        ),
+        *(["loss  " + "  ".join(losses)] if losses else []),
     ]
     if "weights" in results:
         lines.append(f"learned w = {_fmt(results['weights'])}  b = {_fmt(results['bias'])}")
+    elif 0 < sum(map(len, (parameters := results.get("parameters") or {}).values())) <= 8:
+        shown = [f"{name} = {_fmt(v[0] if len(v) == 1 else v)}" for name, v in parameters.items()]
+        lines.append("learned " + "  ".join(shown))  # a custom model of a few scalars
     if results.get("true_weights") is not None:
         lines.append(
             f"true    w = {_fmt(results['true_weights'])}  b = {_fmt(results['true_bias'])}"
         )
     return "\n".join(lines)
+
+
+def closing_lines(results: dict[str, Any], run_dir: Path) -> str:
+    """What a single run prints when it ends: the summary, its folder, how to look at it."""
+    lines = [summary(results), f"run folder: {run_dir}"]
+    if any(run_dir.glob("events.out.tfevents.*")):
+        lines.append(f"next: tensorboard --logdir {run_dir}")
+    return "\n".join(lines)
+
+
+def mirror_to_log_files(text: str) -> None:
+    """Append ``text`` as shown to the run's log files (Hydra's ``train.log``), which hold
+    what the console showed."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.acquire()
+            try:
+                handler.stream.write(text + "\n")
+                handler.flush()
+            finally:
+                handler.release()
 
 
 def _fmt(value: Any) -> str:
@@ -267,7 +291,9 @@ def task(cfg: DictConfig) -> float | None:
         return None
     # DDP ranks 1..N-1 stay silent; in a sweep the sweep's console has a line per job
     if rank_zero_only.rank == 0 and HydraConfig.get().mode == RunMode.RUN:
-        print(summary(results), f"\nrun folder: {run_dir}", sep="\n")
+        closing = closing_lines(results, run_dir)
+        print(closing)
+        mirror_to_log_files(closing)
     return results.get("val_loss")
 
 
@@ -320,6 +346,7 @@ def quiet_lightning() -> None:
     """Drop Lightning's start-up banner and the warnings that do not apply to chunked steps."""
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     faults.warnings_to_log_files()
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)  # "Initializing distributed"
     warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\(.*sync_dist")

@@ -13,19 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from linlab.report.kinds import SEED_KEY, setting_order
+from linlab.report.value import number
+
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
 
-SEED_KEY = "seed"
 STATUS_ORDER = ("diverged", "failed", "running")
-VALUES = (
-    "val_loss",
-    "test_loss",
-    "train_loss",
-    "steps_to_target",
-    "population_risk",
-    "excess_population_risk",
-)
 
 
 @dataclass
@@ -80,10 +74,8 @@ def interval(values: Sequence[float], level: float = 0.95) -> Interval:
 
 
 def metric(job: Job, name: str) -> float | None:
-    """A finite number from results.json (top level or its ``theory``), else None."""
-    value = job.results.get(name, (job.results.get("theory") or {}).get(name))
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    """A finite number from the job's results.json (top level or its ``theory``), else None."""
+    return number(job.results, name)
 
 
 def setting(job: Job) -> tuple:
@@ -108,7 +100,9 @@ def cell(members: list[Job], value: str) -> tuple[Interval | None, str]:
 
 
 def table_rows(jobs: list[Job], keys: list[str], value: str) -> list[dict[str, Any]]:
-    """One row per setting: the varied keys, the number of seeds, mean ± interval, statuses."""
+    """One row per setting: the varied keys, the number of seeds, mean ± interval, statuses;
+    by the mean, then by the keys' values (numbers in numeric order)."""
+
     rows = []
     for members in by_setting(jobs).values():
         summary, status = cell(members, value)
@@ -116,7 +110,7 @@ def table_rows(jobs: list[Job], keys: list[str], value: str) -> list[dict[str, A
         ok = sum(job.status == "ok" for job in members)
         row |= {"seeds": len(members), "ok": ok, f"{value} (95% CI)": str(summary or "-")}
         row["status"] = status
-        rows.append((summary.mean if summary else math.inf, row))
+        rows.append(((summary.mean if summary else math.inf, setting_order(members[0], keys)), row))
     return [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 

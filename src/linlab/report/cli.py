@@ -5,14 +5,14 @@
 Reads every job's ``results.json`` (a job still running has none yet and is listed as
 ``running``; a planned job of ``sweep.json`` without a folder as ``pending``; a
 results.json that cannot be read as ``unreadable``, with the reason), prints a table sorted
-by final validation loss with the best ``ok`` job named, and writes into the sweep folder
-``report.csv``, ``report.md``, ``report_heatmap.png`` (final val loss over lr × batch size)
-and ``report_curves.png`` (val-loss curves from the TensorBoard events). Keys varied besides
-lr, batch size and seed split the figures into panels; a varied ``seed`` is aggregated (a
-table of mean ± 95% interval per setting, mean cells and curves with bands:
-``linlab.report.aggregate``). ``--value steps_to_target`` (or another of
-``aggregate.VALUES``) picks what the heatmap shows; a sweep over ``data.n_features`` on a
-Gaussian design also gets ``report_risk.png`` (double descent).
+by the sweep's value (``report.value``: final val loss unless a preset names another;
+``--value`` picks another) with the best ``ok`` job named, and writes into the sweep folder
+``report.csv``, ``report.md``, ``report_curves.png`` (loss curves from the TensorBoard
+events) and the figure that what varied calls for (``linlab.report.kinds``):
+``report_heatmap.png`` over lr × batch size, ``report_line.png`` over one numeric key or
+``report_scatter.png`` for a search. A varied ``seed`` is aggregated (a table of mean ± 95%
+interval per setting, mean cells, points and curves with bands: ``linlab.report.aggregate``);
+a sweep over ``data.n_features`` on a Gaussian design also gets ``report_risk.png``.
 """
 
 from __future__ import annotations
@@ -21,39 +21,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from linlab.report.aggregate import VALUES
+from matplotlib.figure import Figure
+
+from linlab.report import value as chosen
 from linlab.report.jobs import ReportError, best_line, load_jobs, ranked, status_counts, varied_keys
+from linlab.report.kinds import Kind, kind_of
 from linlab.report.tables import format_table, markdown_table, table_rows, write_csv
 
 
-def report(sweep_dir: Path, value: str = "val_loss") -> str:
-    """Write the report files into ``sweep_dir``; return the text printed to the console."""
+def report(sweep_dir: Path, value: str | None = None) -> str:
+    """Write the report files into ``sweep_dir``; return the text printed to the console.
+    ``value`` defaults to the sweep's ``report.value``."""
     from linlab.report import aggregate, risk_curve
-    from linlab.report.figures import curves_figure, facet_keys, heatmap_figure
     from linlab.report.study import optuna_view
 
     jobs = load_jobs(sweep_dir)
+    value = chosen.shown(value or chosen.of_sweep(sweep_dir), [j.results for j in jobs])
+    check_value(jobs, value)
     keys = varied_keys(jobs)
-    facets = facet_keys(keys)
-    rows = table_rows(ranked(jobs), keys)
-    write_csv(sweep_dir / "report.csv", jobs, keys)
-    heatmap_figure(jobs, facets, value).savefig(sweep_dir / "report_heatmap.png", dpi=110)
-    curves_figure(jobs, facets).savefig(sweep_dir / "report_curves.png", dpi=110)
-    figures = ["report_heatmap.png", "report_curves.png"]
+    kind = kind_of(jobs, keys)
+    rows = table_rows(ranked(jobs, value, keys), keys, value)
+    write_csv(sweep_dir / "report.csv", ranked(jobs, value, keys), keys, value)
+    figures, captions, grouping = draw(sweep_dir, jobs, kind, value)
     if risk_curve.applies(jobs, keys):
         risk_curve.risk_figure(jobs).savefig(sweep_dir / "report_risk.png", dpi=110)
         figures.append("report_risk.png")
+        captions.append("excess population risk over d/n")
     seeds = aggregate.table_rows(jobs, keys, value) if aggregate.SEED_KEY in keys else []
     over_seeds = [f"over seeds: {value}, mean ± 95% interval (t) per setting", ""] if seeds else []
-    grouping = (
-        f"figures: one panel per value of {' × '.join(facets)} (varied besides lr × batch size)"
-        if facets
-        else "figures: one panel (only lr and batch size varied)"
-    )
     head = [
         f"sweep {sweep_dir}: {len(jobs)} jobs ({status_counts(jobs)})",
         f"varied: {', '.join(keys) or 'nothing'}",
-        best_line(jobs),
+        best_line(jobs, value),
         grouping,
     ]
     markdown = [
@@ -63,13 +62,9 @@ def report(sweep_dir: Path, value: str = "val_loss") -> str:
         "",
         markdown_table(rows),
         "",
-        "![final val loss over lr × batch size](report_heatmap.png)",
-        "",
-        "![val loss curves](report_curves.png)",
-        "",
     ]
-    if "report_risk.png" in figures:
-        markdown += ["![excess population risk over d/n](report_risk.png)", ""]
+    for name, caption in zip(figures, captions, strict=True):
+        markdown += [f"![{caption}]({name})", ""]
     if seeds:
         markdown += [f"## {over_seeds[0]}", "", markdown_table(seeds), ""]
         over_seeds += [format_table(seeds), ""]
@@ -82,15 +77,67 @@ def report(sweep_dir: Path, value: str = "val_loss") -> str:
     return "\n".join([*lines, written, *optuna_view(sweep_dir)])
 
 
+def check_value(jobs: list, value: str) -> None:
+    """Refuse a value no ok job recorded, naming the numbers they did record."""
+    from linlab.report.aggregate import metric
+
+    ok = [j for j in jobs if j.status == "ok"]
+    if not ok or any(metric(j, value) is not None for j in ok):
+        return
+    recorded = sorted({k for j in ok for k in (*j.results, *(j.results.get("theory") or {}))
+                       if metric(j, k) is not None})  # fmt: skip
+    raise ReportError(f"--value {value}: no ok job recorded it; allowed: {', '.join(recorded)}")
+
+
+def draw(sweep_dir: Path, jobs: list, kind: Kind, value: str) -> tuple[list, list, str]:
+    """The figures ``kind`` calls for, saved into ``sweep_dir``: their files, their captions
+    and the console line that says how they are laid out."""
+    from linlab.report.figures import curve_tag, curves_figure, heatmap_figure
+    from linlab.report.value_plots import line_figure, scatter_figure
+
+    label = value.replace("_", " ")
+    curves = f"{curve_tag(jobs)} curves"
+    if kind.name == "heatmap":
+        save(heatmap_figure(jobs, kind.others, value), sweep_dir / "report_heatmap.png")
+        save(curves_figure(jobs, kind.others), sweep_dir / "report_curves.png")
+        grouping = (
+            f"figures: one panel per value of {' × '.join(kind.others)} "
+            "(varied besides lr × batch size)"
+            if kind.others
+            else "figures: one panel (only lr and batch size varied)"
+        )
+        names = ["report_heatmap.png", "report_curves.png"]
+        return names, [f"final {label} over lr × batch size", curves], grouping
+    x = kind.axes[0]
+    if kind.name == "line":
+        style = kind.others[0] if kind.others else None
+        save(line_figure(jobs, kind, value), sweep_dir / "report_line.png")
+        save(curves_figure(jobs, [], x, style), sweep_dir / "report_curves.png")
+        lines = f", one line per {' × '.join(kind.others)}" if kind.others else ""
+        grouping = f"figures: final {label} over {x}{lines}"
+        names = ["report_line.png", "report_curves.png"]
+        return names, [f"final {label} over {x}", curves], grouping
+    save(scatter_figure(jobs, kind, value), sweep_dir / "report_scatter.png")
+    save(curves_figure(jobs, [], x, None), sweep_dir / "report_curves.png")
+    grouping = f"figures: final {label} of each job over {', '.join(kind.axes)} (a search)"
+    names = ["report_scatter.png", "report_curves.png"]
+    return names, [f"final {label} over the searched keys", curves], grouping
+
+
+def save(figure: Figure, path: Path) -> None:
+    figure.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point ``linlab-report``; exit 2 with one line on bad input."""
     parser = argparse.ArgumentParser(prog="linlab-report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder written by linlab-train -m")
     parser.add_argument(
         "--value",
-        choices=VALUES,
-        default="val_loss",
-        help="what the heatmap and the over-seeds table show (default: val_loss)",
+        default=None,
+        help="a results.json number (val_loss, excess_population_risk, ...) the table is "
+        "sorted by and the figures and the over-seeds table show (default: the sweep's "
+        "report.value)",
     )
     args = parser.parse_args(argv)
     try:

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from matplotlib import colormaps
 from matplotlib.cm import ScalarMappable
-from matplotlib.colors import LogNorm, Normalize
+from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linlab.report import aggregate, stability
+from linlab.report.kinds import is_number, order, spans_decades
 
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
@@ -44,13 +46,10 @@ MARKED = {
 }
 UNKNOWN = ("white", "++", "k")  # any other status, e.g. unreadable
 LINE_STYLES = ("-", "--", ":", "-.")
-
-
-def facet_keys(varied: Sequence[str]) -> list[str]:
-    """Varied keys other than lr, batch size, seed and a search's trial number: one panel
-    for each combination."""
-    skipped = (*AXIS_KEYS.values(), aggregate.SEED_KEY, "optuna_trial")
-    return [k for k in varied if k not in skipped]
+CURVE_TAGS = ("val/loss", "train/epoch_loss")
+CURVE_COLOURS = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
+CELL_TEXT_MAX = 16  # more cells per row or column than this: the colour alone tells the value
+LEGEND_MAX = 12  # more settings than this: a colour bar and a legend of line styles
 
 
 def panels(jobs: list[Job], facets: list[str]) -> dict[str, list[Job]]:
@@ -68,13 +67,20 @@ def axis_value(job: Job, name: str) -> Any:
 
 
 def cell_edges(values: list[Any]) -> tuple[list[float], bool]:
-    """Cell boundaries: geometric midpoints on a log axis, else unit cells around 0..n-1."""
-    if all(isinstance(v, int | float) and v > 0 for v in values):
+    """Cell boundaries: geometric midpoints on a log axis when the values are positive and
+    about evenly spaced in log (no gap over 3 times another: cells of similar widths), else
+    unit cells around 0..n-1."""
+    if all(isinstance(v, int | float) and v > 0 for v in values) and _log_even(values):
         mids = [math.sqrt(a * b) for a, b in itertools.pairwise(values)]
         if not mids:
             return [values[0] / 2, values[0] * 2], True
         return [values[0] ** 2 / mids[0], *mids, values[-1] ** 2 / mids[-1]], True
     return [i - 0.5 for i in range(len(values) + 1)], False
+
+
+def _log_even(values: list[float]) -> bool:
+    gaps = [math.log(b / a) for a, b in itertools.pairwise(values)]
+    return len(gaps) < 2 or max(gaps) <= 3 * min(gaps)
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -87,7 +93,10 @@ def heatmap_figure(jobs: list[Job], facets: list[str], value: str = "val_loss") 
     failed and running cells marked; the stability boundary drawn where it is known."""
     groups = panels(jobs, facets)
     rows, cols = _grid(len(groups))
-    fig = Figure(figsize=(5.2 * cols, 4.2 * rows), layout="constrained")
+    n_lrs = len({axis_value(j, "lr") for j in jobs})
+    n_sizes = len({axis_value(j, "batch_size") for j in jobs})
+    width, height = max(5.2, 1.6 + 0.5 * n_lrs), max(4.2, 2.2 + 0.3 * n_sizes)
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     means = [
         summary.mean
         for members in aggregate.by_setting(jobs).values()
@@ -118,10 +127,11 @@ def loss_norm(losses: list[float]) -> Normalize:
 def _draw_heatmap(
     ax: Any, jobs: list[Job], norm: Normalize, value: str, bound: stability.Boundary | None
 ) -> None:
-    lrs = sorted({axis_value(j, "lr") for j in jobs}, key=_order)
-    sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=_order)
+    lrs = sorted({axis_value(j, "lr") for j in jobs}, key=order)
+    sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=order)
     x_edges, x_log = cell_edges(lrs)
     y_edges, y_log = cell_edges(sizes)
+    few = len(lrs) <= 5
     cells: dict[tuple[int, int], list[Job]] = {}
     for job in jobs:
         key = (lrs.index(axis_value(job, "lr")), sizes.index(axis_value(job, "batch_size")))
@@ -140,13 +150,16 @@ def _draw_heatmap(
             face, hatch, ink = MARKED.get(status, UNKNOWN)
             text = status
             steps = [j.results.get("diverged_at_step") for j in members]
-            if status == "diverged" and len(members) == 1 and steps[0] is not None:
+            if status == "diverged" and len(members) == 1 and steps[0] is not None and few:
                 text += f"\nat step {steps[0]}"
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor=face, hatch=hatch, ec="w"))
         cx = math.sqrt(x0 * x1) if x_log else (x0 + x1) / 2
         cy = math.sqrt(y0 * y1) if y_log else (y0 + y1) / 2
-        size = (8 if len(lrs) <= 5 else 6) - ("\n" in text)
-        ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink, weight="bold")
+        size = (8 if few else 6) - ("\n" in text)
+        if len(lrs) <= CELL_TEXT_MAX and len(sizes) <= CELL_TEXT_MAX:  # else colour only
+            back = {"boxstyle": "square,pad=0.15", "fc": face, "ec": "none", "hatch": None}
+            ax.text(cx, cy, text, ha="center", va="center", fontsize=size, color=ink,
+                    weight="bold", bbox=back, zorder=4)  # fmt: skip
     for axis, edges, log, values in (("x", x_edges, x_log, lrs), ("y", y_edges, y_log, sizes)):
         getattr(ax, f"set_{axis}lim")(edges[0], edges[-1])
         if log:
@@ -160,7 +173,9 @@ def _draw_heatmap(
         if log:
             getattr(ax, f"set_{axis}ticks")([], minor=True)
     if len(lrs) > 5:
-        ax.tick_params(axis="x", labelrotation=45)
+        ax.tick_params(axis="x", labelrotation=45 if len(lrs) <= 12 else 90)
+    if len(lrs) > 12 or len(sizes) > 12:
+        ax.tick_params(labelsize=7)
     ax.set_xlabel("learning rate (optimizer.lr)")
     ax.set_ylabel("batch size (data.batch_size)")
     if bound is not None and x_log:
@@ -172,64 +187,112 @@ def _draw_heatmap(
 
 
 def val_curve(job: Job) -> list[float]:
-    """``val/loss`` after each validation, read back from the job's TensorBoard events."""
+    """``val/loss`` after each validation, read back from the job's TensorBoard events; a job
+    without a validation split gives its ``train/epoch_loss`` instead."""
     if not job.folder.is_dir():  # a pending job
         return []
     events = EventAccumulator(str(job.folder), size_guidance={"scalars": 0})
     events.Reload()
-    if "val/loss" not in events.Tags()["scalars"]:
-        return []
-    return [e.value for e in events.Scalars("val/loss")]
+    tags = events.Tags()["scalars"]
+    tag = next((t for t in CURVE_TAGS if t in tags), None)
+    return [e.value for e in events.Scalars(tag)] if tag else []
 
 
-def curves_figure(jobs: list[Job], facets: list[str]) -> Figure:
-    """Val-loss curves over epochs, one per setting: a job's own curve, or over several seeds
-    their mean with a 95% band. Colour by lr (one log scale), line style by batch size, the
-    legend in numeric order; a red cross marks where a diverged setting stopped (also
-    one that diverged before its first validation)."""
+def curve_tag(jobs: list[Job]) -> str:
+    """The tag the curves show: val/loss when any job validated."""
+    return "val/loss" if any(j.results.get("val_loss") is not None for j in jobs) else CURVE_TAGS[1]
+
+
+def key_value(job: Job, key: str) -> Any:
+    """A job's value of ``key``: lr and batch size from results.json (also when not swept),
+    any other key from its overrides."""
+    for name, full in AXIS_KEYS.items():
+        if key == full:
+            return axis_value(job, name)
+    return job.overrides.get(key)
+
+
+def curves_figure(
+    jobs: list[Job],
+    facets: list[str],
+    colour_key: str = AXIS_KEYS["lr"],
+    style_key: str | None = AXIS_KEYS["batch_size"],
+) -> Figure:
+    """Loss curves over epochs, one per setting: a job's own curve, or over several seeds
+    their mean with a 95% band. Colour by ``colour_key`` (one scale, logarithmic over
+    decades), line style by ``style_key``, the legend in numeric order; a red cross marks
+    where a diverged setting stopped (also one that diverged before its first validation).
+    Past ``LEGEND_MAX`` settings a colour bar and a legend of the line styles replace the
+    legend of every line, so the legend never outgrows the figure."""
     from linlab.report.jobs import varied_keys
 
     groups = panels(jobs, facets)
     varied = [k for k in varied_keys(jobs) if k not in (*facets, aggregate.SEED_KEY)]
     rows, cols = _grid(len(groups))
     fig = Figure(figsize=(7.5 * cols, 4.0 * rows), layout="constrained")
-    colour = lr_colours([axis_value(j, "lr") for j in jobs])
-    sizes = sorted({axis_value(j, "batch_size") for j in jobs}, key=_order)
+    colour, norm = key_colours([key_value(j, colour_key) for j in jobs])
+    styles = sorted({key_value(j, style_key) for j in jobs}, key=order) if style_key else [None]
+    many = len(aggregate.by_setting(jobs)) > LEGEND_MAX
+    tag = curve_tag(jobs)
     for index, (title, members) in enumerate(groups.items()):
         ax = fig.add_subplot(rows, cols, index + 1)
         settings = sorted(
             aggregate.by_setting(members).values(),
-            key=lambda seeds: (
-                _order(axis_value(seeds[0], "lr")),
-                _order(axis_value(seeds[0], "batch_size")),
-            ),
-        )
+            key=lambda seeds: (order(key_value(seeds[0], colour_key)),
+                               order(key_value(seeds[0], style_key) if style_key else None)),
+        )  # fmt: skip
         for seeds in settings:
             curves = [c for c in map(val_curve, seeds) if c]
             status = aggregate.cell(seeds, "val_loss")[1]
-            lr, size = axis_value(seeds[0], "lr"), axis_value(seeds[0], "batch_size")
-            style = LINE_STYLES[sizes.index(size) % len(LINE_STYLES)]
-            label = f"lr={_label(lr)}, batch {_label(size)}"
+            shade = key_value(seeds[0], colour_key)
+            size = key_value(seeds[0], style_key) if style_key else None
+            style = LINE_STYLES[styles.index(size) % len(LINE_STYLES)]
+            label = f"{short(colour_key)}={_label(shade)}"
+            if style_key:
+                label += f", {short(style_key)} {_label(size)}"
             if len(seeds) > 1:
                 label = f"{_setting_label(seeds, varied)}"
             mean: list[float] = []
             if curves:
                 mean, low, high = aggregate.mean_band(curves)
                 epochs = range(1, len(mean) + 1)
-                ax.plot(epochs, mean, style, color=colour(lr), marker=".", label=label)
+                ax.plot(epochs, mean, style, color=colour(shade), marker=".", label=label)
                 if len(curves) > 1:
-                    ax.fill_between(epochs, low, high, color=colour(lr), alpha=0.25, lw=0)
+                    ax.fill_between(epochs, low, high, color=colour(shade), alpha=0.25, lw=0)
             if status == "diverged" and (end := divergence_point(seeds, list(mean))):
                 ax.plot(*end, "X", color="red", ms=11, mec="k", label=f"{label}: diverged")
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
-        ax.set_title(title or "val loss")
+        ax.set_title(title or tag)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_ylabel("val/loss")
-        if ax.get_lines():
+        ax.set_ylabel(tag)
+        if many and ax.get_lines():
+            style_legend(ax, style_key, styles)
+        elif ax.get_lines():
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if many and norm is not None:
+        fig.colorbar(ScalarMappable(norm, CURVE_COLOURS), ax=fig.axes, label=colour_key)
     return fig
+
+
+def style_legend(ax: Any, style_key: str | None, styles: list[Any]) -> None:
+    """A legend of what the line styles and the red cross mean (the colours have a bar)."""
+    handles = [
+        Line2D([], [], ls=LINE_STYLES[i % len(LINE_STYLES)], color="k",
+               label=f"{short(style_key)} {_label(v)}")
+        for i, v in enumerate(styles[: len(LINE_STYLES)]) if style_key
+    ]  # fmt: skip
+    if any(line.get_marker() == "X" for line in ax.get_lines()):
+        handles.append(Line2D([], [], ls="", marker="X", color="red", mec="k", label="diverged"))
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def short(key: str | None) -> str:
+    """``lr`` and ``batch`` for the two usual axes, else the key's last part."""
+    names = {AXIS_KEYS["lr"]: "lr", AXIS_KEYS["batch_size"]: "batch"}
+    return names.get(key or "", (key or "").split(".")[-1])
 
 
 def divergence_point(seeds: list[Job], curve: list[float]) -> tuple[float, float] | None:
@@ -250,20 +313,19 @@ def _setting_label(seeds: list[Job], varied: list[str]) -> str:
     return f"{','.join(shown) or 'all'} ({len(seeds)} seeds)"
 
 
-def lr_colours(lrs: list[Any]) -> Any:
-    """lr -> colour on one plasma scale, logarithmic over the positive learning rates."""
-    numbers = sorted({v for v in lrs if isinstance(v, int | float) and v > 0})
+def key_colours(values: list[Any]) -> tuple[Any, Normalize | None]:
+    """value -> colour on one plasma scale (logarithmic across decades), and that scale."""
+    numbers = sorted({v for v in values if is_number(v)})
     if len(numbers) < 2:
-        return lambda lr: colormaps["plasma"](0.1)
-    norm = LogNorm(numbers[0], numbers[-1])
-    return lambda lr: colormaps["plasma"](0.85 * float(norm(lr)) if lr in numbers else 0.0)
-
-
-def _order(value: Any) -> tuple:
-    """Numbers ascending, then None (full batch), then text."""
-    if isinstance(value, int | float):
-        return (0, value, "")
-    return (1 if value is None else 2, 0, str(value))
+        return (lambda value: CURVE_COLOURS(0.1)), None
+    norm = (
+        LogNorm(numbers[0], numbers[-1])
+        if spans_decades(numbers)
+        else Normalize(numbers[0], numbers[-1])
+    )
+    return (
+        lambda value: CURVE_COLOURS(float(norm(value))) if value in numbers else CURVE_COLOURS(0.0)
+    ), norm
 
 
 def _label(value: Any) -> str:

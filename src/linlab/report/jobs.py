@@ -11,7 +11,7 @@ so the "varied" keys stay those the sweep varied.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import ListConfig, OmegaConf
 
 from linlab.checks.run_folder import lock_holder
+from linlab.report.aggregate import metric
+from linlab.report.kinds import setting_order
 from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
 from linlab.sweeps.hparams import param_distance
 
@@ -50,19 +52,17 @@ class Job:
             return self.results["status"]
         return "running" if self.running else "interrupted"
 
-    @property
-    def val_loss(self) -> float | None:
-        value = self.results.get("val_loss")
-        return value if isinstance(value, int | float) and math.isfinite(value) else None
-
     def value(self, key: str) -> Any:
-        """A table cell: a results.json entry, a varied override, or None."""
+        """A table cell: a results.json entry (or one of its ``theory``), a varied override,
+        or None."""
         if key == "status":
             return self.status
         if key in self.results:
             return self.results[key]
         if key == "param_distance":
             return param_distance(self.results)
+        if key in (theory := self.results.get("theory") or {}):
+            return theory[key]
         return self.overrides.get(key)
 
 
@@ -118,8 +118,10 @@ def varied_keys(jobs: list[Job]) -> list[str]:
     return [k for k in keys if len({repr(job.overrides.get(k, ...)) for job in known}) > 1]
 
 
-def ranked(jobs: list[Job]) -> list[Job]:
-    """``ok`` jobs by final val loss first, then pruned, diverged, failed, ... pending ones."""
+def ranked(jobs: list[Job], value: str = "val_loss", keys: Sequence[str] = ()) -> list[Job]:
+    """``ok`` jobs by ``value`` (the sweep's ``report.value``) first, then pruned, diverged,
+    failed, ... pending ones; ties and jobs without the value by ``keys``' values, numbers in
+    numeric order."""
     order = {
         "ok": 0,
         "pruned": 1,
@@ -132,17 +134,19 @@ def ranked(jobs: list[Job]) -> list[Job]:
     }
 
     def key(job: Job) -> tuple:
-        loss = job.val_loss
-        return (order.get(job.status, len(order)), loss is None, loss or 0.0, job.name)
+        number = metric(job, value)
+        rank = order.get(job.status, len(order))
+        return (rank, number is None, number or 0.0, setting_order(job, keys), job.name)
 
     return sorted(jobs, key=key)
 
 
-def best_line(jobs: list[Job]) -> str:
-    ok = [j for j in ranked(jobs) if j.status == "ok" and j.val_loss is not None]
+def best_line(jobs: list[Job], value: str = "val_loss") -> str:
+    """``best: <job> (<value> 0.0123)``, or why there is none."""
+    ok = [j for j in ranked(jobs, value) if j.status == "ok" and metric(j, value) is not None]
     if not ok:
-        return "best: none (no job finished with status ok and a validation loss)"
-    return f"best: {ok[0].name} (val_loss {ok[0].val_loss:.6g})"
+        return f"best: none (no job finished with status ok and a {value})"
+    return f"best: {ok[0].name} ({value} {metric(ok[0], value):.6g})"
 
 
 def status_counts(jobs: list[Job]) -> str:

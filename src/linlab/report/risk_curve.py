@@ -24,7 +24,8 @@ FEATURES_KEY = "data.n_features"
 
 def applies(jobs: list[Job], varied: list[str]) -> bool:
     return FEATURES_KEY in varied and any(
-        aggregate.metric(j, "excess_population_risk") is not None for j in jobs
+        aggregate.metric(j, "excess_population_risk") is not None and gamma(j) is not None
+        for j in jobs
     )
 
 

@@ -6,14 +6,19 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from linlab.report.jobs import Job, ranked
+from linlab.report.jobs import Job
 
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
 CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
 
 
-def table_rows(jobs: list[Job], keys: list[str]) -> list[dict[str, Any]]:
-    columns = [*keys, *METRIC_COLUMNS]
+def metric_columns(value: str) -> list[str]:
+    """The sweep's value first (when it is not one of the usual columns), then the usual."""
+    return [value, *METRIC_COLUMNS] if value not in METRIC_COLUMNS else list(METRIC_COLUMNS)
+
+
+def table_rows(jobs: list[Job], keys: list[str], value: str = "val_loss") -> list[dict[str, Any]]:
+    columns = [*keys, *metric_columns(value)]
     return [{"job": job.name, **{c: job.value(c) for c in columns}} for job in jobs]
 
 
@@ -35,13 +40,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
-    """Every number as written in results.json (``repr`` keeps all digits)."""
-    columns = ["job", *keys, *METRIC_COLUMNS, *CSV_EXTRA]
+def write_csv(path: Path, jobs: list[Job], keys: list[str], value: str = "val_loss") -> None:
+    """The jobs in the order given, every number as written in results.json (``repr`` keeps
+    all digits)."""
+    columns = ["job", *keys, *metric_columns(value), *CSV_EXTRA]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
-        for job in ranked(jobs):
+        for job in jobs:
             row = [job.name, *(job.value(c) for c in columns[1:])]
             writer.writerow(["" if v is None else v for v in row])
 

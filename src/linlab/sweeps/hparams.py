@@ -8,17 +8,19 @@ swept key) are added.
 What the dashboard opens on follows TensorBoard's hparams plugin (``backend_context.py`` and
 the dashboard's script in TensorBoard 2.21):
 
-- No experiment summary is written: the plugin then infers the experiment from every run's
-  session, takes the union of their keys, and marks each key whose values differ
-  (``differs``). It lists those first, then the rest by name, and the dashboard ticks the
-  first five. The run's status is named ``Status`` so that, sorting before the lower-case
-  config paths, it is among those five.
-- The dashboard prints every number with ``toPrecision(5)`` (512 reads ``512.00``), so
-  integer settings are written as text.
-- Metric columns are scalar tags (the plugin finds nowhere else); the dashboard ticks the
-  first five by name, so the final values are ``final/*`` at the run's last step, and no
-  ``hp_metric`` placeholder. Other one-off values (epochs, steps, the theory reference) go
-  to the text tab as ``results``, not into one-point charts.
+- A sweep writes an experiment summary when it ends (``SweepExperiment``, a Hydra callback,
+  into ``<sweep folder>/*.sweep_experiment``). The plugin serves a stored summary as written,
+  so it names the metrics, the ``final/*`` values only (the sweep's ``report.value`` first),
+  not every scalar tag; it marks each key whose values differ between the jobs
+  (``differs``), which the dashboard lists first and ticks among the first five. The run's
+  status is named ``Status`` so that, sorting before the lower-case config paths, it is
+  among those five. While a sweep runs, and for single runs, the plugin infers the
+  experiment from the sessions as before.
+- Numbers are written as numbers (batch sizes sort 8 < 64 < 512; the dashboard prints them
+  with ``toPrecision(5)``); ``null`` (full batch) is text.
+- The final values are ``final/*`` scalars at the run's last step, and no ``hp_metric``
+  placeholder. Other one-off values (epochs, steps, the theory reference) go to the text tab
+  as ``results``, not into one-point charts.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -38,6 +41,8 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from linlab.logger import events_file, remove_if_empty
+from linlab.report import value as chosen
+from linlab.results import read_results_if_any
 from linlab.unwritten import not_written
 
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
@@ -67,6 +72,7 @@ STATUS = "Status"  # the HParams key of the run's status (see the module docstri
 # ok is a success; a run stopped by divergence, an error or a search is a failure to the
 # dashboard's status filter; an interrupted run may go on, so its end is unknown
 SESSION_STATUS = {"ok": "STATUS_SUCCESS", "interrupted": "STATUS_UNKNOWN"}
+EXPERIMENT_SUFFIX = ".sweep_experiment"  # the sweep's experiment summary's event file
 ONE_OFF_KEYS = ("status", "epochs", "steps", "wall_time_s", "diverged_at_step", "last_finite_loss")
 Scalar = float | str | bool
 
@@ -102,21 +108,34 @@ def overridden_keys(task_overrides: Iterable[str]) -> list[str]:
 def hparams_of(cfg: DictConfig, status: str) -> dict[str, Scalar]:
     """The run's HParams: group choices, the usual keys, every overridden key, its status."""
     hydra_cfg = HydraConfig.get()
-    choices = hydra_cfg.runtime.choices
+    return hparams_from(cfg, hydra_cfg.runtime.choices, hydra_cfg.overrides.task, status)
+
+
+def hparams_from(
+    cfg: Any, choices: Mapping[str, Any], task: Iterable[str], status: str
+) -> dict[str, Scalar]:
+    """HParams of a run from its config, its group choices and its command-line overrides."""
     values: dict[str, Scalar] = {g: str(choices.get(g) or "none") for g in CHOICE_GROUPS}
-    for key in (*CONFIG_KEYS, *overridden_keys(hydra_cfg.overrides.task)):
+    for key in (*CONFIG_KEYS, *overridden_keys(task)):
         values[key] = _scalar(OmegaConf.select(cfg, key, default=None))
     values[STATUS] = status
     return values
 
 
-def final_metrics(results: Mapping[str, Any]) -> dict[str, float]:
-    """The ``final/*`` values this run has (a run without a test split has no test loss)."""
+def metric_names(value: str) -> dict[str, str]:
+    """HParams metric name -> results.json key: the sweep's value first, then the others."""
+    first = {f"final/{value}": value}
+    return first | {n: k for n, k in FINAL_METRICS.items() if k != value}
+
+
+def final_metrics(results: Mapping[str, Any], value: str = chosen.DEFAULT) -> dict[str, float]:
+    """The ``final/*`` values this run has (a run without a test split has no test loss), the
+    sweep's value (a results.json number, or one of its ``theory``) first."""
     metrics = {}
-    for name, key in FINAL_METRICS.items():
-        value = results.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            metrics[name] = float(value)
+    for name, key in metric_names(value).items():
+        number = results.get(key, (results.get("theory") or {}).get(key))
+        if isinstance(number, int | float) and not isinstance(number, bool):
+            metrics[name] = float(number)  # a diverged run's inf too
     return metrics
 
 
@@ -161,7 +180,8 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     Lightning has closed its writer when fit ends, so a fresh writer adds one more event
     file to the folder; TensorBoard reads every file of a folder as that one run.
     """
-    hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results)
+    value = chosen.configured(cfg)
+    hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results, value)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = None
@@ -184,15 +204,76 @@ def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
 
 
 def _scalar(value: Any) -> Scalar:
-    """HParams holds numbers, strings and booleans: lists and mappings become their text, and
-    integers too (the dashboard would print 512 as ``512.00``)."""
+    """HParams holds numbers, strings and booleans: lists and mappings become their text,
+    integers numbers (so that they sort as numbers), None ``null``."""
     if value is None:
         return "null"
     if isinstance(value, DictConfig | ListConfig):
         return str(OmegaConf.to_container(value, resolve=True))
     if isinstance(value, bool | float | str):
         return value
-    return str(value)
+    return float(value) if isinstance(value, int) else str(value)
+
+
+class SweepExperiment(Callback):
+    """Writes the sweep's experiment summary when the sweep ends (``conf/train.yaml``)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        write_experiment(Path(config.hydra.sweep.dir), chosen.configured(config))
+
+
+def write_experiment(sweep_dir: Path, value: str) -> None:
+    """The experiment summary of the sweep's jobs, replacing an earlier one (a resumed sweep);
+    nothing when no job wrote a config."""
+    sessions = [_job_session(folder.parent) for folder in sorted(sweep_dir.glob("*/.hydra"))]
+    if not sessions:
+        return
+    for old in sweep_dir.glob(f"*{EXPERIMENT_SUFFIX}"):
+        old.unlink()
+    names = list(dict.fromkeys(name for hparams, _ in sessions for name in hparams))
+    infos = [_hparam_info(name, [h[name] for h, _ in sessions if name in h]) for name in names]
+    metrics = list(dict.fromkeys(n for _, m in sessions for n in m))
+    first = f"final/{value}"
+    metrics.sort(key=lambda name: name != first)
+    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=n)) for n in metrics]
+    try:
+        with SummaryWriter(str(sweep_dir), filename_suffix=EXPERIMENT_SUFFIX) as writer:
+            experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
+            summary = _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
+            writer._get_file_writer().add_summary(summary)
+    except OSError as error:
+        not_written(f"TensorBoard HParams experiment in {sweep_dir}", error)
+
+
+def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
+    """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
+    results.json."""
+    hydra_dir = folder / ".hydra"
+    cfg = OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else {}
+    hydra = OmegaConf.load(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
+    choices = OmegaConf.select(hydra, "hydra.runtime.choices", default={}) or {}
+    task = OmegaConf.select(hydra, "hydra.overrides.task", default=[]) or []
+    results = read_results_if_any(folder)
+    value = chosen.configured(cfg)
+    hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))
+    return hparams, final_metrics(results, value)
+
+
+def _hparam_info(name: str, values: list[Scalar]) -> api_pb2.HParamInfo:
+    """The key's type (numbers, text or booleans; unset if mixed), domain and whether it
+    differs between the jobs."""
+    info = api_pb2.HParamInfo(name=name, differs=len(set(values)) > 1)
+    kinds = {type(v) for v in values}
+    if kinds == {float}:
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+        info.domain_interval.min_value, info.domain_interval.max_value = min(values), max(values)
+    elif kinds == {str}:
+        info.type = api_pb2.DATA_TYPE_STRING
+        info.domain_discrete.extend(sorted(set(values)))
+    elif kinds == {bool}:
+        info.type = api_pb2.DATA_TYPE_BOOL
+        info.domain_discrete.extend(sorted(set(values)))
+    return info
 
 
 def _plugin_summary(tag: str, **data: Any) -> Summary:

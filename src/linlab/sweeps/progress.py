@@ -33,6 +33,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from linlab.choices import GRID_SWEEPERS
+from linlab.report import value as chosen
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
@@ -49,6 +50,7 @@ class SweepProgress(Callback):
         self.total: int | None = None
         self.started = self.sweep_started = time.perf_counter()
         self.live: LiveSweepLine | None = None
+        self.value = chosen.DEFAULT  # the sweep's report.value, read from its config
 
     def __getstate__(self) -> dict[str, Any]:
         """Sent to joblib workers without the live line (drawn by the launching process)."""
@@ -56,6 +58,7 @@ class SweepProgress(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.total = grid_size(config)
+        self.value = chosen.configured(config)
         self.sweep_started = time.perf_counter()
         folder = Path(config.hydra.sweep.dir).absolute()
         print(header_line(config, self.total), flush=True)
@@ -67,6 +70,7 @@ class SweepProgress(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.perf_counter()
+        self.value = chosen.configured(config)
         if config.hydra.mode == RunMode.MULTIRUN:
             keep_logs_off_the_console()
 
@@ -86,9 +90,10 @@ class SweepProgress(Callback):
     def job_line(self, run_dir: Path, results: dict[str, Any], seconds: float | None) -> str:
         done = finished_before(run_dir)
         took = "-" if seconds is None else f"{seconds:.1f}"
+        value = chosen.shown(self.value, [results])
         return (
             f"[{done}/{self.total or '?'}] {run_dir.name}  "
-            f"val_loss {_fmt(results.get('val_loss'))}  {status_text(results)}  {took} s"
+            f"{value} {_fmt(chosen.number(results, value))}  {status_text(results)}  {took} s"
         )
 
     def line_of(self, run_dir: Path) -> str:
@@ -104,7 +109,7 @@ class SweepProgress(Callback):
         seconds = time.perf_counter() - self.sweep_started
         print(
             f"done: {len(jobs)} jobs ({status_counts(jobs) or 'none'}) in {seconds:.1f} s",
-            best_line(jobs),
+            best_line(jobs, chosen.shown(chosen.configured(config), [j.results for j in jobs])),
             f"next: linlab-report {sweep_dir}",
             sep="\n",
             flush=True,

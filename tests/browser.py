@@ -1,0 +1,139 @@
+"""TensorBoard seen by a real headless browser: the HParams table of a sweep folder.
+
+    python tests/browser.py multirun/example docs/images/hparams.png
+
+Starts ``tensorboard`` on 127.0.0.1 and Debian's ``chromium`` through ``chromedriver``
+(``apt-get install chromium chromium-driver``), spoken to over the W3C WebDriver protocol with
+the standard library, opens the HParams tab, waits until its table lists the runs, prints the
+texts it shows and saves a screenshot (the README's). ``tests/test_sweep.py`` drives it the
+same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--window-size=1500,900",
+]
+# every text node of the page, also inside shadow roots (TensorBoard's Polymer elements)
+PAGE_TEXT = """
+const texts = [];
+const walk = (node) => {
+  if (node.shadowRoot) walk(node.shadowRoot);
+  for (const child of node.childNodes) {
+    if (child.nodeType === 3) { const t = child.textContent.trim(); if (t) texts.push(t); }
+    else walk(child);
+  }
+};
+walk(document.body);
+return texts;
+"""
+
+
+def browser_available() -> bool:
+    return bool(shutil.which("chromium") and shutil.which("chromedriver"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(url: str, body: dict | None = None, method: str | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"}
+    with urllib.request.urlopen(
+        urllib.request.Request(url, data, headers, method=method), timeout=60
+    ) as r:
+        return json.loads(r.read())
+
+
+def wait_for(url: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            request(url)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def tensorboard(logdir: Path) -> Iterator[str]:
+    """A TensorBoard server on 127.0.0.1 over ``logdir``; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--reload_interval", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/data/runs", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def browser() -> Iterator[str]:
+    """A headless chromium session through chromedriver; yields the session's URL."""
+    port = free_port()
+    driver = subprocess.Popen(
+        ["chromedriver", f"--port={port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{base}/status", 30)
+        options = {"args": BROWSER_ARGS}
+        capabilities = {"alwaysMatch": {"goog:chromeOptions": options}}
+        session = request(f"{base}/session", {"capabilities": capabilities})["value"]["sessionId"]
+        try:
+            yield f"{base}/session/{session}"
+        finally:
+            request(f"{base}/session/{session}", method="DELETE")
+    finally:
+        driver.kill()
+        driver.wait(timeout=10)
+
+
+def hparams_page(logdir: Path, runs: list[str], seconds: float = 60) -> tuple[list[str], bytes]:
+    """The HParams tab once its table names every run in ``runs``: its texts and a PNG."""
+    with tensorboard(logdir) as server, browser() as session:
+        request(f"{session}/url", {"url": f"{server}/#hparams"})
+        deadline, texts = time.monotonic() + seconds, []
+        while time.monotonic() < deadline and not set(runs) <= set(texts):
+            time.sleep(1)
+            texts = request(f"{session}/execute/sync", {"script": PAGE_TEXT, "args": []})["value"]
+        time.sleep(1)  # let the table finish drawing
+        png = base64.b64decode(request(f"{session}/screenshot")["value"])
+        return texts, png
+
+
+def main() -> None:
+    logdir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    runs = sorted(p.parent.name for p in logdir.glob("*/.hydra"))
+    texts, png = hparams_page(logdir, runs)
+    out.write_bytes(png)
+    print(f"{len(runs)} runs; texts shown: {' | '.join(texts[:60])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""``linlab-report`` on sweep folders written here (job folders as Hydra and linlab leave them):
+the figure chosen from what varied, the sweep's ``report.value``, numeric order."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+from tensorboard.plugins.hparams import metadata
+
+from linlab.report.cli import main
+from linlab.sweeps.hparams import write_experiment
+
+FEATURES = (300, 10, 100, 25, 50)  # string order would be 10, 100, 25, 300, 50
+
+
+def write_sweep(root: Path, jobs: dict[str, dict], value: str | None = None) -> Path:
+    """A sweep folder: per job ``.hydra/overrides.yaml`` and (if given) ``results.json``;
+    ``multirun.yaml`` with the sweep's ``report.value``."""
+    root.mkdir()
+    config = {"report": {"value": value}} if value else {}
+    OmegaConf.save(OmegaConf.create(config), root / "multirun.yaml")
+    for name, (overrides, results) in jobs.items():
+        hydra_dir = root / name / ".hydra"
+        hydra_dir.mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+        job_config = OmegaConf.from_dotlist(overrides)  # the job's config, as Hydra saves it
+        OmegaConf.save(OmegaConf.merge(config, job_config), hydra_dir / "config.yaml")
+        hydra = {"hydra": {"overrides": {"task": overrides}, "runtime": {"choices": {}}}}
+        OmegaConf.save(OmegaConf.create(hydra), hydra_dir / "hydra.yaml")
+        if results is not None:
+            (root / name / "results.json").write_text(json.dumps(results))
+    return root
+
+
+def risk(d: int, seed: int) -> float:
+    return 1.0 / (1.0 + abs(d - 100)) + 0.001 * seed
+
+
+@pytest.fixture
+def double_descent(tmp_path) -> Path:
+    """All ok, no validation split, the value named by the preset."""
+    jobs = {}
+    for d in FEATURES:
+        for seed in (0, 1):
+            results = {"status": "ok", "val_loss": None, "train_loss": 0.1,
+                       "theory": {"excess_population_risk": risk(d, seed)}}  # fmt: skip
+            jobs[f"n_features={d},seed={seed}"] = (
+                [f"data.n_features={d}", f"seed={seed}"],
+                results,
+            )
+    return write_sweep(tmp_path / "sweep", jobs, "excess_population_risk")
+
+
+def test_the_sweeps_value_ranks_names_the_best_and_picks_a_line_plot(double_descent, capsys):
+    main([str(double_descent)])
+    out = capsys.readouterr().out
+    best = min(((d, s) for d in FEATURES for s in (0, 1)), key=lambda p: risk(*p))
+    name = f"n_features={best[0]},seed={best[1]}"
+    assert f"best: {name} (excess_population_risk {risk(*best):.6g})" in out
+    assert "figures: final excess population risk over data.n_features" in out
+    rows = list(csv.DictReader((double_descent / "report.csv").open()))
+    by_value = sorted(((d, s) for d in FEATURES for s in (0, 1)), key=lambda p: risk(*p))
+    assert [r["job"] for r in rows] == [f"n_features={d},seed={s}" for d, s in by_value]
+    assert [float(r["excess_population_risk"]) for r in rows] == [risk(*p) for p in by_value]
+    assert (double_descent / "report_line.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (double_descent / "report_heatmap.png").exists()
+    # over seeds: one row per number of features, ranked by the mean risk
+    over = out.split("over seeds: excess_population_risk")[1].splitlines()[3:8]
+    means = sorted(FEATURES, key=lambda d: risk(d, 0) + risk(d, 1))
+    assert [int(line.split()[0]) for line in over] == means
+
+
+def test_jobs_without_the_value_are_listed_in_numeric_order(tmp_path, capsys):
+    jobs = {f"n_features={d}": ([f"data.n_features={d}"], None) for d in FEATURES}
+    folder = write_sweep(tmp_path / "sweep", jobs)  # every job still running
+    main([str(folder)])
+    table = capsys.readouterr().out.split("\n\n")[1].splitlines()[1:]
+    assert [int(line.split()[1]) for line in table] == sorted(FEATURES)
+
+
+def test_a_value_no_job_recorded_is_refused_before_anything_is_written(double_descent, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(double_descent), "--value", "val_accuracy"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "val_accuracy" in err and "excess_population_risk" in err
+    assert not list(double_descent.glob("report*"))
+
+
+def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(double_descent):
+    write_experiment(double_descent, "excess_population_risk")
+    events = EventMultiplexer().AddRunsFromDirectory(str(double_descent))
+    events.Reload()
+    tags = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
+    experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+    metrics = [m.name.tag for m in experiment.metric_infos]
+    assert metrics == ["final/excess_population_risk", "final/train_loss"]  # what the jobs have
+    differs = {h.name for h in experiment.hparam_infos if h.differs}
+    assert differs == {"data.n_features", "seed"}
+    features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")
+    domain = features.domain_interval
+    assert (domain.min_value, domain.max_value) == (min(FEATURES), max(FEATURES))
