@@ -158,9 +158,7 @@ def train_group(
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
-    faults.fit(
-        trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
-    )
+    faults.fit(trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs))
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []

@@ -15,6 +15,12 @@ fit start the population excess risk of the closed-form optimum, the Ma-Bassily-
 constants (β, critical batch, the largest stable lr at this batch size) and, when SGD or Adam
 has a ``weight_decay``, the ridge solution it converges to. ``target_val_loss`` makes
 ``steps_to_target`` (the first step whose val loss is below it) a result.
+
+For a classification loss (``loss.classifier``) instead, at the start and after every epoch:
+``<split>/accuracy`` and ``<split>/margin`` (the normalized margin, ``linlab.margins``) on each
+split, and for a binary model on linearly separable training data ``theory/angle_to_max_margin``
+and ``theory/normalized_margin`` against the hard-margin SVM solved at fit start; their final
+values go to results.json (``val_accuracy``, ..., ``theory.max_margin``).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from linlab import theory
+from linlab import margins, theory
 from linlab.optim import ManualGradientDescent
 
 log = logging.getLogger("linlab")
@@ -50,10 +56,18 @@ class TheoryMetrics(L.Callback):
         self.true_weights: list[float] | None = None
         self.lr_exceeds_bound: bool | None = None
         self.latest: dict[str, float] = {}
+        self.classifier = False
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.max_margin: margins.MaxMargin | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         splits = getattr(trainer.datamodule, "splits", {})
         model, loss = pl_module.model, pl_module.loss_fn
+        self.classifier = self.enabled and getattr(loss, "classifier", False)
+        if self.classifier:
+            self._start_classifier(splits, model)
+            self._log(trainer, self._classification(pl_module))
+            return
         if not self.enabled or not hasattr(model, "w"):
             return
         curvature = getattr(loss, "curvature", None)
@@ -70,8 +84,36 @@ class TheoryMetrics(L.Callback):
             self._check_lr(trainer)
         self._log(trainer, self._distances(pl_module))
 
+    def _start_classifier(self, splits: dict, model: torch.nn.Module) -> None:
+        """The splits to score, and the max-margin direction of a binary model's training data."""
+        self.splits = {name: split for name, split in splits.items() if len(split[1])}
+        if hasattr(model, "w") and "train" in self.splits:
+            x, y = self.splits["train"]
+            self.max_margin = margins.max_margin(x.cpu(), y.cpu(), model.b is not None)
+
+    @torch.no_grad()
+    def _classification(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """Accuracy and normalized margin per split; angle and margin against the SVM."""
+        model = pl_module.model
+        theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        norm = float(torch.linalg.vector_norm(theta.double()))
+        metrics = {}
+        for name, (x, y) in self.splits.items():
+            scores = model(x.to(device=theta.device, dtype=theta.dtype)).double()
+            metrics[f"{name}/accuracy"] = margins.accuracy(scores, y.to(scores.device))
+            metrics[f"{name}/margin"] = margins.normalized_margin(scores, y.to(scores.device), norm)
+        if self.max_margin is not None:
+            metrics["theory/angle_to_max_margin"] = margins.angle(
+                theta.double().cpu(), self.max_margin.direction
+            )
+            metrics["theory/normalized_margin"] = metrics["train/margin"]
+        self.latest = metrics
+        return metrics
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None or self.population is not None:
+        if self.classifier:
+            self._log(trainer, self._classification(pl_module))
+        elif self.reference is not None or self.population is not None:
             self._log(trainer, self._distances(pl_module))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -170,7 +212,9 @@ class TheoryMetrics(L.Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None or self.population is not None:
+        if self.classifier:
+            self._classification(pl_module)
+        elif self.reference is not None or self.population is not None:
             self._distances(pl_module)
 
     def results(self) -> dict[str, Any]:
@@ -178,6 +222,8 @@ class TheoryMetrics(L.Callback):
         ``steps_to_target``."""
         if not self.enabled:
             return {}
+        if self.classifier:
+            return self._classification_results()
         target = {
             "target_val_loss": self.target_val_loss,
             "steps_to_target": theory.steps_to_target(self.val_history, self.target_val_loss),
@@ -194,6 +240,22 @@ class TheoryMetrics(L.Callback):
             },
             **target,
         }
+
+    def _classification_results(self) -> dict[str, Any]:
+        """``<split>_accuracy``, ``<split>_margin`` and ``theory`` (the max-margin solution)."""
+        results: dict[str, Any] = {
+            key.replace("/", "_"): value
+            for key, value in self.latest.items()
+            if not key.startswith("theory/")
+        }
+        if self.max_margin is not None:
+            results["theory"] = {
+                "max_margin": self.max_margin.margin,
+                "max_margin_direction": self.max_margin.direction.tolist(),
+                "support_vectors": self.max_margin.support,
+                **{k.removeprefix("theory/"): v for k, v in self.latest.items() if "theory/" in k},
+            }
+        return results
 
 
 def _population(data: Any, curvature: float | None) -> dict[str, Any] | None:

@@ -92,9 +92,7 @@ def _scheduler_slice(state: dict[str, Any], k: int, n_members: int) -> dict[str,
 
 def _merge_schedulers(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
-        key: [s[key][0] for s in states]
-        if isinstance(value, list) and len(value) == 1
-        else value
+        key: [s[key][0] for s in states] if isinstance(value, list) and len(value) == 1 else value
         for key, value in states[0].items()
     }
 
