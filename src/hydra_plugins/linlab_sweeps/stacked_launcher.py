@@ -5,7 +5,6 @@ from there only, so this module holds the launcher's config and a thin class; th
 ``linlab.stacking.launcher`` (imported, with torch, when a sweep selects this launcher).
 """
 
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 

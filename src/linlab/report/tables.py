@@ -10,10 +10,17 @@ from linlab.report.jobs import Job, ranked
 
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
 CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
+CLASSIFIER_COLUMNS = ("val_accuracy", "val_margin")  # shown when a job has them
+
+
+def metric_columns(jobs: list[Job]) -> list[str]:
+    """``METRIC_COLUMNS``, with a classifier's accuracy and margin after its losses."""
+    extra = [c for c in CLASSIFIER_COLUMNS if any(job.value(c) is not None for job in jobs)]
+    return [*METRIC_COLUMNS[:2], *extra, *METRIC_COLUMNS[2:]]
 
 
 def table_rows(jobs: list[Job], keys: list[str]) -> list[dict[str, Any]]:
-    columns = [*keys, *METRIC_COLUMNS]
+    columns = [*keys, *metric_columns(jobs)]
     return [{"job": job.name, **{c: job.value(c) for c in columns}} for job in jobs]
 
 
@@ -37,7 +44,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def write_csv(path: Path, jobs: list[Job], keys: list[str]) -> None:
     """Every number as written in results.json (``repr`` keeps all digits)."""
-    columns = ["job", *keys, *METRIC_COLUMNS, *CSV_EXTRA]
+    columns = ["job", *keys, *metric_columns(jobs), *CSV_EXTRA]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)
