@@ -16,6 +16,12 @@ constants (β, critical batch, the largest stable lr at this batch size) and, wh
 has a ``weight_decay``, the ridge solution it converges to. ``target_val_loss`` makes
 ``steps_to_target`` (the first step whose val loss is below it) a result.
 
+For plain SGD at a constant learning rate on a model without bias, also
+``theory/expected_risk``, the exact expected population risk at that step from the parameters
+at fit start (``linlab.learning_curves``): full-batch GD's closed form, or for streamed data
+(one pass, a fresh batch every step) the SGD second-moment recursion, logged after every chunk
+of steps (``data.chunk_batches`` sets how often) next to ``theory/population_risk``.
+
 For a classification loss (``loss.classifier``) instead, at the start and after every epoch:
 ``<split>/accuracy`` and ``<split>/margin`` (the normalized margin, ``linlab.margins``) on each
 split, and for a binary model on linearly separable training data ``theory/angle_to_max_margin``
@@ -31,7 +37,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from linlab import margins, theory
+from linlab import learning_curves, margins, theory
 from linlab.optim import ManualGradientDescent
 
 log = logging.getLogger("linlab")
@@ -59,6 +65,8 @@ class TheoryMetrics(L.Callback):
         self.classifier = False
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_margin: margins.MaxMargin | None = None
+        self.expected: list[float] | None = None
+        self.streaming = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         splits = getattr(trainer.datamodule, "splits", {})
@@ -82,7 +90,37 @@ class TheoryMetrics(L.Callback):
             )
             self.extra = self._closed_forms(trainer, splits["train"], curvature)
             self._check_lr(trainer)
+        self.expected = self._expected_curve(trainer, model, splits)
         self._log(trainer, self._distances(pl_module))
+
+    def _expected_curve(self, trainer: L.Trainer, model: Any, splits: dict) -> list[float] | None:
+        """E R(θ_t) from the parameters now, for plain constant-lr SGD without a bias:
+        full batch (GD's closed form) or streamed data (one-pass SGD); None otherwise."""
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        p = self.population
+        if p is None or getattr(model, "b", None) is not None or trainer.lr_scheduler_configs:
+            return None
+        group = optimizer.param_groups[0] if optimizer is not None else {}
+        if not _plain_gradient_descent(optimizer) or group.get("weight_decay"):
+            return None
+        datamodule = trainer.datamodule
+        batch, theta0 = datamodule.batch_size, model.w.detach().cpu().to(torch.float64)
+        risk = (theta0, p["beta"], p["covariance"], p["noise_variance"], group["lr"])
+        self.streaming = bool(getattr(datamodule, "streaming", False))
+        if self.streaming:
+            steps = datamodule.stream.n // batch
+            curve = learning_curves.sgd_expected_risk_curve(*risk, batch, steps, p["curvature"])
+        elif batch is None and "train" in splits and trainer.max_epochs and trainer.max_epochs > 0:
+            x, y = (t.cpu() for t in splits["train"])
+            curve = learning_curves.gd_risk_curve(x, y, *risk, trainer.max_epochs, p["curvature"])
+        else:
+            return None
+        return curve.tolist()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        """Streamed data: the measured and the expected risk after every chunk of steps."""
+        if self.streaming and self.expected is not None:
+            self._log(trainer, self._distances(pl_module))
 
     def _start_classifier(self, splits: dict, model: torch.nn.Module) -> None:
         """The splits to score, and the max-margin direction of a binary model's training data."""
@@ -171,10 +209,7 @@ class TheoryMetrics(L.Callback):
         """Warn when plain gradient descent runs above 2/λmax; other optimisers have no bound."""
         bound = self.reference.max_stable_lr
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        plain = isinstance(optimizer, ManualGradientDescent) or (
-            type(optimizer) is torch.optim.SGD and optimizer.defaults.get("momentum", 0) == 0
-        )
-        if bound is None or not plain:
+        if bound is None or not _plain_gradient_descent(optimizer):
             return
         lr = optimizer.param_groups[0]["lr"]
         self.lr_exceeds_bound = lr > bound
@@ -203,6 +238,8 @@ class TheoryMetrics(L.Callback):
             )
             metrics["theory/population_risk"] = risk
             metrics["theory/excess_population_risk"] = self._excess(w, b)
+            if self.expected is not None and pl_module.global_step < len(self.expected):
+                metrics["theory/expected_risk"] = self.expected[pl_module.global_step]
         self.latest = metrics
         return metrics
 
@@ -256,6 +293,13 @@ class TheoryMetrics(L.Callback):
                 **{k.removeprefix("theory/"): v for k, v in self.latest.items() if "theory/" in k},
             }
         return results
+
+
+def _plain_gradient_descent(optimizer: Any) -> bool:
+    """linlab's manual update, or torch's SGD without momentum."""
+    return isinstance(optimizer, ManualGradientDescent) or (
+        type(optimizer) is torch.optim.SGD and optimizer.defaults.get("momentum", 0) == 0
+    )
 
 
 def _population(data: Any, curvature: float | None) -> dict[str, Any] | None:
