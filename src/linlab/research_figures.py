@@ -6,7 +6,8 @@
 ``implicit_bias``: ``theory/angle_to_max_margin`` over the step t (log scale), one line per
 learning rate, with the rate c/log t of Soudry et al. (2018) drawn through the last point.
 ``sgd_learning_curve``: per batch size, the measured ``theory/population_risk`` over steps
-(mean and 95% band over seeds) against the predicted ``theory/expected_risk``.
+(mean and 95% band over seeds) against the predicted ``theory/expected_risk`` (its mean over
+the seeds, whose β and start differ).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def learning_curve_figure(jobs: Sequence[Job]) -> Figure:
         half = np.nan_to_num(np.array([b.half_width for b in bands]))
         ax.plot(steps, mean, color=colour, label=f"batch {batch}: measured")
         ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.25, linewidth=0)
-        expected_steps, expected = scalar_curve(members[0], "theory/expected_risk")
-        ax.plot(expected_steps, expected, "--", color="k" if index == 0 else colour, lw=1)
+        expected = np.stack([scalar_curve(j, "theory/expected_risk")[1][:length] for j in members])
+        ax.plot(steps, expected.mean(0), "--", color="k" if index == 0 else colour, lw=1)
     ax.plot([], [], "k--", lw=1, label="predicted E[risk]")
     ax.set_xscale("log")
     ax.set_yscale("log")
