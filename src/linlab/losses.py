@@ -132,6 +132,14 @@ class MarginLoss(RegressionLoss):
 
     classifier = True
 
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.dim() == 2 and pred.shape[1] > 1:
+            raise ValueError(
+                f"{type(self).__name__} needs one score per sample (model=logistic), got "
+                f"predictions of shape {tuple(pred.shape)}: for K scores use loss=cross_entropy"
+            )
+        return super().forward(pred, target)
+
     def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
         return self.phi(pred * (2 * target - 1))
 
@@ -191,6 +199,11 @@ class CrossEntropyLoss(nn.Module):
     quadratic = False
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.dim() != 2:
+            raise ValueError(
+                "CrossEntropyLoss needs one score per class, predictions of shape (N, K) "
+                f"(model=softmax), got shape {tuple(pred.shape)}: for one score use loss=logistic"
+            )
         return self.per_sample(*_wide(pred, target)).mean()
 
     def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:

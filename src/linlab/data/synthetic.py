@@ -276,16 +276,20 @@ def gaussian_mixture(
     """
     if n_classes < 2 or (n_classes > 2 and n_features < n_classes):
         raise ValueError(
-            f"data.n_classes={n_classes} needs 2 ≤ n_classes ≤ n_features={n_features}"
+            f"data.n_classes={n_classes} is not allowed; allowed: an integer from 2 to "
+            f"data.n_features={n_features} (2 for any data.n_features)"
         )
     if not 0 <= label_noise < 1:
-        raise ValueError(f"data.label_noise={label_noise} is not in [0, 1)")
+        raise ValueError(
+            f"data.label_noise={label_noise} is not allowed; allowed: a number in [0, 1)"
+        )
     shares = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64)
     if class_balance is not None:
         shares = torch.as_tensor(list(class_balance), dtype=torch.float64)
         if shares.numel() != n_classes or (shares < 0).any() or shares.sum() <= 0:
             raise ValueError(
-                f"data.class_balance={list(class_balance)} must be {n_classes} non-negative shares"
+                f"data.class_balance={list(class_balance)} is not allowed; allowed: null or "
+                f"data.n_classes={n_classes} non-negative shares, not all 0"
             )
         shares = shares / shares.sum()
     design, gen = _design(
@@ -339,9 +343,9 @@ def separable(
     recorded as ``true_weights`` (bias 0).
     """
     if n_samples < 2:
-        raise ValueError(f"data.n_samples={n_samples} must be at least 2 for separable data")
+        raise ValueError(f"data.n_samples={n_samples} is not allowed; allowed: an integer >= 2")
     if margin <= 0:
-        raise ValueError(f"data.margin={margin} must be positive")
+        raise ValueError(f"data.margin={margin} is not allowed; allowed: a number > 0")
     design, gen = _design(
         n_features,
         seed,
