@@ -13,11 +13,12 @@ import torch
 from conftest import compose_config
 from test_performance import scalars
 
+from linlab.checks.preflight import problem
 from linlab.data.synthetic import gaussian_mixture, separable
 from linlab.losses import CrossEntropyLoss, HingeLoss, LogisticLoss, SquaredHingeLoss
 from linlab.margins import max_margin
 from linlab.models import SoftmaxRegression
-from linlab.train import train_group
+from linlab.train import config_dir, train_group
 
 BINARY = [LogisticLoss, HingeLoss, SquaredHingeLoss]
 LOGISTIC = ["data=gaussian_mixture", "model=logistic", "loss=logistic"]
@@ -194,3 +195,41 @@ def test_implicit_bias_angle_shrinks_and_is_logged(train_in, tmp_path):
     assert len(angles) == 301
     values = [v for _, v in angles]
     assert values[-1] < values[10] < values[1] and values[-1] < 0.02
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (["data.n_classes=3"], ["data.n_classes=3", "allowed: 2 with a binary loss"]),
+        (["data.label_noise=1.5"], ["data.label_noise=1.5", "[0, 1)"]),
+        (["data.class_balance=[1,-1]"], ["data.class_balance", "non-negative shares"]),
+        (["loss=cross_entropy"], ["CrossEntropyLoss", "model=softmax"]),
+        (["model=softmax"], ["LogisticLoss", "loss=cross_entropy"]),
+        (["data=separable", "data.margin=0"], ["data.margin=0", "> 0"]),
+        (["data.covariance=foo"], ["data.covariance='foo'", "power_law"]),
+    ],
+)
+def test_bad_classifier_settings_are_refused_in_one_line(overrides, fragments):
+    message = problem([*LOGISTIC, *overrides], config_dir())
+    assert message is not None and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_a_softmax_run_resumes_to_the_uninterrupted_result(train_in):
+    """3 epochs, then resumed to 5 from checkpoints/last.ckpt, equal 5 in one go."""
+    base = [
+        "data=gaussian_mixture",
+        "data.n_classes=3",
+        "model=softmax",
+        "loss=cross_entropy",
+        "data.n_samples=200",
+        "optimizer.lr=0.5",
+        "callbacks.figures.enabled=false",
+    ]
+    train_in([*base, "trainer.max_epochs=3"], name="short")
+    resumed = train_in([*base, "trainer.max_epochs=5", "ckpt_path=last"], name="short")
+    reference = train_in([*base, "trainer.max_epochs=5"], name="reference")
+    assert resumed["parameters"] == reference["parameters"]
+    assert resumed["steps"] == reference["steps"] == 5 * 5
+    assert resumed["val_accuracy"] == reference["val_accuracy"]
