@@ -4,6 +4,7 @@ solver against a second method and against the data's construction."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -176,28 +177,20 @@ def test_gaussian_mixture_draws_its_classes_as_configured():
     )
 
 
-def test_implicit_bias_angle_shrinks_and_is_logged(train_in, tmp_path):
-    results = train_in(
-        [
-            "data=separable",
-            "model=logistic",
-            "loss=logistic",
-            "model.bias=false",
-            "model.init=zeros",
-            "optimizer.lr=1.0",
-            "trainer.max_epochs=300",
-            "callbacks.figures.enabled=false",
-        ]
-    )
+def test_implicit_bias_preset_logs_a_shrinking_angle(train_in, tmp_path):
+    results = train_in(["experiment=implicit_bias", "trainer.max_epochs=300"])
     theory = results["theory"]
     assert theory["max_margin"] == pytest.approx(0.5, rel=1e-6)
     w = np.array(results["weights"])
     cosine = w @ np.array(results["true_weights"]) / np.linalg.norm(w)
     assert theory["angle_to_max_margin"] == pytest.approx(math.acos(min(cosine, 1.0)), abs=1e-6)
     angles = scalars(tmp_path / "run")["theory/angle_to_max_margin"]
-    assert len(angles) == 301
+    assert [step for step, _ in angles] == list(range(301))
     values = [v for _, v in angles]
-    assert values[-1] < values[10] < values[1] and values[-1] < 0.02
+    assert math.isnan(values[0])  # θ = 0: no direction yet
+    assert all(later < earlier for earlier, later in itertools.pairwise(values[1:]))
+    assert values[-1] < 0.6 * values[1]
+    assert 0 < theory["normalized_margin"] < theory["max_margin"]
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ def accuracy(scores: Tensor, labels: Tensor) -> float:
 
 
 def normalized_margin(scores: Tensor, labels: Tensor, parameter_norm: float) -> float:
-    """min_i of each sample's margin over the parameters' norm (see the module docstring)."""
+    """min_i of each sample's margin over the parameters' norm (see the module docstring);
+    nan at θ = 0, where no direction is chosen yet."""
     labels = labels.long()
     if scores.dim() == 2:
         own = scores.gather(1, labels.unsqueeze(1)).squeeze(1)
@@ -36,7 +37,7 @@ def normalized_margin(scores: Tensor, labels: Tensor, parameter_norm: float) -> 
         margins = own - others
     else:
         margins = (2 * labels - 1) * scores
-    return float(margins.min()) / parameter_norm if parameter_norm > 0 else 0.0
+    return float(margins.min()) / parameter_norm if parameter_norm > 0 else math.nan
 
 
 def augmented(x: Tensor, bias: bool) -> Tensor:
@@ -103,7 +104,9 @@ def nnls(e: Tensor, f: Tensor, max_iter: int = 10_000) -> Tensor:
 
 
 def angle(theta: Tensor, direction: Tensor) -> float:
-    """The angle (radians) between θ and the unit vector û: arccos(θᵀû/‖θ‖)."""
+    """The angle (radians) between θ and the unit vector û: arccos(θᵀû/‖θ‖); nan at θ = 0."""
     theta = theta.to(torch.float64)
-    cosine = float(theta @ direction) / max(float(torch.linalg.vector_norm(theta)), 1e-300)
-    return math.acos(min(1.0, max(-1.0, cosine)))
+    norm = float(torch.linalg.vector_norm(theta))
+    if norm == 0:
+        return math.nan
+    return math.acos(min(1.0, max(-1.0, float(theta @ direction) / norm)))
