@@ -69,13 +69,16 @@ def test_sgd_recursion_is_the_monte_carlo_mean_of_plain_sgd_runs(design, batch):
 
 def test_runs_log_the_expected_risk_beside_the_measured_one(train_in, tmp_path):
     tiny = ["model.bias=false", "data.val_fraction=0", "data.test_fraction=0", "logger=tensorboard"]
-    train_in([*tiny, "data.batch_size=null", "trainer.max_epochs=15"], name="gd")
+    full_batch = [*tiny, "data.batch_size=null"]
+    train_in([*full_batch, "trainer.max_epochs=10"], name="gd")  # then resumed from step 10:
+    train_in([*full_batch, "trainer.max_epochs=15", "ckpt_path=last"], name="gd")
     logged = scalars(tmp_path / "gd")
-    measured = dict(logged["theory/population_risk"])
-    expected = dict(logged["theory/expected_risk"])
-    assert sorted(expected) == list(range(16))
-    for step, value in expected.items():  # full batch: the closed form is the trajectory
-        assert value == pytest.approx(measured[step], rel=1e-5)
+    measured = logged["theory/population_risk"]
+    expected = logged["theory/expected_risk"]
+    assert sorted({step for step, _ in expected}) == list(range(16))
+    for (step, value), (same_step, risk) in zip(expected, measured, strict=True):
+        assert step == same_step  # full batch: the closed form is the trajectory
+        assert value == pytest.approx(risk, rel=1e-5)
     stream = ["data.streaming=true", "data.n_samples=400", "data.batch_size=4"]
     results = train_in([*tiny, *stream, "data.chunk_batches=10", "trainer.max_epochs=1"], "sgd")
     logged = scalars(tmp_path / "sgd")

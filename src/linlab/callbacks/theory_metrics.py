@@ -18,7 +18,8 @@ has a ``weight_decay``, the ridge solution it converges to. ``target_val_loss`` 
 
 For plain SGD at a constant learning rate on a model without bias, also
 ``theory/expected_risk``, the exact expected population risk at that step from the parameters
-at fit start (``linlab.learning_curves``): full-batch GD's closed form, or for streamed data
+where training starts (a resumed run: from its checkpoint; ``linlab.learning_curves``):
+full-batch GD's closed form, or for streamed data
 (one pass, a fresh batch every step) the SGD second-moment recursion, logged after every chunk
 of steps (``data.chunk_batches`` sets how often) next to ``theory/population_risk``.
 
@@ -66,6 +67,7 @@ class TheoryMetrics(L.Callback):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.max_margin: margins.MaxMargin | None = None
         self.expected: list[float] | None = None
+        self.expected_start = 0  # the step of expected[0]
         self.streaming = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -74,7 +76,6 @@ class TheoryMetrics(L.Callback):
         self.classifier = self.enabled and getattr(loss, "classifier", False)
         if self.classifier:
             self._start_classifier(splits, model)
-            self._log(trainer, self._classification(pl_module))
             return
         if not self.enabled or not hasattr(model, "w"):
             return
@@ -90,8 +91,17 @@ class TheoryMetrics(L.Callback):
             )
             self.extra = self._closed_forms(trainer, splits["train"], curvature)
             self._check_lr(trainer)
-        self.expected = self._expected_curve(trainer, model, splits)
-        self._log(trainer, self._distances(pl_module))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The metrics where training starts: only now are a resumed run's step and parameters
+        restored. The expected curve starts here."""
+        if self.classifier:
+            self._log(trainer, self._classification(pl_module))
+        elif self.reference is not None or self.population is not None:
+            splits = getattr(trainer.datamodule, "splits", {})
+            self.expected_start = trainer.global_step
+            self.expected = self._expected_curve(trainer, pl_module.model, splits)
+            self._log(trainer, self._distances(pl_module))
 
     def _expected_curve(self, trainer: L.Trainer, model: Any, splits: dict) -> list[float] | None:
         """E R(θ_t) from the parameters now, for plain constant-lr SGD without a bias:
@@ -112,7 +122,8 @@ class TheoryMetrics(L.Callback):
             curve = learning_curves.sgd_expected_risk_curve(*risk, batch, steps, p["curvature"])
         elif batch is None and "train" in splits and trainer.max_epochs and trainer.max_epochs > 0:
             x, y = (t.cpu() for t in splits["train"])
-            curve = learning_curves.gd_risk_curve(x, y, *risk, trainer.max_epochs, p["curvature"])
+            steps = trainer.max_epochs - trainer.current_epoch
+            curve = learning_curves.gd_risk_curve(x, y, *risk, steps, p["curvature"])
         else:
             return None
         return curve.tolist()
@@ -238,8 +249,9 @@ class TheoryMetrics(L.Callback):
             )
             metrics["theory/population_risk"] = risk
             metrics["theory/excess_population_risk"] = self._excess(w, b)
-            if self.expected is not None and pl_module.global_step < len(self.expected):
-                metrics["theory/expected_risk"] = self.expected[pl_module.global_step]
+            index = pl_module.global_step - self.expected_start
+            if self.expected is not None and 0 <= index < len(self.expected):
+                metrics["theory/expected_risk"] = self.expected[index]
         self.latest = metrics
         return metrics
 
