@@ -70,7 +70,8 @@ def numpy_logistic_gd(x, labels, lr, epochs):
     return w, b
 
 
-def test_logistic_run_equals_a_numpy_gradient_descent_loop(train_in):
+@pytest.mark.parametrize("gradient", ["autograd", "analytic"])
+def test_logistic_run_equals_a_numpy_gradient_descent_loop(train_in, gradient):
     settings = dict(n_samples=120, n_features=3, separation=1.5, label_noise=0.1, seed=4)
     overrides = [f"data.{k}={v}" for k, v in settings.items() if k != "seed"]
     results = train_in(
@@ -87,6 +88,7 @@ def test_logistic_run_equals_a_numpy_gradient_descent_loop(train_in):
             "trainer.max_epochs=25",
             "trainer.precision=64-true",
             "callbacks.figures.enabled=false",
+            f"module.gradient={gradient}",
         ]
     )
     data = gaussian_mixture(**settings)
