@@ -42,7 +42,14 @@ REFUSED = [
     (["data=line_1d", "data.n_features=3"], ["data.n_features=3", "line_1d"]),
     (["data=line_1d", "model.init={weight:[1,2]}"], ["model.init.weight=[1, 2]", "n_features=1"]),
     (["data=fixed", "data.x=[1,2,3]", "data.y=[2,4]"], ["data.y=[2, 4]", "rows (3)"]),
-    (["data=gausian"], ["data=gausian", "fixed, gaussian, line_1d", "did you mean data=gaussian"]),
+    (
+        ["data=gausian"],
+        [
+            "data=gausian",
+            "fixed, gaussian, gaussian_mixture, line_1d, separable",
+            "did you mean data=gaussian",
+        ],
+    ),
     (["loss=msee"], ["loss=msee", "half_squared", "huber", "l1", "mse"]),
     (["data.nosie=0.5"], ["data.nosie", "did you mean data.noise?"]),
     (["trainer.max_epoch=3"], ["trainer.max_epoch", "did you mean trainer.max_epochs?"]),
@@ -92,7 +99,7 @@ def test_good_config_passes(overrides):
 
 CLI_REFUSED = [
     (["optimizer.lr=-1"], "optimizer.lr=-1"),
-    (["data=gausian"], "available: fixed, gaussian, line_1d"),
+    (["data=gausian"], "available: fixed, gaussian, gaussian_mixture, line_1d, separable"),
     pytest.param(
         ["trainer.accelerator=gpu"],
         "trainer.accelerator=gpu is not available",

@@ -1,7 +1,11 @@
-"""Regression losses, each the mean over the batch of a per-sample penalty on r = ŷ - y.
+"""Losses, each the mean over the batch of a per-sample penalty.
 
-Every loss also gives its gradient with respect to the predictions, ∂L/∂ŷ, in closed form:
-with a linear model that is all the analytic gradient needs (see ``LinearRegression``).
+Regression losses penalise the residual r = ŷ - y. Classification losses take class indices
+y ∈ {0, …, K-1} as targets: the binary ones (``LogisticLoss``, ``HingeLoss``,
+``SquaredHingeLoss``) penalise the margin m = s·ŷ of one score ŷ with the sign s = 2y - 1 ∈
+{-1, +1}; ``CrossEntropyLoss`` takes K scores per sample. Every loss also gives its gradient
+with respect to the predictions, ∂L/∂ŷ, in closed form: with a linear model that is all the
+analytic gradient needs (see ``LinearRegression``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,11 @@ class RegressionLoss(nn.Module):
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         pred, target = _aligned(pred, target)
-        return self.penalty(pred - target).mean()
+        return self.per_sample(pred, target).mean()
+
+    def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
+        """The penalty of each sample (shapes broadcast: stacked members' (K, B) predictions)."""
+        return self.penalty(pred - target)
 
     def grad_wrt_prediction(self, pred: Tensor, target: Tensor) -> Tensor:
         pred, target = _aligned(pred, target)
@@ -116,3 +124,99 @@ class HuberLoss(RegressionLoss):
 
     def penalty_derivative(self, residual: Tensor) -> Tensor:
         return residual.clamp(-self.delta, self.delta)
+
+
+class MarginLoss(RegressionLoss):
+    """Binary classification: L = 1/N Σ φ(mᵢ), mᵢ = sᵢŷᵢ, sᵢ = 2yᵢ - 1 for labels yᵢ ∈ {0, 1};
+    ∂L/∂ŷᵢ = sᵢφ'(mᵢ)/N. Subclasses give φ (``phi``) and φ' (``phi_derivative``)."""
+
+    classifier = True
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.dim() == 2 and pred.shape[1] > 1:
+            raise ValueError(
+                f"{type(self).__name__} needs one score per sample (model=logistic), got "
+                f"predictions of shape {tuple(pred.shape)}: for K scores use loss=cross_entropy"
+            )
+        return super().forward(pred, target)
+
+    def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
+        return self.phi(pred * (2 * target - 1))
+
+    def grad_wrt_prediction(self, pred: Tensor, target: Tensor) -> Tensor:
+        pred, target = _aligned(pred, target)
+        sign = 2 * target - 1
+        return sign * self.phi_derivative(pred * sign) / pred.numel()
+
+    def phi(self, margin: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def phi_derivative(self, margin: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class LogisticLoss(MarginLoss):
+    """L = 1/N Σ log(1 + e^(-m)) (the negative log-likelihood of P(y=1) = σ(ŷ));
+    ∂L/∂ŷ = -s·σ(-m)/N."""
+
+    curvature = 0.25  # φ'' = σ(m)σ(-m) ≤ 1/4
+
+    def phi(self, margin: Tensor) -> Tensor:
+        return nn.functional.softplus(-margin)
+
+    def phi_derivative(self, margin: Tensor) -> Tensor:
+        return -torch.sigmoid(-margin)
+
+
+class HingeLoss(MarginLoss):
+    """L = 1/N Σ max(0, 1 - m);  ∂L/∂ŷ = -s·1[m < 1]/N (0 at m = 1, as autograd takes it)."""
+
+    def phi(self, margin: Tensor) -> Tensor:
+        return (1 - margin).clamp_min(0)
+
+    def phi_derivative(self, margin: Tensor) -> Tensor:
+        return -(margin < 1).to(margin.dtype)
+
+
+class SquaredHingeLoss(MarginLoss):
+    """L = 1/N Σ max(0, 1 - m)²;  ∂L/∂ŷ = -2s·max(0, 1 - m)/N."""
+
+    curvature = 2.0
+
+    def phi(self, margin: Tensor) -> Tensor:
+        return (1 - margin).clamp_min(0).square()
+
+    def phi_derivative(self, margin: Tensor) -> Tensor:
+        return -2 * (1 - margin).clamp_min(0)
+
+
+class CrossEntropyLoss(nn.Module):
+    """K classes, scores ŷ ∈ R^K per sample: L = 1/N Σ [log Σ_k e^(ŷ_k) - ŷ_y];
+    ∂L/∂ŷ = (softmax(ŷ) - onehot(y))/N. Computed in float32 or wider, as ``RegressionLoss``."""
+
+    classifier = True
+    curvature: float | None = None
+    quadratic = False
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        if pred.dim() != 2:
+            raise ValueError(
+                "CrossEntropyLoss needs one score per class, predictions of shape (N, K) "
+                f"(model=softmax), got shape {tuple(pred.shape)}: for one score use loss=logistic"
+            )
+        return self.per_sample(*_wide(pred, target)).mean()
+
+    def per_sample(self, pred: Tensor, target: Tensor) -> Tensor:
+        """(…, N) penalties of (…, N, K) scores; targets (N,) or (…, N) class indices."""
+        index = target.long().expand(pred.shape[:-1]).unsqueeze(-1)
+        return torch.logsumexp(pred, -1) - pred.gather(-1, index).squeeze(-1)
+
+    def grad_wrt_prediction(self, pred: Tensor, target: Tensor) -> Tensor:
+        pred, target = _wide(pred, target)
+        onehot = nn.functional.one_hot(target.long(), pred.shape[-1]).to(pred.dtype)
+        return (pred.softmax(-1) - onehot) / pred.shape[0]
+
+
+def _wide(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Scores in float32 or wider (see ``_aligned``); targets as they are (class indices)."""
+    return pred.to(torch.promote_types(pred.dtype, torch.float32)), target.reshape(-1)

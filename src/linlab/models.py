@@ -2,7 +2,9 @@
 
 ``LinearRegression`` keeps its parameters as a weight vector ``w`` (shape ``(d,)``) and a
 scalar bias ``b`` so that their names read like the maths (``params/w0``, ``params/b``) and a
-tutorial's starting point can be written down directly.
+tutorial's starting point can be written down directly. It is also binary logistic
+regression (``model=logistic``): with the logistic loss its score ŷ is the log-odds of class 1.
+``SoftmaxRegression`` (``model=softmax``) has K scores per sample, for K classes.
 """
 
 from __future__ import annotations
@@ -87,4 +89,58 @@ class LinearRegression(nn.Module):
         grads = {"w": x.transpose(-1, -2) @ dloss_dpred}
         if self.b is not None:
             grads["b"] = dloss_dpred.sum(-1)
+        return grads
+
+
+class SoftmaxRegression(nn.Module):
+    """ŷ = W·x + b ∈ R^K: one score per class (softmax(ŷ) are the class probabilities).
+
+    Args:
+        n_features: input dimension d.
+        n_classes: K, the number of scores.
+        bias: learn the intercepts b ∈ R^K.
+        init: ``default`` (U(-1/√d, 1/√d), like ``nn.Linear``), ``zeros`` or ``normal``.
+        init_std: standard deviation for ``init=normal``.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int = 2,
+        bias: bool = True,
+        init: str = "default",
+        init_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"model.n_classes={n_classes} must be at least 2")
+        self.n_features, self.n_classes = n_features, n_classes
+        self.W = nn.Parameter(torch.empty(n_classes, n_features))
+        self.b = nn.Parameter(torch.empty(n_classes)) if bias else None
+        self.reset_parameters(init, init_std)
+
+    @torch.no_grad()
+    def reset_parameters(self, init: str, init_std: float = 0.01) -> None:
+        if init == "default":
+            bound = 1.0 / math.sqrt(self.n_features)
+            for p in self.parameters():
+                p.uniform_(-bound, bound)
+        elif init == "zeros":
+            for p in self.parameters():
+                p.zero_()
+        elif init == "normal":
+            for p in self.parameters():
+                p.normal_(0.0, init_std)
+        else:
+            raise ValueError(f"model.init={init!r} is not one of {', '.join(INIT_MODES)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x @ self.W.transpose(-1, -2)
+        return y if self.b is None else y + self.b
+
+    def analytic_gradients(self, x: Tensor, dloss_dpred: Tensor) -> dict[str, Tensor]:
+        """∂L/∂W = Gᵀ·x and ∂L/∂b = Σ_samples G, where G = ∂L/∂ŷ (N, K) comes from the loss."""
+        grads = {"W": dloss_dpred.transpose(-1, -2) @ x}
+        if self.b is not None:
+            grads["b"] = dloss_dpred.sum(-2)
         return grads

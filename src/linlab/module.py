@@ -172,11 +172,11 @@ class RegressionModule(L.LightningModule):
 
     def member_losses(self, x: Tensor, y: Tensor) -> Tensor:
         """(K,) losses of the stacked members on their minibatches (see ``StackedModels``):
-        the loss's mean penalty per member, in float32 or wider as ``RegressionLoss`` does."""
+        the mean of the loss's ``per_sample`` penalties, in float32 or wider as the loss does."""
         pred = self.model(x)
         if pred.dtype not in (torch.float32, torch.float64):
             pred = pred.float()
-        return self.loss_fn.penalty(pred - y.to(pred.dtype)).mean(-1)
+        return self.loss_fn.per_sample(pred, y.to(pred.dtype)).mean(-1)
 
     def descent_step(self, optimizer: Any, x: Tensor, y: Tensor) -> Tensor:
         """One exact optimiser step on one minibatch; returns its loss (K losses) before it.

@@ -163,9 +163,7 @@ def train_group(
     placement = devices.record_placement(cfgs[0], trainer)
     started = time.perf_counter()
     with threads_for_group(cfgs[0], len(cfgs)):
-        faults.fit(
-            trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs)
-        )
+        faults.fit(trainer, module, datamodule=datamodule, ckpt_path=resume_path(cfgs, run_dirs))
     wall_time = time.perf_counter() - started
     warnings_ = unwritten.take()  # what could not be written (a full disk): not a failure
     all_results = []

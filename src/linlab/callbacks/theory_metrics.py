@@ -15,6 +15,19 @@ fit start the population excess risk of the closed-form optimum, the Ma-Bassily-
 constants (β, critical batch, the largest stable lr at this batch size) and, when SGD or Adam
 has a ``weight_decay``, the ridge solution it converges to. ``target_val_loss`` makes
 ``steps_to_target`` (the first step whose val loss is below it) a result.
+
+For plain SGD at a constant learning rate on a model without bias, also
+``theory/expected_risk``, the exact expected population risk at that step from the parameters
+where training starts (a resumed run: from its checkpoint; ``linlab.learning_curves``):
+full-batch GD's closed form, or for streamed data
+(one pass, a fresh batch every step) the SGD second-moment recursion, logged after every chunk
+of steps (``data.chunk_batches`` sets how often) next to ``theory/population_risk``.
+
+For a classification loss (``loss.classifier``) instead, at the start and after every epoch:
+``<split>/accuracy`` and ``<split>/margin`` (the normalized margin, ``linlab.margins``) on each
+split, and for a binary model on linearly separable training data ``theory/angle_to_max_margin``
+and ``theory/normalized_margin`` against the hard-margin SVM solved at fit start; their final
+values go to results.json (``val_accuracy``, ..., ``theory.max_margin``).
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from linlab import theory
+from linlab import learning_curves, margins, theory
 from linlab.optim import ManualGradientDescent
 
 log = logging.getLogger("linlab")
@@ -50,10 +63,20 @@ class TheoryMetrics(L.Callback):
         self.true_weights: list[float] | None = None
         self.lr_exceeds_bound: bool | None = None
         self.latest: dict[str, float] = {}
+        self.classifier = False
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.max_margin: margins.MaxMargin | None = None
+        self.expected: list[float] | None = None
+        self.expected_start = 0  # the step of expected[0]
+        self.streaming = False
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         splits = getattr(trainer.datamodule, "splits", {})
         model, loss = pl_module.model, pl_module.loss_fn
+        self.classifier = self.enabled and getattr(loss, "classifier", False)
+        if self.classifier:
+            self._start_classifier(splits, model)
+            return
         if not self.enabled or not hasattr(model, "w"):
             return
         curvature = getattr(loss, "curvature", None)
@@ -68,10 +91,78 @@ class TheoryMetrics(L.Callback):
             )
             self.extra = self._closed_forms(trainer, splits["train"], curvature)
             self._check_lr(trainer)
-        self._log(trainer, self._distances(pl_module))
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The metrics where training starts: only now are a resumed run's step and parameters
+        restored. The expected curve starts here."""
+        if self.classifier:
+            self._log(trainer, self._classification(pl_module))
+        elif self.reference is not None or self.population is not None:
+            splits = getattr(trainer.datamodule, "splits", {})
+            self.expected_start = trainer.global_step
+            self.expected = self._expected_curve(trainer, pl_module.model, splits)
+            self._log(trainer, self._distances(pl_module))
+
+    def _expected_curve(self, trainer: L.Trainer, model: Any, splits: dict) -> list[float] | None:
+        """E R(θ_t) from the parameters now, for plain constant-lr SGD without a bias:
+        full batch (GD's closed form) or streamed data (one-pass SGD); None otherwise."""
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        p = self.population
+        if p is None or getattr(model, "b", None) is not None or trainer.lr_scheduler_configs:
+            return None
+        group = optimizer.param_groups[0] if optimizer is not None else {}
+        if not _plain_gradient_descent(optimizer) or group.get("weight_decay"):
+            return None
+        datamodule = trainer.datamodule
+        batch, theta0 = datamodule.batch_size, model.w.detach().cpu().to(torch.float64)
+        risk = (theta0, p["beta"], p["covariance"], p["noise_variance"], group["lr"])
+        self.streaming = bool(getattr(datamodule, "streaming", False))
+        if self.streaming:
+            steps = datamodule.stream.n // batch
+            curve = learning_curves.sgd_expected_risk_curve(*risk, batch, steps, p["curvature"])
+        elif batch is None and "train" in splits and trainer.max_epochs and trainer.max_epochs > 0:
+            x, y = (t.cpu() for t in splits["train"])
+            steps = trainer.max_epochs - trainer.current_epoch
+            curve = learning_curves.gd_risk_curve(x, y, *risk, steps, p["curvature"])
+        else:
+            return None
+        return curve.tolist()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        """Streamed data: the measured and the expected risk after every chunk of steps."""
+        if self.streaming and self.expected is not None:
+            self._log(trainer, self._distances(pl_module))
+
+    def _start_classifier(self, splits: dict, model: torch.nn.Module) -> None:
+        """The splits to score, and the max-margin direction of a binary model's training data."""
+        self.splits = {name: split for name, split in splits.items() if len(split[1])}
+        if hasattr(model, "w") and "train" in self.splits:
+            x, y = self.splits["train"]
+            self.max_margin = margins.max_margin(x.cpu(), y.cpu(), model.b is not None)
+
+    @torch.no_grad()
+    def _classification(self, pl_module: L.LightningModule) -> dict[str, float]:
+        """Accuracy and normalized margin per split; angle and margin against the SVM."""
+        model = pl_module.model
+        theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        norm = float(torch.linalg.vector_norm(theta.double()))
+        metrics = {}
+        for name, (x, y) in self.splits.items():
+            scores = model(x.to(device=theta.device, dtype=theta.dtype)).double()
+            metrics[f"{name}/accuracy"] = margins.accuracy(scores, y.to(scores.device))
+            metrics[f"{name}/margin"] = margins.normalized_margin(scores, y.to(scores.device), norm)
+        if self.max_margin is not None:
+            metrics["theory/angle_to_max_margin"] = margins.angle(
+                theta.double().cpu(), self.max_margin.direction
+            )
+            metrics["theory/normalized_margin"] = metrics["train/margin"]
+        self.latest = metrics
+        return metrics
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None or self.population is not None:
+        if self.classifier:
+            self._log(trainer, self._classification(pl_module))
+        elif self.reference is not None or self.population is not None:
             self._log(trainer, self._distances(pl_module))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -129,10 +220,7 @@ class TheoryMetrics(L.Callback):
         """Warn when plain gradient descent runs above 2/λmax; other optimisers have no bound."""
         bound = self.reference.max_stable_lr
         optimizer = trainer.optimizers[0] if trainer.optimizers else None
-        plain = isinstance(optimizer, ManualGradientDescent) or (
-            type(optimizer) is torch.optim.SGD and optimizer.defaults.get("momentum", 0) == 0
-        )
-        if bound is None or not plain:
+        if bound is None or not _plain_gradient_descent(optimizer):
             return
         lr = optimizer.param_groups[0]["lr"]
         self.lr_exceeds_bound = lr > bound
@@ -161,6 +249,9 @@ class TheoryMetrics(L.Callback):
             )
             metrics["theory/population_risk"] = risk
             metrics["theory/excess_population_risk"] = self._excess(w, b)
+            index = pl_module.global_step - self.expected_start
+            if self.expected is not None and 0 <= index < len(self.expected):
+                metrics["theory/expected_risk"] = self.expected[index]
         self.latest = metrics
         return metrics
 
@@ -170,7 +261,9 @@ class TheoryMetrics(L.Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.reference is not None or self.population is not None:
+        if self.classifier:
+            self._classification(pl_module)
+        elif self.reference is not None or self.population is not None:
             self._distances(pl_module)
 
     def results(self) -> dict[str, Any]:
@@ -178,6 +271,8 @@ class TheoryMetrics(L.Callback):
         ``steps_to_target``."""
         if not self.enabled:
             return {}
+        if self.classifier:
+            return self._classification_results()
         target = {
             "target_val_loss": self.target_val_loss,
             "steps_to_target": theory.steps_to_target(self.val_history, self.target_val_loss),
@@ -194,6 +289,29 @@ class TheoryMetrics(L.Callback):
             },
             **target,
         }
+
+    def _classification_results(self) -> dict[str, Any]:
+        """``<split>_accuracy``, ``<split>_margin`` and ``theory`` (the max-margin solution)."""
+        results: dict[str, Any] = {
+            key.replace("/", "_"): value
+            for key, value in self.latest.items()
+            if not key.startswith("theory/")
+        }
+        if self.max_margin is not None:
+            results["theory"] = {
+                "max_margin": self.max_margin.margin,
+                "max_margin_direction": self.max_margin.direction.tolist(),
+                "support_vectors": self.max_margin.support,
+                **{k.removeprefix("theory/"): v for k, v in self.latest.items() if "theory/" in k},
+            }
+        return results
+
+
+def _plain_gradient_descent(optimizer: Any) -> bool:
+    """linlab's manual update, or torch's SGD without momentum."""
+    return isinstance(optimizer, ManualGradientDescent) or (
+        type(optimizer) is torch.optim.SGD and optimizer.defaults.get("momentum", 0) == 0
+    )
 
 
 def _population(data: Any, curvature: float | None) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from linlab.errors import ConfigError
 
 BUILT_IN_DATA = ("linlab.data.LinearDataModule", "linlab.data.datamodule.LinearDataModule")
 BUILT_IN_MODEL = "linlab.models.LinearRegression"
+BINARY_LOSSES = tuple(f"linlab.losses.{name}Loss" for name in ("Logistic", "Hinge", "SquaredHinge"))
 
 
 def is_number(value: Any) -> bool:
@@ -87,6 +88,10 @@ def check(values: dict[str, Any]) -> None:
     if model.get("_target_") == BUILT_IN_MODEL:
         check_model(model, data)
     loss = values.get("loss") or {}
+    if loss.get("_target_") in BINARY_LOSSES:
+        classes = data.get("n_classes", 2)
+        binary = "2 with a binary loss (use model=softmax loss=cross_entropy for more classes)"
+        require(classes == 2, "data.n_classes", classes, binary)
     if "delta" in loss:
         delta = loss["delta"]
         require(is_finite_number(delta) and delta > 0, "loss.delta", delta, "a finite number > 0")
@@ -267,7 +272,7 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         weights,
         f"null or a list of data.n_features={n_features} finite numbers",
     )
-    if generator == "gaussian":
+    if generator in ("gaussian", "gaussian_mixture", "separable"):
         check_gaussian_design(data, n_features)
     n = data.get("n_samples", 61 if generator == "line_1d" else 1000)
     require(is_integer(n) and n >= 1, "data.n_samples", n, "an integer >= 1")

@@ -20,7 +20,7 @@ class LinearDataModule(L.LightningDataModule):
     """Synthetic regression data, split into train/val/test and served as tensor slices.
 
     Args:
-        generator: a key of ``GENERATORS``: ``line_1d``, ``gaussian`` or ``fixed``.
+        generator: a key of ``GENERATORS`` (``linlab.data.synthetic``), e.g. ``gaussian``.
         n_features: input dimension; checked against what the generator makes.
         batch_size: minibatch size; ``None`` is full-batch gradient descent.
         val_fraction, test_fraction: shares of the samples held out (0 disables a split).

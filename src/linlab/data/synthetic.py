@@ -1,4 +1,6 @@
-"""Synthetic regression datasets, each drawn from its own seeded ``torch.Generator``.
+"""Synthetic datasets, each drawn from its own seeded ``torch.Generator``: regression
+(``line_1d``, ``gaussian``, ``fixed``) and classification (``gaussian_mixture``, ``separable``,
+whose targets are class indices 0 … K-1).
 
 Every generator returns a ``SyntheticData`` that remembers the parameters it was made
 with (``true_weights``, ``true_bias``), so runs can report how far they landed from them; a
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -239,4 +242,133 @@ def fixed(x: Sequence, y: Sequence[float], seed: int = 0) -> SyntheticData:
     return SyntheticData(xs, ys)
 
 
-GENERATORS = {"line_1d": line_1d, "gaussian": gaussian, "fixed": fixed}
+def _design(
+    n_features: int, seed: int, **covariance: Any
+) -> tuple[GaussianDesign, torch.Generator]:
+    """A noiseless zero-mean Gaussian design with ``gaussian``'s covariance choices."""
+    return gaussian_design(n_features, None, 0.0, 0.0, seed, noise_kind="none", **covariance)
+
+
+def gaussian_mixture(
+    n_samples: int = 1000,
+    n_features: int = 5,
+    n_classes: int = 2,
+    separation: float = 2.0,
+    label_noise: float = 0.0,
+    class_balance: Sequence[float] | None = None,
+    seed: int = 0,
+    covariance: str = "identity",
+    covariance_decay: float = 1.0,
+    condition_number: float = 10.0,
+    spike: float = 10.0,
+    n_spikes: int = 1,
+    rotate: bool = False,
+) -> SyntheticData:
+    """K Gaussian classes x | y=k ~ N(μ_k, Σ), y ~ ``class_balance`` (null: equal shares).
+
+    The means are ``separation`` apart: μ₀,₁ = ∓separation/2·e₁ for two classes, μ_k =
+    separation/√2·e_(k+1) for more (needs d ≥ K). Σ is ``gaussian``'s (``covariance``, ...).
+    ``label_noise`` ρ replaces each label, with probability ρ, by one of the other classes.
+    For two classes the data record the Bayes classifier of the clean labels, the log-odds
+    w = Σ⁻¹(μ₁ - μ₀), b = -½(μ₁ + μ₀)ᵀw + log(π₁/π₀), as ``true_weights``/``true_bias``.
+    """
+    if n_classes < 2 or (n_classes > 2 and n_features < n_classes):
+        raise ValueError(
+            f"data.n_classes={n_classes} is not allowed; allowed: an integer from 2 to "
+            f"data.n_features={n_features} (2 for any data.n_features)"
+        )
+    if not 0 <= label_noise < 1:
+        raise ValueError(
+            f"data.label_noise={label_noise} is not allowed; allowed: a number in [0, 1)"
+        )
+    shares = torch.full((n_classes,), 1.0 / n_classes, dtype=torch.float64)
+    if class_balance is not None:
+        shares = torch.as_tensor(list(class_balance), dtype=torch.float64)
+        if shares.numel() != n_classes or (shares < 0).any() or shares.sum() <= 0:
+            raise ValueError(
+                f"data.class_balance={list(class_balance)} is not allowed; allowed: null or "
+                f"data.n_classes={n_classes} non-negative shares, not all 0"
+            )
+        shares = shares / shares.sum()
+    design, gen = _design(
+        n_features,
+        seed,
+        covariance=covariance,
+        covariance_decay=covariance_decay,
+        condition_number=condition_number,
+        spike=spike,
+        n_spikes=n_spikes,
+        rotate=rotate,
+    )
+    means = torch.zeros(n_classes, n_features, dtype=torch.float64)
+    if n_classes == 2:
+        means[:, 0] = torch.tensor([-0.5, 0.5], dtype=torch.float64) * separation
+    else:
+        means[:, :n_classes] = torch.eye(n_classes, dtype=torch.float64) * separation / math.sqrt(2)
+    labels = torch.multinomial(shares, n_samples, replacement=True, generator=gen)
+    x = means[labels] + design.features(n_samples, gen)
+    flip = torch.rand(n_samples, generator=gen, dtype=torch.float64) < label_noise
+    other = torch.randint(1, n_classes, (n_samples,), generator=gen)
+    labels = torch.where(flip, (labels + other) % n_classes, labels)
+    data = SyntheticData(x, labels.to(torch.float64))
+    if n_classes == 2:
+        w = torch.linalg.solve(design.covariance, means[1] - means[0])
+        log_odds = math.log(shares[1] / shares[0]) if shares.min() > 0 else 0.0
+        data.true_weights = w.tolist()
+        data.true_bias = float(-0.5 * (means[1] + means[0]) @ w + log_odds)
+    return data
+
+
+def separable(
+    n_samples: int = 200,
+    n_features: int = 2,
+    margin: float = 0.5,
+    seed: int = 0,
+    covariance: str = "identity",
+    covariance_decay: float = 1.0,
+    condition_number: float = 10.0,
+    spike: float = 10.0,
+    n_spikes: int = 1,
+    rotate: bool = False,
+) -> SyntheticData:
+    """Two linearly separable classes whose max-margin direction u is known by construction.
+
+    u is a random unit vector. Each z ~ N(0, Σ) gets the label s = sign(uᵀz) and is pushed
+    ``margin`` further from the hyperplane: x = z + s·margin·u, so s·uᵀx ≥ margin. The first two
+    samples are a pair x = ±margin·u + v (v ⟂ u, labels ±1) at exactly that margin. Since
+    s₀x₀ + s₁x₁ = 2·margin·u, u satisfies the KKT conditions of the hard-margin SVM (with α₀ = α₁
+    and α = 0 elsewhere; with or without a bias, and Σα·s = 0): it is the max-margin direction,
+    recorded as ``true_weights`` (bias 0).
+    """
+    if n_samples < 2:
+        raise ValueError(f"data.n_samples={n_samples} is not allowed; allowed: an integer >= 2")
+    if margin <= 0:
+        raise ValueError(f"data.margin={margin} is not allowed; allowed: a number > 0")
+    design, gen = _design(
+        n_features,
+        seed,
+        covariance=covariance,
+        covariance_decay=covariance_decay,
+        condition_number=condition_number,
+        spike=spike,
+        n_spikes=n_spikes,
+        rotate=rotate,
+    )
+    u = torch.randn(n_features, generator=gen, dtype=torch.float64)
+    u = u / torch.linalg.vector_norm(u)
+    z = design.features(n_samples, gen)
+    sign = torch.where(z @ u >= 0, 1.0, -1.0).to(torch.float64)
+    x = z + (sign * margin).unsqueeze(1) * u
+    v = z[0] - (z[0] @ u) * u
+    x[0], x[1] = margin * u + v, -margin * u + v
+    sign[0], sign[1] = 1.0, -1.0
+    return SyntheticData(x, (sign + 1) / 2, u.tolist(), 0.0)
+
+
+GENERATORS = {
+    "line_1d": line_1d,
+    "gaussian": gaussian,
+    "fixed": fixed,
+    "gaussian_mixture": gaussian_mixture,
+    "separable": separable,
+}

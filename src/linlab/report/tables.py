@@ -10,15 +10,19 @@ from linlab.report.jobs import Job
 
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
 CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
+CLASSIFIER_COLUMNS = ("val_accuracy", "val_margin")  # shown when a job has them
 
 
-def metric_columns(value: str) -> list[str]:
-    """The sweep's value first (when it is not one of the usual columns), then the usual."""
-    return [value, *METRIC_COLUMNS] if value not in METRIC_COLUMNS else list(METRIC_COLUMNS)
+def metric_columns(jobs: list[Job], value: str) -> list[str]:
+    """The sweep's value first (when it is not one of the usual columns), then the usual, with
+    a classifier's accuracy and margin after the losses when a job has them."""
+    extra = [c for c in CLASSIFIER_COLUMNS if any(job.value(c) is not None for job in jobs)]
+    usual = [*METRIC_COLUMNS[:2], *extra, *METRIC_COLUMNS[2:]]
+    return usual if value in usual else [value, *usual]
 
 
 def table_rows(jobs: list[Job], keys: list[str], value: str = "val_loss") -> list[dict[str, Any]]:
-    columns = [*keys, *metric_columns(value)]
+    columns = [*keys, *metric_columns(jobs, value)]
     return [{"job": job.name, **{c: job.value(c) for c in columns}} for job in jobs]
 
 
@@ -43,7 +47,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def write_csv(path: Path, jobs: list[Job], keys: list[str], value: str = "val_loss") -> None:
     """The jobs in the order given, every number as written in results.json (``repr`` keeps
     all digits)."""
-    columns = ["job", *keys, *metric_columns(value), *CSV_EXTRA]
+    columns = ["job", *keys, *metric_columns(jobs, value), *CSV_EXTRA]
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(columns)

@@ -60,6 +60,7 @@ CONFIG_KEYS = (
     "module.gradient",
     "module.update",
 )
+SPLITS = ("train", "val", "test")
 # HParams metric name -> results.json key
 FINAL_METRICS = {
     "final/val_loss": "val_loss",
@@ -67,6 +68,7 @@ FINAL_METRICS = {
     "final/train_loss": "train_loss",
     "final/param_distance": "param_distance",
     "final/steps_to_target": "steps_to_target",
+    **{f"final/{split}_{m}": f"{split}_{m}" for m in ("accuracy", "margin") for split in SPLITS},
 }
 STATUS = "Status"  # the HParams key of the run's status (see the module docstring)
 # ok is a success; a run stopped by divergence, an error or a search is a failure to the
