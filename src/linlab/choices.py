@@ -7,7 +7,7 @@ takes to compose, not in the seconds torch and Lightning take to load.
 
 from __future__ import annotations
 
-GENERATOR_NAMES = ("line_1d", "gaussian", "fixed")  # linlab.data.synthetic's functions
+GENERATOR_NAMES = ("line_1d", "gaussian", "fixed", "gaussian_mixture", "separable")  # synthetic.py
 COVARIANCES = ("identity", "power_law", "condition", "spiked")
 WEIGHT_KINDS = ("normal", "power_law", "sparse")
 NOISE_KINDS = ("gaussian", "student_t", "none")

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linlab.report.kinds import SEED_KEY, setting_order
+from linlab.report.jobs import setting_order
+from linlab.report.kinds import SEED_KEY
 from linlab.report.value import number
 
 if TYPE_CHECKING:

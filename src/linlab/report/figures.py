@@ -28,7 +28,8 @@ from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from linlab.report import aggregate, stability
-from linlab.report.kinds import is_number, order, spans_decades
+from linlab.report.kinds import spans_decades
+from linlab.report.value import is_number, order
 
 if TYPE_CHECKING:
     from linlab.report.jobs import Job

@@ -20,8 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import ListConfig, OmegaConf
 
 from linlab.checks.run_folder import lock_holder
-from linlab.report.aggregate import metric
-from linlab.report.kinds import setting_order
+from linlab.report import value as values
 from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
 from linlab.sweeps.hparams import param_distance
 
@@ -110,6 +109,11 @@ def _job(folder: Path, planned: Any, sweep_live: bool) -> Job:
     return Job(folder, overrides or {}, results, "; ".join(problems) or None, running)
 
 
+def setting_order(job: Job, keys: Sequence[str]) -> tuple:
+    """A sort key: the job's values of ``keys``, numbers in numeric order."""
+    return tuple(values.order(job.overrides.get(k)) for k in keys)
+
+
 def varied_keys(jobs: list[Job]) -> list[str]:
     """Override keys whose value differs between jobs, in command-line order (jobs whose
     overrides could be read by no means do not count)."""
@@ -134,19 +138,23 @@ def ranked(jobs: list[Job], value: str = "val_loss", keys: Sequence[str] = ()) -
     }
 
     def key(job: Job) -> tuple:
-        number = metric(job, value)
+        found = values.number(job.results, value)
         rank = order.get(job.status, len(order))
-        return (rank, number is None, number or 0.0, setting_order(job, keys), job.name)
+        return (rank, found is None, found or 0.0, setting_order(job, keys), job.name)
 
     return sorted(jobs, key=key)
 
 
 def best_line(jobs: list[Job], value: str = "val_loss") -> str:
     """``best: <job> (<value> 0.0123)``, or why there is none."""
-    ok = [j for j in ranked(jobs, value) if j.status == "ok" and metric(j, value) is not None]
+    ok = [
+        j
+        for j in ranked(jobs, value)
+        if j.status == "ok" and values.number(j.results, value) is not None
+    ]
     if not ok:
         return f"best: none (no job finished with status ok and a {value})"
-    return f"best: {ok[0].name} ({value} {metric(ok[0], value):.6g})"
+    return f"best: {ok[0].name} ({value} {values.number(ok[0].results, value):.6g})"
 
 
 def status_counts(jobs: list[Job]) -> str:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from linlab.report.value import is_number, order
+
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
 
@@ -33,10 +35,6 @@ class Kind:
     others: list[str]  # the remaining varied keys: panels (heatmap) or lines (line)
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def numeric(jobs: list[Job], key: str) -> bool:
     """Every job has a number for ``key``."""
     return all(is_number(job.overrides.get(key)) for job in jobs)
@@ -49,13 +47,6 @@ def swept(varied: Sequence[str]) -> list[str]:
 def distinct(jobs: list[Job], key: str) -> list[Any]:
     """The values of ``key`` over the jobs: numbers ascending, then full batch (None), text."""
     return sorted({job.overrides.get(key) for job in jobs}, key=order)
-
-
-def order(value: Any) -> tuple:
-    """Numbers ascending, then None (full batch), then text."""
-    if is_number(value):
-        return (0, value, "")
-    return (1 if value is None else 2, 0, str(value))
 
 
 def fills_grid(jobs: list[Job], keys: list[str]) -> bool:
@@ -75,11 +66,6 @@ def kind_of(jobs: list[Job], varied: Sequence[str]) -> Kind:
         return Kind("heatmap", axes, [k for k in keys if k not in axes])
     x = max(numbers, key=lambda k: len(distinct(jobs, k)))
     return Kind("line", [x], [k for k in keys if k != x])
-
-
-def setting_order(job: Job, keys: Sequence[str]) -> tuple:
-    """A sort key: the job's values of ``keys``, numbers in numeric order."""
-    return tuple(order(job.overrides.get(k)) for k in keys)
 
 
 def spans_decades(values: Sequence[float]) -> bool:

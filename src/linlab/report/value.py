@@ -47,3 +47,14 @@ def number(results: Mapping[str, Any], name: str) -> float | None:
     value = results.get(name, (results.get("theory") or {}).get(name))
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     return float(value) if ok else None
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def order(value: Any) -> tuple:
+    """How override values sort: numbers ascending, then None (full batch), then text."""
+    if is_number(value):
+        return (0, value, "")
+    return (1 if value is None else 2, 0, str(value))

@@ -18,7 +18,8 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from linlab.report import aggregate
-from linlab.report.kinds import Kind, distinct, order, spans_decades
+from linlab.report.kinds import Kind, distinct, spans_decades
+from linlab.report.value import order
 
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
