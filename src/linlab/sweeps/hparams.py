@@ -18,8 +18,12 @@ the dashboard's script in TensorBoard 2.21):
   experiment from the sessions as before.
 - Numbers are written as numbers (batch sizes sort 8 < 64 < 512; the dashboard prints them
   with ``toPrecision(5)``); ``null`` (full batch) is text.
-- The final values are ``final/*`` scalars at the run's last step, and no ``hp_metric``
-  placeholder. Other one-off values (epochs, steps, the theory reference) go to the text tab
+- The final values are scalars at the run's last step, tagged ``value/<key>`` and shown in
+  the HParams dashboard as ``final/<key>`` (``MetricInfo.display_name``); no ``hp_metric``
+  placeholder. The Scalars and Time Series tabs group charts by the tag's first segment and
+  order the groups by tag name (``zD``/``Qy`` of TensorBoard 2.21's ``index.js``), so
+  ``value/*`` comes after the loss curves (``train/*``, ``val/*``); as ``final/*`` the
+  one-point charts, their axes set by diverged runs, came first. Other one-off values (epochs, steps, the theory reference) go to the text tab
   as ``results``, not into one-point charts.
 """
 
@@ -60,6 +64,7 @@ CONFIG_KEYS = (
     "module.gradient",
     "module.update",
 )
+SCALAR_PREFIX = "value/"  # the final values' scalar tags (see the module docstring)
 # HParams metric name -> results.json key
 FINAL_METRICS = {
     "final/val_loss": "val_loss",
@@ -128,6 +133,16 @@ def metric_names(value: str) -> dict[str, str]:
     return first | {n: k for n, k in FINAL_METRICS.items() if k != value}
 
 
+def scalar_tag(name: str) -> str:
+    """The scalar tag of an HParams metric: ``final/val_loss`` → ``value/val_loss``."""
+    return SCALAR_PREFIX + name.removeprefix("final/")
+
+
+def metric_info(name: str) -> api_pb2.MetricInfo:
+    """An HParams metric read from its ``value/*`` scalar and shown as ``final/*``."""
+    return api_pb2.MetricInfo(name=api_pb2.MetricName(tag=scalar_tag(name)), display_name=name)
+
+
 def final_metrics(results: Mapping[str, Any], value: str = chosen.DEFAULT) -> dict[str, float]:
     """The ``final/*`` values this run has (a run without a test split has no test loss), the
     sweep's value (a results.json number, or one of its ``theory``) first."""
@@ -168,7 +183,7 @@ def write_session(
     )
     file_writer.add_summary(_plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
     for name, value in metrics.items():
-        writer.add_scalar(name, value, step)
+        writer.add_scalar(scalar_tag(name), value, step)
     if text:
         writer.add_text("results", text, step)
     writer.flush()
@@ -235,7 +250,7 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
     metrics = list(dict.fromkeys(n for _, m in sessions for n in m))
     first = f"final/{value}"
     metrics.sort(key=lambda name: name != first)
-    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=n)) for n in metrics]
+    metric_infos = [metric_info(name) for name in metrics]
     try:
         with SummaryWriter(str(sweep_dir), filename_suffix=EXPERIMENT_SUFFIX) as writer:
             experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
