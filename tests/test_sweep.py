@@ -296,8 +296,11 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
         # (TensorBoard 2.21's tf-hparams-query-pane: sort by differs, then Math.min(5, n))
         ticked = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs"))[:5]
         assert {"optimizer.lr", "data.batch_size", "Status"} <= {h["name"] for h in ticked}
-        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        metrics = [m["displayName"] for m in experiment["metricInfos"]]
         assert metrics[0] == "final/val_loss" and set(metrics) <= set(FINAL_METRICS)
+        # read from value/* scalars, which sort after the loss curves in the Scalars tab
+        tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert tags == [m.replace("final/", "value/") for m in metrics]
         scalar_tags = {t for tags in http_json(f"{base}/plugin/scalars/tags").values()
                        for t in tags}  # fmt: skip
         assert {"params/b", "train/loss", "val/loss"} <= scalar_tags  # scalars, not metrics
@@ -317,7 +320,7 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
             assert group["hparams"]["optimizer.lr"] == expected["lr"]
             assert group["hparams"]["data.batch_size"] == expected["batch_size"]
             val = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-            assert math.isclose(val["final/val_loss"], expected["val_loss"], rel_tol=1e-6)
+            assert math.isclose(val["value/val_loss"], expected["val_loss"], rel_tol=1e-6)
     finally:
         server.kill()
         server.wait(timeout=10)

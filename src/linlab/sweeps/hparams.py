@@ -21,10 +21,11 @@ the dashboard's script in TensorBoard 2.21):
 - The final values are scalars at the run's last step, tagged ``value/<key>`` and shown in
   the HParams dashboard as ``final/<key>`` (``MetricInfo.display_name``); no ``hp_metric``
   placeholder. The Scalars and Time Series tabs group charts by the tag's first segment and
-  order the groups by tag name (``zD``/``Qy`` of TensorBoard 2.21's ``index.js``), so
-  ``value/*`` comes after the loss curves (``train/*``, ``val/*``); as ``final/*`` the
-  one-point charts, their axes set by diverged runs, came first. Other one-off values (epochs, steps, the theory reference) go to the text tab
-  as ``results``, not into one-point charts.
+  order the groups by tag name (TensorBoard 2.21's ``index.js``: ``split("/", 1)[0]`` over
+  the tags sorted by ``compareTagNames``): ``value/*`` sorts after the curves (``params/*``,
+  ``theory/*``, ``train/*``, ``val/*``), whereas ``final/*`` put one-point charts, their
+  axes set by the diverged runs, first. Other one-off values (epochs, steps, the theory
+  reference) go to the text tab as ``results``, not into one-point charts.
 """
 
 from __future__ import annotations
