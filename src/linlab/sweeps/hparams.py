@@ -14,8 +14,10 @@ the dashboard's script in TensorBoard 2.21):
   not every scalar tag; it marks each key whose values differ between the jobs
   (``differs``), which the dashboard lists first and ticks among the first five. The run's
   status is named ``Status`` so that, sorting before the lower-case config paths, it is
-  among those five. While a sweep runs, and for single runs, the plugin infers the
-  experiment from the sessions as before.
+  among those five. A single run writes the summary of itself beside its session (metrics
+  ``final/*`` only; the keys set on its command line marked as differing). While a sweep
+  runs the plugin infers the experiment from the sessions. The plugin serves the first
+  summary it finds, so a folder of several single runs shows the first run's columns.
 - Numbers are written as numbers (batch sizes sort 8 < 64 < 512; the dashboard prints them
   with ``toPrecision(5)``); ``null`` (full batch) is text.
 - The final values are scalars at the run's last step, tagged ``value/<key>`` and shown in
@@ -37,6 +39,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -170,8 +173,12 @@ def write_session(
     metrics: dict[str, float],
     step: int,
     text: str = "",
+    chosen_keys: Iterable[str] | None = None,
 ) -> None:
-    """One HParams session (start and end records, no experiment) plus its metric scalars."""
+    """One HParams session (start and end records) plus its metric scalars; with
+    ``chosen_keys``, also the experiment summary of this one run (a single run): its metrics
+    the ``final/*`` values, not every scalar tag, and the keys set on its command line marked
+    as differing, which the dashboard lists and ticks first."""
     status = SESSION_STATUS.get(str(hparams.get(STATUS)), "STATUS_FAILURE")
     start = plugin_data_pb2.SessionStartInfo()
     for key, value in hparams.items():
@@ -179,6 +186,14 @@ def write_session(
         setattr(start.hparams[key], kind, value)
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status))
     file_writer = writer._get_file_writer()
+    if chosen_keys is not None:
+        infos = [_hparam_info(name, [value]) for name, value in hparams.items()]
+        for info in infos:
+            info.differs = info.name in set(chosen_keys)
+        summary = api_pb2.Experiment(
+            hparam_infos=infos, metric_infos=[metric_info(name) for name in metrics]
+        )
+        file_writer.add_summary(_plugin_summary(metadata.EXPERIMENT_TAG, experiment=summary))
     file_writer.add_summary(
         _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
     )
@@ -194,10 +209,15 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     """Write the session beside each TensorBoard logger's events (same folder, same run).
 
     Lightning has closed its writer when fit ends, so a fresh writer adds one more event
-    file to the folder; TensorBoard reads every file of a folder as that one run.
+    file to the folder; TensorBoard reads every file of a folder as that one run. A single
+    run (not a sweep's job) also writes its experiment summary; a sweep's is written when the
+    sweep ends (``SweepExperiment``), knowing what varied.
     """
     value = chosen.configured(cfg)
     hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results, value)
+    hydra_cfg = HydraConfig.get()
+    single_run = hydra_cfg.mode != RunMode.MULTIRUN
+    chosen_keys = overridden_keys(hydra_cfg.overrides.task) if single_run else None
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = None
@@ -205,7 +225,8 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
                 writer = SummaryWriter(logger.log_dir)
                 with writer:
                     steps = int(results.get("steps") or 0)
-                    write_session(writer, hparams, metrics, steps, one_off_text(results))
+                    text = one_off_text(results)
+                    write_session(writer, hparams, metrics, steps, text, chosen_keys)
             except OSError as error:  # a full disk: a warning, the run's result stands
                 remove_if_empty(events_file(writer))
                 not_written(f"TensorBoard HParams session in {logger.log_dir}", error)
