@@ -145,7 +145,8 @@ def main() -> None:
     runs = sorted(p.parent.name for p in logdir.glob("*/.hydra"))
     texts, png = hparams_page(logdir, runs)
     out.write_bytes(png)
-    print(f"{len(runs)} runs; texts shown: {' | '.join(texts[:60])}")
+    shown = [t for t in texts if "{" not in t]  # the page's words, not its style sheets
+    print(f"{len(runs)} runs; texts shown: {' | '.join(shown[:60])}")
 
 
 if __name__ == "__main__":
