@@ -1,4 +1,4 @@
-"""TensorBoard seen by a real headless browser: the HParams table of a sweep folder.
+"""TensorBoard seen by a real headless browser: the HParams table (and other tabs) of a sweep.
 
     python tests/browser.py multirun/example docs/images/hparams.png
 
@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ BROWSER_ARGS = [
     "--disable-background-networking",
     "--window-size=1500,900",
 ]
+Page = tuple[list[str], bytes]  # the texts a tab shows, its screenshot (PNG)
 # every text node of the page, also inside shadow roots (TensorBoard's Polymer elements)
 PAGE_TEXT = """
 const texts = [];
@@ -114,17 +115,29 @@ def browser() -> Iterator[str]:
         driver.wait(timeout=10)
 
 
-def hparams_page(logdir: Path, runs: list[str], seconds: float = 60) -> tuple[list[str], bytes]:
-    """The HParams tab once its table names every run in ``runs``: its texts and a PNG."""
+Ready = Callable[[list[str]], bool]
+
+
+def tab_pages(logdir: Path, tabs: dict[str, Ready], seconds: float = 60) -> dict[str, Page]:
+    """Each TensorBoard tab (``hparams``, ``scalars``, …) once ``tabs[tab](texts)`` says it is
+    drawn: its texts and a PNG, from one server and one browser."""
+    pages = {}
     with tensorboard(logdir) as server, browser() as session:
-        request(f"{session}/url", {"url": f"{server}/#hparams"})
-        deadline, texts = time.monotonic() + seconds, []
-        while time.monotonic() < deadline and not set(runs) <= set(texts):
-            time.sleep(1)
-            texts = request(f"{session}/execute/sync", {"script": PAGE_TEXT, "args": []})["value"]
-        time.sleep(1)  # let the table finish drawing
-        png = base64.b64decode(request(f"{session}/screenshot")["value"])
-        return texts, png
+        for tab, ready in tabs.items():
+            request(f"{session}/url", {"url": f"{server}/#{tab}"})
+            deadline, texts = time.monotonic() + seconds, []
+            while time.monotonic() < deadline and not ready(texts):
+                time.sleep(1)
+                script = {"script": PAGE_TEXT, "args": []}
+                texts = request(f"{session}/execute/sync", script)["value"]
+            time.sleep(1)  # let the page finish drawing
+            pages[tab] = texts, base64.b64decode(request(f"{session}/screenshot")["value"])
+    return pages
+
+
+def hparams_page(logdir: Path, runs: list[str], seconds: float = 60) -> Page:
+    """The HParams tab once its table names every run in ``runs``: its texts and a PNG."""
+    return tab_pages(logdir, {"hparams": lambda texts: set(runs) <= set(texts)}, seconds)["hparams"]
 
 
 def main() -> None:
@@ -132,7 +145,8 @@ def main() -> None:
     runs = sorted(p.parent.name for p in logdir.glob("*/.hydra"))
     texts, png = hparams_page(logdir, runs)
     out.write_bytes(png)
-    print(f"{len(runs)} runs; texts shown: {' | '.join(texts[:60])}")
+    shown = [t for t in texts if "{" not in t]  # the page's words, not its style sheets
+    print(f"{len(runs)} runs; texts shown: {' | '.join(shown[:60])}")
 
 
 if __name__ == "__main__":

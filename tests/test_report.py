@@ -98,8 +98,10 @@ def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(dou
     events.Reload()
     tags = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
     experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
-    metrics = [m.name.tag for m in experiment.metric_infos]
+    metrics = [m.display_name for m in experiment.metric_infos]
     assert metrics == ["final/excess_population_risk", "final/train_loss"]  # what the jobs have
+    tags = [m.name.tag for m in experiment.metric_infos]
+    assert tags == ["value/excess_population_risk", "value/train_loss"]  # their scalars
     differs = {h.name for h in experiment.hparam_infos if h.differs}
     assert differs == {"data.n_features", "seed"}
     features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")

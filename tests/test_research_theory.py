@@ -102,7 +102,7 @@ def test_steps_to_target_is_the_first_validation_below_it(train_in, tmp_path):
     steps_per_epoch = -(-700 // 32)  # default data: 700 training samples, batches of 32
     assert results["steps_to_target"] == epochs[0] * steps_per_epoch  # steps taken by then
     assert epochs[0] > 1 and results["target_val_loss"] == target
-    assert events.Scalars("final/steps_to_target")[-1].value == results["steps_to_target"]
+    assert events.Scalars("value/steps_to_target")[-1].value == results["steps_to_target"]
     assert theory.steps_to_target([(5, 1.0), (10, 0.7)], target) is None
     assert theory.steps_to_target([(5, 1.0)], None) is None
 

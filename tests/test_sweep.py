@@ -17,9 +17,10 @@ import time
 import urllib.request
 
 import pytest
-from browser import browser_available, hparams_page
+from browser import browser_available, tab_pages
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import main
@@ -296,8 +297,11 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
         # (TensorBoard 2.21's tf-hparams-query-pane: sort by differs, then Math.min(5, n))
         ticked = sorted(experiment["hparamInfos"], key=lambda h: not h.get("differs"))[:5]
         assert {"optimizer.lr", "data.batch_size", "Status"} <= {h["name"] for h in ticked}
-        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        metrics = [m["displayName"] for m in experiment["metricInfos"]]
         assert metrics[0] == "final/val_loss" and set(metrics) <= set(FINAL_METRICS)
+        # read from value/* scalars, which sort after the loss curves in the Scalars tab
+        tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert tags == [m.replace("final/", "value/") for m in metrics]
         scalar_tags = {t for tags in http_json(f"{base}/plugin/scalars/tags").values()
                        for t in tags}  # fmt: skip
         assert {"params/b", "train/loss", "val/loss"} <= scalar_tags  # scalars, not metrics
@@ -317,16 +321,29 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
             assert group["hparams"]["optimizer.lr"] == expected["lr"]
             assert group["hparams"]["data.batch_size"] == expected["batch_size"]
             val = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-            assert math.isclose(val["final/val_loss"], expected["val_loss"], rel_tol=1e-6)
+            assert math.isclose(val["value/val_loss"], expected["val_loss"], rel_tol=1e-6)
     finally:
         server.kill()
         server.wait(timeout=10)
 
 
 @pytest.mark.skipif(not browser_available(), reason="needs chromium and chromedriver")
-def test_a_headless_browser_shows_the_sweeps_hparams_table(sweeps):
-    """What a person sees: the HParams tab, drawn by chromium from a real TensorBoard server."""
-    texts, png = hparams_page(sweeps["sequential"].folder, sorted(GRID_NAMES))
+def test_a_headless_browser_shows_the_hparams_table_and_scalars_opening_on_curves(sweeps):
+    """What a person sees: the HParams and Scalars tabs, drawn by chromium from a real
+    TensorBoard server."""
+    folder = sweeps["sequential"].folder
+    events = EventMultiplexer().AddRunsFromDirectory(str(folder))
+    events.Reload()
+    tags = {t for run in events.Runs().values() for t in run["scalars"]}
+    groups = {tag.split("/", 1)[0] for tag in tags}  # the Scalars tab's chart groups
+    pages = tab_pages(
+        folder,
+        {
+            "hparams": lambda texts: set(GRID_NAMES) <= set(texts),
+            "scalars": lambda texts: groups <= set(texts),
+        },
+    )
+    texts, png = pages["hparams"]
     assert set(GRID_NAMES) <= set(texts), texts  # one row per job
     header = texts[texts.index("Trial ID") + 2 : texts.index(sorted(GRID_NAMES)[0])]
     assert {"Status", "data.batch_size", "optimizer.lr"} <= set(header[:5])
@@ -334,6 +351,14 @@ def test_a_headless_browser_shows_the_sweeps_hparams_table(sweeps):
     assert not {"params/b", "train/loss", "val/loss", "epoch"} & set(texts)  # no scalar tags
     assert {"16.000", "64.000"} <= set(texts)  # batch sizes as numbers
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    texts, _ = pages["scalars"]
+    shown = list(dict.fromkeys(t for t in texts if t in groups))  # group headings, in order
+    assert set(shown) == groups and {"train", "val", "value"} <= groups, texts
+    # the one-point final values come last, after the loss curves; no final/* charts
+    assert shown[-1] == "value" and shown.index("train") < shown.index("value")
+    first_chart = next(t for t in texts[texts.index(shown[0]) :] if "/" in t)
+    assert first_chart in tags and not first_chart.startswith(("value/", "final/"))
+    assert "final" not in texts
 
 
 def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):

@@ -42,6 +42,7 @@ from linlab.stacking.models import stack_modules
 from linlab.stacking.threads import threads_for_group
 from linlab.sweeps import naming
 from linlab.sweeps.hparams import log_hparams, param_distance
+from linlab.sweeps.progress import keep_logs_off_the_console
 
 log = logging.getLogger("linlab")
 
@@ -303,6 +304,7 @@ def task_group(
     As in ``task``, a member an earlier launch finished is not trained again, and a failure
     is a recorded result and the sweep goes on."""
     quiet_lightning()
+    keep_logs_off_the_console()  # the launcher set up job logging after the jobs' on_job_start
     values: list[float | None] = [None] * len(cfgs)
     todo = []
     for k, run_dir in enumerate(run_dirs):

@@ -14,13 +14,20 @@ the dashboard's script in TensorBoard 2.21):
   not every scalar tag; it marks each key whose values differ between the jobs
   (``differs``), which the dashboard lists first and ticks among the first five. The run's
   status is named ``Status`` so that, sorting before the lower-case config paths, it is
-  among those five. While a sweep runs, and for single runs, the plugin infers the
-  experiment from the sessions as before.
+  among those five. A single run writes the summary of itself beside its session (metrics
+  ``final/*`` only; the keys set on its command line marked as differing). While a sweep
+  runs the plugin infers the experiment from the sessions. The plugin serves the first
+  summary it finds, so a folder of several single runs shows the first run's columns.
 - Numbers are written as numbers (batch sizes sort 8 < 64 < 512; the dashboard prints them
   with ``toPrecision(5)``); ``null`` (full batch) is text.
-- The final values are ``final/*`` scalars at the run's last step, and no ``hp_metric``
-  placeholder. Other one-off values (epochs, steps, the theory reference) go to the text tab
-  as ``results``, not into one-point charts.
+- The final values are scalars at the run's last step, tagged ``value/<key>`` and shown in
+  the HParams dashboard as ``final/<key>`` (``MetricInfo.display_name``); no ``hp_metric``
+  placeholder. The Scalars and Time Series tabs group charts by the tag's first segment and
+  order the groups by tag name (TensorBoard 2.21's ``index.js``: ``split("/", 1)[0]`` over
+  the tags sorted by ``compareTagNames``): ``value/*`` sorts after the curves (``params/*``,
+  ``theory/*``, ``train/*``, ``val/*``), whereas ``final/*`` put one-point charts, their
+  axes set by the diverged runs, first. Other one-off values (epochs, steps, the theory
+  reference) go to the text tab as ``results``, not into one-point charts.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -61,6 +69,7 @@ CONFIG_KEYS = (
     "module.update",
 )
 SPLITS = ("train", "val", "test")
+SCALAR_PREFIX = "value/"  # the final values' scalar tags (see the module docstring)
 # HParams metric name -> results.json key
 FINAL_METRICS = {
     "final/val_loss": "val_loss",
@@ -130,6 +139,16 @@ def metric_names(value: str) -> dict[str, str]:
     return first | {n: k for n, k in FINAL_METRICS.items() if k != value}
 
 
+def scalar_tag(name: str) -> str:
+    """The scalar tag of an HParams metric: ``final/val_loss`` → ``value/val_loss``."""
+    return SCALAR_PREFIX + name.removeprefix("final/")
+
+
+def metric_info(name: str) -> api_pb2.MetricInfo:
+    """An HParams metric read from its ``value/*`` scalar and shown as ``final/*``."""
+    return api_pb2.MetricInfo(name=api_pb2.MetricName(tag=scalar_tag(name)), display_name=name)
+
+
 def final_metrics(results: Mapping[str, Any], value: str = chosen.DEFAULT) -> dict[str, float]:
     """The ``final/*`` values this run has (a run without a test split has no test loss), the
     sweep's value (a results.json number, or one of its ``theory``) first."""
@@ -156,8 +175,12 @@ def write_session(
     metrics: dict[str, float],
     step: int,
     text: str = "",
+    chosen_keys: Iterable[str] | None = None,
 ) -> None:
-    """One HParams session (start and end records, no experiment) plus its metric scalars."""
+    """One HParams session (start and end records) plus its metric scalars; with
+    ``chosen_keys``, also the experiment summary of this one run (a single run): its metrics
+    the ``final/*`` values, not every scalar tag, and the keys set on its command line marked
+    as differing, which the dashboard lists and ticks first."""
     status = SESSION_STATUS.get(str(hparams.get(STATUS)), "STATUS_FAILURE")
     start = plugin_data_pb2.SessionStartInfo()
     for key, value in hparams.items():
@@ -165,12 +188,20 @@ def write_session(
         setattr(start.hparams[key], kind, value)
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(status))
     file_writer = writer._get_file_writer()
+    if chosen_keys is not None:
+        infos = [_hparam_info(name, [value]) for name, value in hparams.items()]
+        for info in infos:
+            info.differs = info.name in set(chosen_keys)
+        summary = api_pb2.Experiment(
+            hparam_infos=infos, metric_infos=[metric_info(name) for name in metrics]
+        )
+        file_writer.add_summary(_plugin_summary(metadata.EXPERIMENT_TAG, experiment=summary))
     file_writer.add_summary(
         _plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)
     )
     file_writer.add_summary(_plugin_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
     for name, value in metrics.items():
-        writer.add_scalar(name, value, step)
+        writer.add_scalar(scalar_tag(name), value, step)
     if text:
         writer.add_text("results", text, step)
     writer.flush()
@@ -180,10 +211,15 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
     """Write the session beside each TensorBoard logger's events (same folder, same run).
 
     Lightning has closed its writer when fit ends, so a fresh writer adds one more event
-    file to the folder; TensorBoard reads every file of a folder as that one run.
+    file to the folder; TensorBoard reads every file of a folder as that one run. A single
+    run (not a sweep's job) also writes its experiment summary; a sweep's is written when the
+    sweep ends (``SweepExperiment``), knowing what varied.
     """
     value = chosen.configured(cfg)
     hparams, metrics = hparams_of(cfg, results["status"]), final_metrics(results, value)
+    hydra_cfg = HydraConfig.get()
+    single_run = hydra_cfg.mode != RunMode.MULTIRUN
+    chosen_keys = overridden_keys(hydra_cfg.overrides.task) if single_run else None
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = None
@@ -191,7 +227,8 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
                 writer = SummaryWriter(logger.log_dir)
                 with writer:
                     steps = int(results.get("steps") or 0)
-                    write_session(writer, hparams, metrics, steps, one_off_text(results))
+                    text = one_off_text(results)
+                    write_session(writer, hparams, metrics, steps, text, chosen_keys)
             except OSError as error:  # a full disk: a warning, the run's result stands
                 remove_if_empty(events_file(writer))
                 not_written(f"TensorBoard HParams session in {logger.log_dir}", error)
@@ -237,7 +274,7 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
     metrics = list(dict.fromkeys(n for _, m in sessions for n in m))
     first = f"final/{value}"
     metrics.sort(key=lambda name: name != first)
-    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=n)) for n in metrics]
+    metric_infos = [metric_info(name) for name in metrics]
     try:
         with SummaryWriter(str(sweep_dir), filename_suffix=EXPERIMENT_SUFFIX) as writer:
             experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
