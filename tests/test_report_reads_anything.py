@@ -174,7 +174,7 @@ def test_every_corruption_is_a_status_with_its_reason(template, tmp_path):
     for row in table_rows(ranked(unreadable), ["optimizer.lr"]):
         shown = {c: row[c] for c in METRIC_COLUMNS if c != "status"}
         assert set(shown.values()) == {None}, row  # no value of a broken record is shown
-    assert (sweep / "report.md").is_file() and (sweep / "report_heatmap.png").is_file()
+    assert (sweep / "report.md").is_file() and (sweep / "report_curves.png").is_file()
 
 
 @pytest.mark.parametrize(

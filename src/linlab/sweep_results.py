@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from linlab.report import value as values
 from linlab.report.jobs import Job, load_jobs, ranked, varied_keys
-from linlab.report.tables import METRIC_COLUMNS
+from linlab.report.tables import metric_columns
 from linlab.runs import Run, pandas
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class Sweep:
-    """One sweep folder: ``table``, ``best``, ``runs``, ``heatmap()``, ``curves()``."""
+    """One sweep folder: ``table``, ``best``, ``runs``, ``figures()``, ``heatmap()``,
+    ``curves()``."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -29,9 +31,16 @@ class Sweep:
         return f"Sweep({str(self.folder)!r}, jobs={len(self.jobs)})"
 
     @property
+    def value(self) -> str:
+        """What the sweep is about: its ``report.value`` (val_loss unless a preset says)."""
+        jobs = load_jobs(self.folder)
+        return values.shown(values.of_sweep(self.folder), [j.results for j in jobs])
+
+    @property
     def jobs(self) -> list[Job]:
         """The jobs as the report reads them, best first (``linlab.report.jobs.ranked``)."""
-        return ranked(load_jobs(self.folder))
+        jobs = load_jobs(self.folder)
+        return ranked(jobs, self.value, varied_keys(jobs))
 
     @property
     def table(self) -> pd.DataFrame:
@@ -39,7 +48,8 @@ class Sweep:
         pd = pandas()
         jobs = self.jobs
         keys = varied_keys(jobs)
-        rows = [{c: job.value(c) for c in (*keys, *METRIC_COLUMNS)} for job in jobs]
+        columns = (*keys, *metric_columns(jobs, self.value))
+        rows = [{c: job.value(c) for c in columns} for job in jobs]
         return pd.DataFrame(rows, index=pd.Index([job.name for job in jobs], name="job"))
 
     @property
@@ -49,27 +59,41 @@ class Sweep:
 
     @property
     def best(self) -> Run | None:
-        """The ``ok`` job with the lowest final val loss (None if no job finished so)."""
-        ok = [j for j in self.jobs if j.status == "ok" and j.val_loss is not None]
+        """The ``ok`` job with the best final ``value`` (None if no job finished so)."""
+        value = self.value
+        ok = [
+            j for j in self.jobs if j.status == "ok" and values.number(j.results, value) is not None
+        ]
         return Run(ok[0].folder) if ok else None
 
-    def heatmap(self, value: str = "val_loss") -> Figure:
-        """Final ``value`` over lr × batch size, as ``linlab-report`` draws it."""
+    def figures(self, value: str | None = None) -> dict[str, Figure]:
+        """``linlab-report``'s figures for what varied, by file name (``report_heatmap.png``
+        for lr × batch size, ``report_line.png`` for one numeric key, ``report_scatter.png`` for
+        a search, and ``report_curves.png``)."""
         from linlab.notebook import show_figures_inline
-        from linlab.report.figures import facet_keys, heatmap_figure
+        from linlab.report.cli import figures
+        from linlab.report.kinds import kind_of
 
         show_figures_inline()
         jobs = self.jobs
-        return heatmap_figure(jobs, facet_keys(varied_keys(jobs)), value)
+        drawn, _ = figures(jobs, kind_of(jobs, varied_keys(jobs)), value or self.value)
+        return {name: figure for name, (_, figure) in drawn.items()}
+
+    def heatmap(self, value: str | None = None) -> Figure:
+        """Final ``value`` (the sweep's own by default) over lr × batch size."""
+        from linlab.notebook import show_figures_inline
+        from linlab.report.figures import heatmap_figure
+        from linlab.report.kinds import kind_of
+
+        show_figures_inline()
+        jobs = self.jobs
+        kind = kind_of(jobs, varied_keys(jobs))
+        others = kind.others if kind.name == "heatmap" else []
+        return heatmap_figure(jobs, others, value or self.value)
 
     def curves(self) -> Figure:
-        """The jobs' val-loss curves, as ``linlab-report`` draws them."""
-        from linlab.notebook import show_figures_inline
-        from linlab.report.figures import curves_figure, facet_keys
-
-        show_figures_inline()
-        jobs = self.jobs
-        return curves_figure(jobs, facet_keys(varied_keys(jobs)))
+        """The jobs' loss curves, as ``linlab-report`` draws them."""
+        return self.figures()["report_curves.png"]
 
 
 def load_sweep(folder: str | Path) -> Sweep:

@@ -89,39 +89,51 @@ def check_value(jobs: list, value: str) -> None:
     raise ReportError(f"--value {value}: no ok job recorded it; allowed: {', '.join(recorded)}")
 
 
-def draw(sweep_dir: Path, jobs: list, kind: Kind, value: str) -> tuple[list, list, str]:
-    """The figures ``kind`` calls for, saved into ``sweep_dir``: their files, their captions
-    and the console line that says how they are laid out."""
+def figures(jobs: list, kind: Kind, value: str) -> tuple[dict[str, tuple[str, Figure]], str]:
+    """The figures ``kind`` calls for, by file name with their captions, and the console line
+    that says how they are laid out (``linlab.Sweep`` draws the same)."""
     from linlab.report.figures import curve_tag, curves_figure, heatmap_figure
     from linlab.report.value_plots import line_figure, scatter_figure
 
     label = value.replace("_", " ")
     curves = f"{curve_tag(jobs)} curves"
     if kind.name == "heatmap":
-        save(heatmap_figure(jobs, kind.others, value), sweep_dir / "report_heatmap.png")
-        save(curves_figure(jobs, kind.others), sweep_dir / "report_curves.png")
         grouping = (
             f"figures: one panel per value of {' × '.join(kind.others)} "
             "(varied besides lr × batch size)"
             if kind.others
             else "figures: one panel (only lr and batch size varied)"
         )
-        names = ["report_heatmap.png", "report_curves.png"]
-        return names, [f"final {label} over lr × batch size", curves], grouping
+        return {
+            "report_heatmap.png": (
+                f"final {label} over lr × batch size",
+                heatmap_figure(jobs, kind.others, value),
+            ),
+            "report_curves.png": (curves, curves_figure(jobs, kind.others)),
+        }, grouping
     x = kind.axes[0]
     if kind.name == "line":
         style = kind.others[0] if kind.others else None
-        save(line_figure(jobs, kind, value), sweep_dir / "report_line.png")
-        save(curves_figure(jobs, [], x, style), sweep_dir / "report_curves.png")
         lines = f", one line per {' × '.join(kind.others)}" if kind.others else ""
-        grouping = f"figures: final {label} over {x}{lines}"
-        names = ["report_line.png", "report_curves.png"]
-        return names, [f"final {label} over {x}", curves], grouping
-    save(scatter_figure(jobs, kind, value), sweep_dir / "report_scatter.png")
-    save(curves_figure(jobs, [], x, None), sweep_dir / "report_curves.png")
-    grouping = f"figures: final {label} of each job over {', '.join(kind.axes)} (a search)"
-    names = ["report_scatter.png", "report_curves.png"]
-    return names, [f"final {label} over the searched keys", curves], grouping
+        return {
+            "report_line.png": (f"final {label} over {x}", line_figure(jobs, kind, value)),
+            "report_curves.png": (curves, curves_figure(jobs, [], x, style)),
+        }, f"figures: final {label} over {x}{lines}"
+    return {
+        "report_scatter.png": (
+            f"final {label} over the searched keys",
+            scatter_figure(jobs, kind, value),
+        ),
+        "report_curves.png": (curves, curves_figure(jobs, [], x, None)),
+    }, f"figures: final {label} of each job over {', '.join(kind.axes)} (a search)"
+
+
+def draw(sweep_dir: Path, jobs: list, kind: Kind, value: str) -> tuple[list, list, str]:
+    """``figures`` saved into ``sweep_dir``: their files, captions and layout line."""
+    drawn, grouping = figures(jobs, kind, value)
+    for name, (_, figure) in drawn.items():
+        save(figure, sweep_dir / name)
+    return list(drawn), [caption for caption, _ in drawn.values()], grouping
 
 
 def save(figure: Figure, path: Path) -> None:
