@@ -127,7 +127,7 @@ def test_classifier_members_stack_and_equal_their_runs_alone(tmp_path, train_in,
             assert stacked[k][key] == pytest.approx(alone[key], rel=1e-5, abs=1e-6), key
         logged = scalars(dirs[k])  # per epoch, and HParams' final value
         assert [step for step, _ in logged["val/accuracy"]] == [0, 4, 8]  # 105 samples / 32
-        assert logged["final/val_accuracy"][-1][1] == pytest.approx(stacked[k]["val_accuracy"])
+        assert logged["value/val_accuracy"][-1][1] == pytest.approx(stacked[k]["val_accuracy"])
 
 
 def scipy_max_margin(x: np.ndarray, labels: np.ndarray) -> np.ndarray:

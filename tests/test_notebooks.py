@@ -264,8 +264,13 @@ LONG_RUN = (
 
 def test_the_kernels_interrupt_stops_a_run_as_ctrl_c_does(tmp_path):
     """Jupyter's stop button (SIGINT to the kernel): the run ends as after Ctrl-C, is returned
-    with status interrupted and the resume call printed; running the cell again is refused."""
-    cells = [nbformat.v4.new_code_cell(s) for s in (LONG_RUN, "run.status", LONG_RUN)]
+    with status interrupted and the resume call printed; a cell that would train something
+    else into that folder is refused (the same cell again would continue the run, as the same
+    command does on the command line)."""
+    other = LONG_RUN.replace(
+        '"trainer.max_epochs=1000000"', '"trainer.max_epochs=1000000", "optimizer.lr=0.05"'
+    )
+    cells = [nbformat.v4.new_code_cell(s) for s in (LONG_RUN, "run.status", other)]
     client = NotebookClient(
         nbformat.v4.new_notebook(cells=cells),
         timeout=300,
@@ -296,6 +301,4 @@ def test_the_kernels_interrupt_stops_a_run_as_ctrl_c_does(tmp_path):
     assert results["status"] == "interrupted" and 0 < results["epochs"] < 1000000
     assert (tmp_path / "long" / "checkpoints" / "interrupted.ckpt").is_file()
     (error,) = [o for o in cells[2].outputs if o.output_type == "error"]
-    assert (
-        error.ename == "ConfigError" and "already holds a run (status: interrupted)" in error.evalue
-    )
+    assert error.ename == "ConfigError" and "optimizer.lr" in error.evalue
