@@ -185,13 +185,16 @@ class PerMemberCallbacks(L.Callback):
         state = self.module.states[k]
         if state.status not in STOPPED:
             return True
-        if state.status == "failed" or hook in _STEP_HOOKS:
+        if state.status == "failed":
             return False
         self._own_clock(k)
+        if hook in _STEP_HOOKS:
+            return False
         return hook not in _EPOCH_END_HOOKS or epoch < state.stopped_epoch
 
     def _own_clock(self, k: int) -> None:
-        """A stopped member's saves are its own run's: at its own step, on its own clock."""
+        """A stopped member's saves are its own run's: at its own step, on its own clock
+        (taken at its first hook after it stopped, before the others' saves of that epoch)."""
         for callback in self.callbacks[k]:
             if isinstance(callback, LastCheckpoint) and callback.clock is self.clock:
                 callback.clock = copy.copy(self.clock)
