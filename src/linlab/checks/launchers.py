@@ -5,6 +5,8 @@
 - ``hydra/launcher=slurm`` where there is no SLURM (no ``sbatch``/``srun`` on the PATH).
 - ``hydra.launcher.n_jobs`` that is not a positive integer or joblib's negative count
   (``-1``: every core); the stacked launcher's ``hydra.launcher.max_members`` below 1.
+- the stacked launcher's ``hydra.launcher.executor``: one of ``local|joblib|submitit|ray``,
+  and the package that runs it installed (``ray``, ``submitit``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ PLUGINS = {
     "slurm_local": "hydra_plugins.hydra_submitit_launcher",
 }
 INSTALL = 'pip install -e ".[launchers]"'
+EXECUTORS = {"local": None, "joblib": "joblib", "submitit": "submitit", "ray": "ray"}
+EXECUTOR_INSTALL = {"submitit": INSTALL, "ray": 'pip install -e ".[ray]"'}
 
 
 def check(overrides: Sequence[str]) -> None:
@@ -38,6 +42,8 @@ def check(overrides: Sequence[str]) -> None:
             check_n_jobs(value)
         elif key == "hydra.launcher.max_members":
             check_max_members(value)
+        elif key == "hydra.launcher.executor":
+            check_executor(value)
 
 
 def check_slurm(name: str) -> None:
@@ -67,6 +73,20 @@ def check_max_members(value: str) -> None:
         raise ConfigError(
             f"hydra.launcher.max_members={value} is not allowed; allowed: an integer >= 1 "
             "(the most jobs trained together in one process)"
+        )
+
+
+def check_executor(value: str) -> None:
+    """The stacked launcher's ``executor``, and the package it needs."""
+    if value not in EXECUTORS:
+        raise ConfigError(
+            f"hydra.launcher.executor={value} is not allowed; allowed: {'|'.join(EXECUTORS)}"
+        )
+    package = EXECUTORS[value]
+    if package and importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"hydra.launcher.executor={value} needs {package}, not installed here: run "
+            f"{EXECUTOR_INSTALL.get(value, INSTALL)}"
         )
 
 
