@@ -10,15 +10,17 @@
 
 Every executor runs ``run_group_in_worker`` on the same pickled arguments, so a group's folders
 and ``results.json`` are the same wherever it runs. A group that fails on its worker (the worker
-dies, the task raises) gives its members ``FAILED`` returns; the other groups go on.
+dies, the task raises) has its members recorded ``failed`` (``lost``); the other groups go on.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,14 +29,28 @@ GroupRunner = Callable[[Sequence[DictConfig]], list[JobReturn]]
 WorkerRunner = Callable[..., list[JobReturn]]
 
 
-def failed(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]:
-    """The members' returns of a group whose worker failed."""
+def lost(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]:
+    """A group whose worker failed: each member's ``results.json`` says ``failed`` (unless an
+    earlier launch finished it), as a group whose training raised, so the sweep goes on and a
+    rerun trains them again."""
+    from linlab import faults
+    from linlab.folders import finished_before
+    from linlab.train import hyperparameters
+
     returns = []
     for cfg in configs:
+        HydraConfig.instance().set_config(cfg)
+        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        run_dir = Path(cfg.hydra.runtime.output_dir)
+        if finished_before(run_dir) is None:
+            hyper = hyperparameters(task_cfg, task_cfg.seed)
+            faults.record_failure(task_cfg, run_dir, hyper, error, 0.0)
         job_return = JobReturn()
-        job_return.status, job_return.return_value = JobStatus.FAILED, error
+        job_return.status, job_return.return_value = JobStatus.COMPLETED, None
+        job_return.cfg = task_cfg
         job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
         job_return.task_name = cfg.hydra.job.name
+        job_return.working_dir = os.getcwd()
         returns.append(job_return)
     return returns
 
@@ -66,7 +82,7 @@ def _joblib(settings, groups, worker, calls) -> list[list[JobReturn]]:
         delayed(_guarded)(worker, call) for call in calls
     )
     return [
-        failed(configs, outcome) if isinstance(outcome, BaseException) else outcome
+        lost(configs, outcome) if isinstance(outcome, BaseException) else outcome
         for configs, outcome in zip(groups, outcomes, strict=True)
     ]
 
@@ -96,7 +112,7 @@ def _submitit(settings, groups, worker, calls) -> list[list[JobReturn]]:
         try:
             returns.append(job.result())
         except Exception as error:  # the task failed or its worker died
-            returns.append(failed(configs, error))
+            returns.append(lost(configs, error))
     return returns
 
 
@@ -121,7 +137,7 @@ def _ray(settings, groups, worker, calls) -> list[list[JobReturn]]:
             try:
                 returns.append(ray.get(ref))
             except Exception as error:  # ray.exceptions.RayTaskError, WorkerCrashedError
-                returns.append(failed(configs, error))
+                returns.append(lost(configs, error))
         return returns
     finally:
         if started:
