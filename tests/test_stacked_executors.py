@@ -32,6 +32,8 @@ def sweeps(tmp_path_factory):
     for name, proc in procs.items():
         code, out, err = finish(proc)
         assert code == 0, (name, out, err)
+        lines = [line for line in out.splitlines() if line.startswith("[")]
+        assert len(lines) == 4 and all(" ok " in line for line in lines), (name, out)
     return {name: root / name for name in procs}
 
 
