@@ -12,6 +12,9 @@ from conftest import REPO
 from sweeps import SRC
 from test_stacked import TESTS, finish, results, start
 
+from linlab.checks.launchers import check
+from linlab.errors import ConfigError
+
 GRID = ["optimizer.lr=0.01,0.1", "data.batch_size=16,32"]  # 2 groups (one per batch size)
 TINY = ["data.n_samples=200", "trainer.max_epochs=2", "callbacks.figures.enabled=false"]
 STACKED = ["hydra/launcher=stacked"]
@@ -73,21 +76,36 @@ def test_a_group_lost_on_its_worker_fails_its_members_and_a_rerun_trains_them(tm
         assert (folder / job / "results.json").read_bytes() == kept[job]  # not retrained
 
 
-@pytest.mark.parametrize("value", ["slurm", "dask"])
-def test_an_unknown_executor_is_refused_in_one_line(tmp_path, value):
+REFUSED = {
+    "hydra.launcher.executor=dask": "hydra.launcher.executor=dask is not allowed; allowed: "
+    "local|joblib|submitit|ray",
+    "hydra.launcher.submitit.cluster=aws": "hydra.launcher.submitit.cluster=aws is not allowed; "
+    "allowed: slurm|local",
+    "hydra.launcher.executor=submitit": "hydra.launcher.executor=submitit sends groups to SLURM, "
+    "and this machine has no sbatch/srun on the PATH; allowed here: "
+    "hydra.launcher.submitit.cluster=local (the same array as local processes)",
+}
+
+
+@pytest.mark.parametrize("override", list(REFUSED))
+def test_a_bad_executor_setting_is_refused_in_one_line(override):
+    with pytest.raises(ConfigError) as refused:
+        check([*STACKED, "optimizer.lr=0.1,0.2", override])
+    assert str(refused.value) == REFUSED[override]
+
+
+def test_the_cli_refuses_a_bad_executor_before_any_folder(tmp_path):
     folder = tmp_path / "sweep"
-    env = {"PYTHONPATH": f"{SRC}:{TESTS}", "OMP_NUM_THREADS": "1"}
-    args = [*STACKED, "optimizer.lr=0.1,0.2", f"hydra.launcher.executor={value}"]
+    env = {**os.environ, "PYTHONPATH": f"{SRC}:{TESTS}", "OMP_NUM_THREADS": "1"}
+    override = "hydra.launcher.executor=dask"
+    args = [*STACKED, override, f"hydra.sweep.dir={folder}"]
     proc = subprocess.run(
-        [sys.executable, "-m", "linlab.train", "-m", *args, f"hydra.sweep.dir={folder}"],
+        [sys.executable, "-m", "linlab.train", "-m", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env=env,
     )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert proc.stderr.strip().splitlines() == [
-        f"linlab-train: error: hydra.launcher.executor={value} is not allowed; allowed: "
-        "local|joblib|submitit|ray"
-    ]
+    assert proc.stderr.strip().splitlines() == [f"linlab-train: error: {REFUSED[override]}"]
     assert not folder.exists()

@@ -6,7 +6,8 @@
 - ``hydra.launcher.n_jobs`` that is not a positive integer or joblib's negative count
   (``-1``: every core); the stacked launcher's ``hydra.launcher.max_members`` below 1.
 - the stacked launcher's ``hydra.launcher.executor``: one of ``local|joblib|submitit|ray``,
-  and the package that runs it installed (``ray``, ``submitit``).
+  and the package that runs it installed (``ray``, ``submitit``); ``submitit`` on SLURM
+  (``submitit.cluster=slurm``, the default) where there is no SLURM.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ PLUGINS = {
 }
 INSTALL = 'pip install -e ".[launchers]"'
 EXECUTORS = {"local": None, "joblib": "joblib", "submitit": "submitit", "ray": "ray"}
+CLUSTERS = ("slurm", "local")
 EXECUTOR_INSTALL = {"submitit": INSTALL, "ray": 'pip install -e ".[ray]"'}
 
 
@@ -44,6 +46,20 @@ def check(overrides: Sequence[str]) -> None:
             check_max_members(value)
         elif key == "hydra.launcher.executor":
             check_executor(value)
+        elif key == "hydra.launcher.submitit.cluster" and value not in CLUSTERS:
+            raise ConfigError(
+                f"hydra.launcher.submitit.cluster={value} is not allowed; allowed: "
+                f"{'|'.join(CLUSTERS)}"
+            )
+    settings = dict(o.lstrip("+~").partition("=")[::2] for o in overrides)
+    on_slurm = settings.get("hydra.launcher.submitit.cluster", "slurm") == "slurm"
+    no_slurm = not (shutil.which("sbatch") and shutil.which("srun"))
+    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and no_slurm:
+        raise ConfigError(
+            "hydra.launcher.executor=submitit sends groups to SLURM, and this machine has no "
+            "sbatch/srun on the PATH; allowed here: hydra.launcher.submitit.cluster=local "
+            "(the same array as local processes)"
+        )
 
 
 def check_slurm(name: str) -> None:
