@@ -148,12 +148,24 @@ def _select(cfg, key):
 
 
 def test_diverging_and_failing_members_and_step_precise_divergence(tmp_path):
-    folder = tmp_path / "sweep"
-    args = [*STACKED, *PLAIN_RUN[:-2], "seed=5", "optimizer.lr=0.01,0.02,30"]
-    args += ["trainer.max_epochs=3", "trainer.log_every_n_steps=1"]
+    folder, alone = tmp_path / "sweep", tmp_path / "alone"
+    args = [*PLAIN_RUN[:-2], "seed=5", "trainer.max_epochs=3", "trainer.log_every_n_steps=1"]
+    args += ["callbacks.last_checkpoint.min_interval_s=0"]
+    twin = start([*args, "optimizer.lr=30", f"hydra.sweep.dir={alone}"], REPO)
+    args += [*STACKED, "optimizer.lr=0.01,0.02,30"]
     args += ["+callbacks.fail._target_=faulty.FailForLr", "+callbacks.fail.lr=0.02"]
     code, out, err = finish(start([*args, f"hydra.sweep.dir={folder}"], REPO))
     assert code == 1, (out, err)  # a failed job makes the sweep exit 1
+    assert finish(twin)[0] == 0
+    # the diverged member's last.ckpt is its basic-launcher twin's: its own epoch and step
+    member, single = (
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)
+        for d in (folder / "lr=30", alone / "job0")
+    )
+    assert (member["epoch"], member["global_step"]) == (single["epoch"], single["global_step"])
+    assert member["global_step"] < 3 * 13  # stopped in its first epoch, unlike the group
+    for key, value in single["state_dict"].items():
+        torch.testing.assert_close(member["state_dict"][key], value, rtol=1e-6, atol=1e-6)
     assert "1 of 3 jobs failed" in out
     done = results(folder)
     assert done["lr=0.01"]["status"] == "ok" and done["lr=0.01"]["epochs"] == 3
@@ -193,7 +205,8 @@ def test_groups_in_parallel_worker_processes_equal_single_runs(tmp_path, train_i
 
 
 def test_killed_group_resumes_to_the_uninterrupted_result(tmp_path):
-    args = [*STACKED, "optimizer.lr=0.01,0.1", "seed=0,1", "data.n_samples=2000"]
+    """Member 0 diverges in its first epoch: the group resumes at the step of the others."""
+    args = [*STACKED, "optimizer.lr=30,0.01,0.1", "seed=0,1", "data.n_samples=2000"]
     args += ["trainer.max_epochs=30", "callbacks.figures.enabled=false"]
     args += ["callbacks.last_checkpoint.min_interval_s=0"]
     whole = start([*args, f"hydra.sweep.dir={tmp_path / 'whole'}"], REPO)
@@ -201,7 +214,7 @@ def test_killed_group_resumes_to_the_uninterrupted_result(tmp_path):
     killed = start([*args, f"hydra.sweep.dir={killed_dir}"], REPO)
     checkpoints = [
         killed_dir / f"lr={lr},seed={s}" / "checkpoints" / "last.ckpt"
-        for lr in ("0.01", "0.1")
+        for lr in ("30", "0.01", "0.1")
         for s in (0, 1)
     ]
     deadline = time.monotonic() + 120
@@ -218,6 +231,9 @@ def test_killed_group_resumes_to_the_uninterrupted_result(tmp_path):
         assert code == 0, (out, err)
     expected, got = results(tmp_path / "whole"), results(killed_dir)
     assert set(got) == set(expected)
+    assert {job: m["status"] for job, m in got.items()} == {
+        job: "diverged" if job.startswith("lr=30,") else "ok" for job in expected
+    }
     for job, member in got.items():
         assert member["weights"] == expected[job]["weights"], job  # bit for bit
         assert member["steps"] == expected[job]["steps"]

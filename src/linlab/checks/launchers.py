@@ -5,6 +5,9 @@
 - ``hydra/launcher=slurm`` where there is no SLURM (no ``sbatch``/``srun`` on the PATH).
 - ``hydra.launcher.n_jobs`` that is not a positive integer or joblib's negative count
   (``-1``: every core); the stacked launcher's ``hydra.launcher.max_members`` below 1.
+- the stacked launcher's ``hydra.launcher.executor``: one of ``local|joblib|submitit|ray``,
+  and the package that runs it installed (``ray``, ``submitit``); ``submitit`` on SLURM
+  (``submitit.cluster=slurm``, the default) where there is no SLURM.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ PLUGINS = {
     "slurm_local": "hydra_plugins.hydra_submitit_launcher",
 }
 INSTALL = 'pip install -e ".[launchers]"'
+EXECUTORS = {"local": None, "joblib": "joblib", "submitit": "submitit", "ray": "ray"}
+CLUSTERS = ("slurm", "local")
+EXECUTOR_INSTALL = {"submitit": INSTALL, "ray": 'pip install -e ".[ray]"'}
 
 
 def check(overrides: Sequence[str]) -> None:
@@ -38,6 +44,22 @@ def check(overrides: Sequence[str]) -> None:
             check_n_jobs(value)
         elif key == "hydra.launcher.max_members":
             check_max_members(value)
+        elif key == "hydra.launcher.executor":
+            check_executor(value)
+        elif key == "hydra.launcher.submitit.cluster" and value not in CLUSTERS:
+            raise ConfigError(
+                f"hydra.launcher.submitit.cluster={value} is not allowed; allowed: "
+                f"{'|'.join(CLUSTERS)}"
+            )
+    settings = dict(o.lstrip("+~").partition("=")[::2] for o in overrides)
+    on_slurm = settings.get("hydra.launcher.submitit.cluster", "slurm") == "slurm"
+    no_slurm = not (shutil.which("sbatch") and shutil.which("srun"))
+    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and no_slurm:
+        raise ConfigError(
+            "hydra.launcher.executor=submitit sends groups to SLURM, and this machine has no "
+            "sbatch/srun on the PATH; allowed here: hydra.launcher.submitit.cluster=local "
+            "(the same array as local processes)"
+        )
 
 
 def check_slurm(name: str) -> None:
@@ -67,6 +89,20 @@ def check_max_members(value: str) -> None:
         raise ConfigError(
             f"hydra.launcher.max_members={value} is not allowed; allowed: an integer >= 1 "
             "(the most jobs trained together in one process)"
+        )
+
+
+def check_executor(value: str) -> None:
+    """The stacked launcher's ``executor``, and the package it needs."""
+    if value not in EXECUTORS:
+        raise ConfigError(
+            f"hydra.launcher.executor={value} is not allowed; allowed: {'|'.join(EXECUTORS)}"
+        )
+    package = EXECUTORS[value]
+    if package and importlib.util.find_spec(package) is None:
+        raise ConfigError(
+            f"hydra.launcher.executor={value} needs {package}, not installed here: run "
+            f"{EXECUTOR_INSTALL.get(value, INSTALL)}"
         )
 
 

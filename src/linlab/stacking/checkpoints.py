@@ -3,8 +3,10 @@
 Member k's slice is exactly what its separate run saves: ``model.*`` from
 ``model.members.<k>.*``, param group k of the optimiser (and its state), entry k of the
 scheduler's per-group lists, member k's callbacks and its ``linlab`` state; the loops' progress
-is shared. So ``<job>/checkpoints/last.ckpt`` of a stacked member resumes as a single run
-(``ckpt_path=last``) too, and a killed group resumes from its members' files.
+is the group's. A member that stopped (diverged, pruned) keeps its own ``epoch`` and
+``global_step``, those of its single run where it stopped (``member_progress``). So
+``<job>/checkpoints/last.ckpt`` of a stacked member resumes as a single run (``ckpt_path=last``)
+too, and a killed group resumes from its members' files, at the step of a member still training.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ MEMBER_PREFIX = "model.members."
 SHARED = ("epoch", "global_step", "pytorch-lightning_version", "loops", "hyper_parameters")
 
 
+def member_progress(epoch: int, global_step: int, state: dict[str, Any]) -> tuple[int, int]:
+    """Member's ``(epoch, global_step)`` at the group's: a stopped member's single run ended at
+    ``stopped_step``, and counts the epoch it stopped in as done once that epoch has ended
+    (``stopped_epoch`` is that epoch + 1)."""
+    if state.get("stopped_step") is None:
+        return epoch, global_step
+    return min(epoch, state["stopped_epoch"]), state["stopped_step"]
+
+
 def member_checkpoint(full: dict[str, Any], k: int, n_members: int) -> dict[str, Any]:
     """Member ``k``'s checkpoint from the group's (see the module docstring)."""
     prefix = f"{MEMBER_PREFIX}{k}."
     member = {key: full[key] for key in SHARED if key in full}
+    if "epoch" in full:
+        progress = member_progress(full["epoch"], full["global_step"], full["linlab_members"][k])
+        member["epoch"], member["global_step"] = progress
     member["state_dict"] = {
         "model." + key.removeprefix(prefix): value
         for key, value in full["state_dict"].items()
@@ -39,8 +53,10 @@ def member_checkpoint(full: dict[str, Any], k: int, n_members: int) -> dict[str,
 
 
 def merge_checkpoints(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The group's checkpoint from its members' (the inverse of ``member_checkpoint``)."""
-    group = {key: members[0][key] for key in SHARED if key in members[0]}
+    """The group's checkpoint from its members' (the inverse of ``member_checkpoint``): the
+    shared progress is that of a member furthest on, which is one still training if any is."""
+    furthest = max(members, key=lambda m: (m.get("global_step", 0), m.get("epoch", 0)))
+    group = {key: furthest[key] for key in SHARED if key in furthest}
     group["state_dict"] = {
         f"{MEMBER_PREFIX}{k}." + key.removeprefix("model."): value
         for k, m in enumerate(members)

@@ -10,15 +10,15 @@ time exactly as Hydra's basic launcher runs it. For linlab's task the jobs are g
 larger group is started job by job as ``run_job`` starts a job (its folder, ``.hydra/``,
 ``env_set``, the job callbacks' ``on_job_start``/``on_job_end``, so the sweep's progress line)
 and trained at once by ``task_group``: one process, one Trainer, one forward and backward per
-step for all of them. Groups run one after another, or ``hydra.launcher.n_jobs`` at a time in
-worker processes.
+step for all of them. Groups run one after another in this process, or in worker processes,
+on a SLURM cluster or on Ray (``hydra.launcher.executor``, ``linlab.stacking.executors``).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
 
@@ -52,9 +53,11 @@ def launch(
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
     max_members: int,
-    n_jobs: int,
+    executor: str,
+    settings: Mapping[str, Any],
 ) -> list[JobReturn]:
-    """Run the jobs, stacked where the task allows it; returns in the jobs' order."""
+    """Run the jobs, stacked where the task allows it, each group where ``executor`` says
+    (``linlab.stacking.executors``, with its ``settings``); returns in the jobs' order."""
     group_task: GroupTask | None = getattr(task_function, "group_task", None)
     if group_task is None:  # not linlab's task: nothing to stack
         basic = BasicLauncher()
@@ -70,21 +73,20 @@ def launch(
     ]
     groups = make_groups(configs, max_members)
     log.info("stacked launcher: %d jobs in %d groups", len(configs), len(groups))
-    if n_jobs != 1 and len(groups) > 1:  # joblib's count: -1 is one per core
-        from joblib import Parallel, delayed
 
-        state = Singleton.get_state()
-        done = Parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(run_group_in_worker)(
-                hydra_context, task_function, [configs[i] for i in g], state
-            )
-            for g in groups
-        )
-    else:
-        done = []
-        for g in groups:
-            done.append(run_group(hydra_context, task_function, [configs[i] for i in g]))
-            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    def run_local(group_configs: Sequence[DictConfig]) -> list[JobReturn]:
+        job_returns = run_group(hydra_context, task_function, group_configs)
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        return job_returns
+
+    done = run_groups(
+        executor,
+        settings,
+        [[configs[i] for i in g] for g in groups],
+        run_local,
+        run_group_in_worker,
+        (hydra_context, task_function, Singleton.get_state()),
+    )
     returns: list[JobReturn] = [JobReturn()] * len(configs)
     for group, group_returns in zip(groups, done, strict=True):
         for index, job_return in zip(group, group_returns, strict=True):
@@ -107,9 +109,10 @@ def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> Dic
 def run_group_in_worker(
     hydra_context: HydraContext,
     task_function: TaskFunction,
-    configs: Sequence[DictConfig],
     singleton_state: dict[Any, Any],
+    configs: Sequence[DictConfig],
 ) -> list[JobReturn]:
+    """A group in a fresh worker process (joblib, submitit, Ray): Hydra's state first."""
     setup_globals()
     Singleton.set_state(singleton_state)
     return run_group(hydra_context, task_function, configs)

@@ -7,10 +7,15 @@ A single run's callbacks (checkpoints, Ctrl-C, theory metrics, figures, a user's
 with a ``MemberTrainer`` and a ``MemberView`` that answer those for member k (its data, its
 TensorBoard run, its folder, its model and status, its slice of the checkpoint); everything
 else is the group's trainer and module. So every callback works per member unchanged.
+
+A member that stopped (diverged, pruned) sees what its single run saw: its own ``global_step``
+and ``current_epoch``, the end of the epoch it stopped in, then only the end of training; its
+``last.ckpt`` saves follow a clock of their own from then on.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +25,21 @@ import lightning as L
 import torch
 
 from linlab.callbacks.last_checkpoint import LastCheckpoint
-from linlab.module import RegressionModule
-from linlab.stacking.checkpoints import member_checkpoint
+from linlab.module import STOPPED, RegressionModule
+from linlab.stacking.checkpoints import member_checkpoint, member_progress
 
 log = logging.getLogger("linlab")
 _MEMBER_FIELDS = ("status", "first_loss", "trajectory", "diverged_at_step", "val_loss")
+# hooks of steps and epochs that a stopped member's run no longer takes
+_STEP_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_train_epoch_start")
+# hooks of the end of an epoch: a stopped member's run still ends the epoch it stopped in
+_EPOCH_END_HOOKS = (
+    "on_train_epoch_end",
+    "on_validation_start",
+    "on_validation_end",
+    "on_validation_epoch_start",
+    "on_validation_epoch_end",
+)
 
 
 class MemberView:
@@ -69,6 +84,18 @@ class MemberTrainer:
     @property
     def datamodule(self) -> Any:
         return self._group.datamodules[self._k]
+
+    @property
+    def current_epoch(self) -> int:
+        return self._progress()[0]
+
+    @property
+    def global_step(self) -> int:
+        return self._progress()[1]
+
+    def _progress(self) -> tuple[int, int]:
+        state = vars(self._group.module.states[self._k])
+        return member_progress(self._trainer.current_epoch, self._trainer.global_step, state)
 
     @property
     def loggers(self) -> list[Any]:
@@ -118,8 +145,9 @@ class PerMemberCallbacks(L.Callback):
     ) -> None:
         self.callbacks = [list(c) for c in callbacks]
         spacing = [c for member in self.callbacks for c in member if isinstance(c, LastCheckpoint)]
+        self.clock = spacing[0].clock if spacing else None
         for callback in spacing:  # one decision for all: their checkpoints hold the same step
-            callback.clock = spacing[0].clock
+            callback.clock = self.clock
         self.module, self.datamodules, self.run_dirs = module, list(datamodules), list(run_dirs)
         self._dump: dict[tuple[int, bool], dict[str, Any]] = {}
 
@@ -141,8 +169,8 @@ class PerMemberCallbacks(L.Callback):
         """Member k's callbacks; one that raises fails member k alone and the others go on."""
         self._dump = {}
         for k, callbacks in enumerate(self.callbacks):
-            if self.module.states[k].status == "failed":
-                continue  # a failed member's callbacks are done
+            if not self._receives(k, hook, trainer.current_epoch):
+                continue
             member_trainer, member = MemberTrainer(self, trainer, k), MemberView(self.module, k)
             try:
                 for callback in callbacks:
@@ -151,6 +179,25 @@ class PerMemberCallbacks(L.Callback):
                 if hook == "on_exception":
                     raise
                 self._fail(k, error)
+
+    def _receives(self, k: int, hook: str, epoch: int) -> bool:
+        """Whether member k's run still gets ``hook`` (a failed member's callbacks are done)."""
+        state = self.module.states[k]
+        if state.status not in STOPPED:
+            return True
+        if state.status == "failed":
+            return False
+        self._own_clock(k)
+        if hook in _STEP_HOOKS:
+            return False
+        return hook not in _EPOCH_END_HOOKS or epoch < state.stopped_epoch
+
+    def _own_clock(self, k: int) -> None:
+        """A stopped member's saves are its own run's: at its own step, on its own clock
+        (taken at its first hook after it stopped, before the others' saves of that epoch)."""
+        for callback in self.callbacks[k]:
+            if isinstance(callback, LastCheckpoint) and callback.clock is self.clock:
+                callback.clock = copy.copy(self.clock)
 
     def _fail(self, k: int, error: Exception) -> None:
         state = self.module.states[k]

@@ -62,8 +62,10 @@ class SweepProgress(Callback):
         self.sweep_started = time.perf_counter()
         folder = Path(config.hydra.sweep.dir).absolute()
         print(header_line(config, self.total), flush=True)
-        # submitit tasks print their job lines into their log files: report them from here
-        elsewhere = "submitit" in str(config.hydra.launcher.get("_target_", ""))
+        # submitit tasks and Ray workers print their job lines elsewhere: report them from here
+        launcher = config.hydra.launcher
+        elsewhere = "submitit" in str(launcher.get("_target_", ""))
+        elsewhere |= launcher.get("executor") in ("submitit", "ray")
         self.live = LiveSweepLine(folder, self.total, self.line_of if elsewhere else None)
         self.live.start()
         LAUNCHED.update(folder=folder, total=self.total, live=self.live)
