@@ -18,6 +18,24 @@ from torch import Tensor, nn
 from linlab.choices import INIT_MODES
 
 
+@torch.no_grad()
+def initialize(model: nn.Module, init: str, init_std: float, alternatives: str = "") -> None:
+    """``default`` (nn.Linear's uniform ±1/√d), ``zeros`` or ``normal(0, init_std)`` for every
+    parameter of a linear model with ``model.n_features`` inputs."""
+    if init == "default":
+        bound = 1.0 / math.sqrt(model.n_features)
+        for p in model.parameters():
+            p.uniform_(-bound, bound)
+    elif init == "zeros":
+        for p in model.parameters():
+            p.zero_()
+    elif init == "normal":
+        for p in model.parameters():
+            p.normal_(0.0, init_std)
+    else:
+        raise ValueError(f"model.init={init!r} is not one of {', '.join(INIT_MODES)}{alternatives}")
+
+
 class LinearRegression(nn.Module):
     """ŷ = x·w + b.
 
@@ -46,21 +64,8 @@ class LinearRegression(nn.Module):
     def reset_parameters(self, init: str | Mapping, init_std: float = 0.01) -> None:
         if isinstance(init, Mapping):
             self._set_explicit(init)
-        elif init == "default":
-            bound = 1.0 / math.sqrt(self.n_features)
-            for p in self.parameters():
-                p.uniform_(-bound, bound)
-        elif init == "zeros":
-            for p in self.parameters():
-                p.zero_()
-        elif init == "normal":
-            for p in self.parameters():
-                p.normal_(0.0, init_std)
         else:
-            raise ValueError(
-                f"model.init={init!r} is not one of {', '.join(INIT_MODES)} "
-                "or explicit values {weight: [...], bias: ...}"
-            )
+            initialize(self, init, init_std, " or explicit values {weight: [...], bias: ...}")
 
     def _set_explicit(self, init: Mapping) -> None:
         unknown = set(init) - {"weight", "bias"}
@@ -121,18 +126,7 @@ class SoftmaxRegression(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, init: str, init_std: float = 0.01) -> None:
-        if init == "default":
-            bound = 1.0 / math.sqrt(self.n_features)
-            for p in self.parameters():
-                p.uniform_(-bound, bound)
-        elif init == "zeros":
-            for p in self.parameters():
-                p.zero_()
-        elif init == "normal":
-            for p in self.parameters():
-                p.normal_(0.0, init_std)
-        else:
-            raise ValueError(f"model.init={init!r} is not one of {', '.join(INIT_MODES)}")
+        initialize(self, init, init_std)
 
     def forward(self, x: Tensor) -> Tensor:
         y = x @ self.W.transpose(-1, -2)
