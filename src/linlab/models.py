@@ -124,7 +124,6 @@ class SoftmaxRegression(nn.Module):
         self.b = nn.Parameter(torch.empty(n_classes)) if bias else None
         self.reset_parameters(init, init_std)
 
-    @torch.no_grad()
     def reset_parameters(self, init: str, init_std: float = 0.01) -> None:
         initialize(self, init, init_std)
 
