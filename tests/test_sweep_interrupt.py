@@ -15,13 +15,13 @@ from terminal import SRC, run_on_terminal
 
 LIVE = re.compile(r"(\d+) done, (\d+) running, (\d+) left  \d+:\d\d:\d\d elapsed  \S+ left")
 
-# 4 short jobs; stacked: 2 groups of 2 (one per batch size)
+# 4 jobs; stacked: 2 groups of 2 (one per batch size)
 SWEEP = [
     "-m",
     "data.batch_size=16,32",
     "seed=0,1",
     "data.n_samples=1000",
-    "trainer.max_epochs=25",
+    "trainer.max_epochs=150",  # the second stacked group must still train when Ctrl-C comes
     "logger=none",
 ]
 
