@@ -17,6 +17,7 @@ import torch
 from conftest import QUIET, run_cli, train_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import interrupts
 from linlab.results import write_json_atomic
 
 # ~0.3 s an epoch of 1000 single-sample steps: long enough to be stopped part-way through
@@ -175,3 +176,27 @@ def test_ctrl_c_ends_with_status_interrupted_checkpoint_and_log(tmp_path):
     assert checkpoint["global_step"] == results["steps"]
     logged = scalars(run_dir, "train/loss")
     assert logged[-1] >= results["steps"] - 100, "the log was flushed up to the interrupt"
+
+
+class SendsCtrlCWhenCollected:
+    """Ctrl-C typed while a finalizer runs, as between two jobs of a sweep."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)  # the handler runs here, inside __del__
+
+
+def test_a_ctrl_c_that_a_finalizer_swallows_still_stops_the_next_fit():
+    previous = signal.signal(signal.SIGINT, interrupts.on_ctrl_c)
+    dropped, unraisable_hook = [], sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: dropped.append(unraisable.exc_type)
+    try:
+        victim = SendsCtrlCWhenCollected()
+        del victim  # Python hands the KeyboardInterrupt to sys.unraisablehook and goes on
+        assert dropped == [KeyboardInterrupt]
+        with interrupts.stop_at_minibatch_boundary():
+            assert interrupts.STATE.stop  # the next fit ends at its first minibatch boundary
+    finally:
+        sys.unraisablehook = unraisable_hook
+        signal.signal(signal.SIGINT, previous)
+        interrupts.STATE.asked = interrupts.STATE.received = interrupts.STATE.stop = False

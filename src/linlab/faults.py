@@ -21,7 +21,9 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -90,8 +92,13 @@ def exit_130_on_interrupt(main: Callable[[], Any]) -> None:
     sweep (an interrupted job exits 130) says how far it got and the command that resumes it."""
     from linlab.sweeps.progress import interrupted_sweep_message
 
+    interrupts.STATE.asked = False
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupts.on_ctrl_c)
     try:
         main()
+        if interrupts.STATE.asked:  # pressed while the last job was being torn down
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         print(
             interrupted_sweep_message(sys.argv[1:]) or "linlab-train: interrupted",

@@ -9,6 +9,11 @@ minibatch (a bool test), ends the chunk there, counts and logs the steps it took
 raises :class:`Interrupted`. In one process a signal sets
 ``stop`` at once; under DDP ``linlab.ddp.average_gradients`` sums ``received`` over the ranks
 with the gradients, so all ranks stop after the same minibatch. A second signal stops at once.
+
+Outside a fit, :func:`on_ctrl_c` raises KeyboardInterrupt as Python does, and also records the
+Ctrl-C in ``STATE.asked``: a KeyboardInterrupt raised while a finalizer runs (a ``__del__``
+between two jobs of a sweep) is printed and dropped by Python, so the record is what makes the
+next fit stop at its first minibatch boundary and the command still end with exit 130.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class _State:
+    asked = False  # Ctrl-C came outside a fit (see on_ctrl_c); stays set for the command
     received = False  # a signal arrived in this process
     stop = False  # all processes of the run agree to stop at the next minibatch
 
@@ -34,6 +40,12 @@ STATE = _State()
 
 class Interrupted(KeyboardInterrupt):
     """Raised after the minibatches taken so far have been counted and logged."""
+
+
+def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGINT outside a fit: Python's KeyboardInterrupt, recorded where it cannot be lost."""
+    STATE.asked = True
+    raise KeyboardInterrupt
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -53,7 +65,7 @@ def raise_if_stopping() -> None:
 @contextmanager
 def stop_at_minibatch_boundary() -> Iterator[None]:
     """Route SIGINT and SIGTERM to :data:`STATE` for the duration (main thread only)."""
-    STATE.received = STATE.stop = False
+    STATE.received = STATE.stop = STATE.asked  # a Ctrl-C that a finalizer swallowed
     if threading.current_thread() is not threading.main_thread():
         yield
         return
