@@ -128,7 +128,7 @@ def _ray(settings, groups, worker, calls) -> list[list[JobReturn]]:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if not address:
             options |= {"_node_ip_address": "127.0.0.1", "runtime_env": _local_env()}
-        ray.init(address=address or None, **options)
+        ray.init(address=address or "local", **options)  # never a `ray start` instance
     try:
         remote = ray.remote(max_retries=0)(worker)
         refs = [remote.remote(*call) for call in calls]
