@@ -115,8 +115,8 @@ def hparams_sessions(folder: Path) -> dict[str, dict]:
         scalars = events.GetAccumulator(run).Tags()["scalars"]
         for tag in scalars:
             if tag.startswith(VALUE_PREFIX):  # shown as final/* in the HParams dashboard
-                sessions[run]["final/" + tag.removeprefix(VALUE_PREFIX)] = events.Scalars(
-                    run, tag
-                )[-1].value
+                sessions[run]["final/" + tag.removeprefix(VALUE_PREFIX)] = events.Scalars(run, tag)[
+                    -1
+                ].value
         sessions[run]["scalar tags"] = set(scalars)
     return sessions

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import metadata
 
+from linlab import tags
 from linlab.report.cli import main
 from linlab.sweeps.hparams import write_experiment
 
@@ -96,12 +97,15 @@ def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(dou
     write_experiment(double_descent, "excess_population_risk")
     events = EventMultiplexer().AddRunsFromDirectory(str(double_descent))
     events.Reload()
-    tags = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
-    experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+    content = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
     metrics = [m.display_name for m in experiment.metric_infos]
     assert metrics == ["final/excess_population_risk", "final/train_loss"]  # what the jobs have
-    tags = [m.name.tag for m in experiment.metric_infos]
-    assert tags == ["value/excess_population_risk", "value/train_loss"]  # their scalars
+    tag_names = [m.name.tag for m in experiment.metric_infos]
+    assert tag_names == [
+        tags.value("excess_population_risk"),
+        tags.value("train_loss"),
+    ]  # their scalars
     differs = {h.name for h in experiment.hparam_infos if h.differs}
     assert differs == {"data.n_features", "seed"}
     features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")
