@@ -13,11 +13,13 @@ live in the browser, a custom-scalars layout is a tab of its own), so the names 
 ``theory/<name>``      theory metrics (``linlab.callbacks.theory_metrics``)
 ``train|val/<name>``   a classifier's ``accuracy`` and ``margin`` on a split
 ``value/<key>``        the final values, one point at the last step (the HParams metrics)
+``plots/<name>``       images of the run's figures (``figures/<name>.png``)
 =====================  =====================================================================
 
-``loss`` sorts before every other group, so a run opens on its loss curves, and ``value``
-sorts last, so the one-point charts come after every curve. Runs written before the loss
-tags moved under ``loss/`` are read under today's names (:func:`current`).
+``loss`` sorts before every other group, so a run opens on its loss curves (the Time Series
+tab, TensorBoard's default, sorts images in with the charts: ``plots`` comes after ``loss``),
+and ``value`` sorts last, so the one-point charts come after every curve. Runs written
+before the loss tags moved under ``loss/`` are read under today's names (:func:`current`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ VAL_LOSS = "loss/val"
 PARAMS_PREFIX = "params/"
 THEORY_PREFIX = "theory/"
 VALUE_PREFIX = "value/"
+PLOTS_PREFIX = "plots/"
 FORMER = {"train/loss": TRAIN_LOSS, "train/epoch_loss": TRAIN_EPOCH_LOSS, "val/loss": VAL_LOSS}
 
 
@@ -50,6 +53,11 @@ def split_metric(split: str, name: str) -> str:
 def value(key: str) -> str:
     """``value/val_loss``: the scalar of a final value (a results.json key)."""
     return VALUE_PREFIX + key
+
+
+def plot(name: str) -> str:
+    """``plots/fit``: the TensorBoard image of one of the run's figures (``figures/fit.png``)."""
+    return PLOTS_PREFIX + name
 
 
 def is_loss(tag: str) -> bool:

@@ -154,10 +154,10 @@ class FigureLogger(L.Callback):
                 if isinstance(logger, TensorBoardLogger):
                     try:
                         logger.experiment.add_image(
-                            f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
+                            tags.plot(name), pixels, trainer.global_step, dataformats="HWC"
                         )
                     except Exception as error:
-                        not_written(f"TensorBoard image figures/{name}", error)
+                        not_written(f"TensorBoard image {tags.plot(name)}", error)
 
     @torch.no_grad()
     def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:
