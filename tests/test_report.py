@@ -111,3 +111,27 @@ def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(dou
     features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")
     domain = features.domain_interval
     assert (domain.min_value, domain.max_value) == (min(FEATURES), max(FEATURES))
+
+
+def test_an_older_runs_loss_tags_are_read_under_todays_names(tmp_path):
+    """A run written before the loss tags moved under ``loss/``, then resumed by today's
+    linlab: its curve is one curve, its steps in order."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from linlab.report.figures import val_curve
+    from linlab.report.jobs import Job
+    from linlab.scalars import read_scalars
+
+    folder = tmp_path / "lr=0.1"
+    with SummaryWriter(str(folder), filename_suffix=".old") as writer:
+        for step, value in [(10, 0.5), (20, 0.25)]:
+            writer.add_scalar("val/loss", value, step)
+            writer.add_scalar("train/loss", 2 * value, step)
+    with SummaryWriter(str(folder), filename_suffix=".resumed") as writer:
+        writer.add_scalar(tags.VAL_LOSS, 0.125, 30)
+    curves = read_scalars(folder)
+    assert curves == {
+        tags.VAL_LOSS: {10: 0.5, 20: 0.25, 30: 0.125},
+        tags.TRAIN_LOSS: {10: 1.0, 20: 0.5},
+    }
+    assert val_curve(Job(folder, {"optimizer.lr": 0.1}, {"status": "ok"})) == [0.5, 0.25, 0.125]

@@ -17,7 +17,7 @@ import time
 import urllib.request
 
 import pytest
-from browser import browser_available, tab_pages
+from browser import browser_available, chart_titles, tab_pages
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
@@ -360,12 +360,10 @@ def test_a_headless_browser_shows_the_hparams_table_and_scalars_opening_on_curve
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     texts, _ = pages["scalars"]
     shown = list(dict.fromkeys(t for t in texts if t in groups))  # group headings, in order
-    assert set(shown) == groups and {"train", "val", "value"} <= groups, texts
-    # the one-point final values come last, after the loss curves; no final/* charts
-    assert shown[-1] == "value" and shown.index("train") < shown.index("value")
-    first_chart = next(t for t in texts[texts.index(shown[0]) :] if "/" in t)
-    assert first_chart in tag_names and not first_chart.startswith(("value/", "final/"))
-    assert "final" not in texts
+    assert set(shown) == groups and {"loss", "value"} <= groups, texts
+    # the loss curves first, the one-point final values last; no final/* charts
+    assert shown[0] == "loss" and shown[-1] == "value" and "final" not in texts
+    assert chart_titles(texts)[0] == tags.TRAIN_LOSS
 
 
 def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):
