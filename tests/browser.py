@@ -5,8 +5,9 @@
 Starts ``tensorboard`` on 127.0.0.1 and Debian's ``chromium`` through ``chromedriver``
 (``apt-get install chromium chromium-driver``), spoken to over the W3C WebDriver protocol with
 the standard library, opens the HParams tab, waits until its table lists the runs, prints the
-texts it shows and saves a screenshot (the README's). ``tests/test_sweep.py`` drives it the
-same way.
+texts it shows and saves a screenshot (the README's). ``tests/test_sweep.py`` and
+``tests/test_tensorboard_tabs.py`` drive it the same way, also over the Scalars and the default
+(Time Series) tab, whose charts ``chart_titles`` lists in the order shown.
 """
 
 from __future__ import annotations
