@@ -7,7 +7,7 @@ and how fast ``linlab-train`` answers ``--help`` and refuses a bad command line.
     PYTHONPATH=src python scripts/benchmark.py --only progress    # the live progress line
 
 linlab runs its *default* batch-run configuration (``conf/train.yaml`` through Hydra's compose
-and ``linlab.train.train``: TensorBoard on, ``train/loss`` and ``params/*`` logged every
+and ``linlab.train.train``: TensorBoard on, ``loss/train`` and ``params/*`` logged every
 ``trainer.log_every_n_steps``, validation every epoch, the spaced last checkpoint, no progress bar).
 The plain loop trains the same model on the same training split with the same SGD settings,
 slicing a shuffled index tensor per minibatch. The two alternate in this one process, epoch

@@ -5,15 +5,18 @@
 Starts ``tensorboard`` on 127.0.0.1 and Debian's ``chromium`` through ``chromedriver``
 (``apt-get install chromium chromium-driver``), spoken to over the W3C WebDriver protocol with
 the standard library, opens the HParams tab, waits until its table lists the runs, prints the
-texts it shows and saves a screenshot (the README's). ``tests/test_sweep.py`` drives it the
-same way.
+texts it shows and saves a screenshot (the README's). ``tests/test_sweep.py`` and
+``tests/test_tensorboard_tabs.py`` drive it the same way, also over the Scalars and the default
+(Time Series) tab, whose charts ``chart_titles`` lists in the order shown.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -32,6 +35,7 @@ BROWSER_ARGS = [
     "--window-size=1500,900",
 ]
 Page = tuple[list[str], bytes]  # the texts a tab shows, its screenshot (PNG)
+TIME_SERIES_START = "Pin cards for a quick view and comparison"  # its empty Pinned section
 # every text node of the page, also inside shadow roots (TensorBoard's Polymer elements)
 PAGE_TEXT = """
 const texts = [];
@@ -133,6 +137,25 @@ def tab_pages(logdir: Path, tabs: dict[str, Ready], seconds: float = 60) -> dict
             time.sleep(1)  # let the page finish drawing
             pages[tab] = texts, base64.b64decode(request(f"{session}/screenshot")["value"])
     return pages
+
+
+def chart_titles(texts: list[str]) -> list[str]:
+    """The titles of the charts and cards a Scalars or Time Series tab shows, top to bottom.
+
+    The Scalars tab writes a chart's tag, then ``tag:`` and the tag again; the Time Series tab
+    (TensorBoard's default) writes a card's tag as its group and the rest (``loss``,
+    ``/train``), below its Pinned section.
+    """
+    titles = [t for t, after in itertools.pairwise(texts) if after == "tag:"]
+    if TIME_SERIES_START in texts:
+        cards = texts[texts.index(TIME_SERIES_START) :]
+        titles += [a + b for a, b in itertools.pairwise(cards) if b.startswith("/") and b != "/"]
+    return titles
+
+
+def card_groups(texts: list[str]) -> list[str]:
+    """The Time Series tab's group headings, top to bottom (each followed by ``3 cards``)."""
+    return [t for t, after in itertools.pairwise(texts) if re.fullmatch(r"\d+ cards?", after)]
 
 
 def hparams_page(logdir: Path, runs: list[str], seconds: float = 60) -> Page:

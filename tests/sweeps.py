@@ -12,7 +12,7 @@ from pathlib import Path
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import metadata
 
-from linlab.sweeps.hparams import SCALAR_PREFIX
+from linlab.tags import VALUE_PREFIX
 
 EXTENSION = Path(__file__).parent / "extension"
 SRC = Path(__file__).parents[1] / "src"  # this checkout's linlab, whatever is installed
@@ -114,9 +114,9 @@ def hparams_sessions(folder: Path) -> dict[str, dict]:
         sessions[run] = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
         scalars = events.GetAccumulator(run).Tags()["scalars"]
         for tag in scalars:
-            if tag.startswith(SCALAR_PREFIX):  # shown as final/* in the HParams dashboard
-                sessions[run]["final/" + tag.removeprefix(SCALAR_PREFIX)] = events.Scalars(
-                    run, tag
-                )[-1].value
+            if tag.startswith(VALUE_PREFIX):  # shown as final/* in the HParams dashboard
+                sessions[run]["final/" + tag.removeprefix(VALUE_PREFIX)] = events.Scalars(run, tag)[
+                    -1
+                ].value
         sessions[run]["scalar tags"] = set(scalars)
     return sessions

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import linlab
+from linlab import tags
 from linlab.results import TIMING_KEYS
 
 RUN = ["experiment=two_x", "trainer.max_epochs=5", "callbacks.figures.enabled=false"]
@@ -101,7 +102,7 @@ def test_run_equals_the_cli_run(cli_folders, tmp_path, monkeypatch):
     overrides = Path(".hydra") / "overrides.yaml"
     assert (tmp_path / "api" / overrides).read_text() == (cli_run / overrides).read_text()
     history = run.history
-    assert list(history["params/w0"].dropna().index) == list(range(6))
+    assert list(history[tags.param("w0")].dropna().index) == list(range(6))
     assert run.model.w.item() == pytest.approx(run.results["weights"][0])
 
 

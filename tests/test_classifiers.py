@@ -14,6 +14,7 @@ import torch
 from conftest import compose_config
 from test_performance import scalars
 
+from linlab import tags
 from linlab.checks.preflight import problem
 from linlab.data.synthetic import gaussian_mixture, separable
 from linlab.losses import CrossEntropyLoss, HingeLoss, LogisticLoss, SquaredHingeLoss
@@ -126,8 +127,14 @@ def test_classifier_members_stack_and_equal_their_runs_alone(tmp_path, train_in,
         for key in ("val_loss", "train_accuracy", "val_accuracy", "test_margin"):
             assert stacked[k][key] == pytest.approx(alone[key], rel=1e-5, abs=1e-6), key
         logged = scalars(dirs[k])  # per epoch, and HParams' final value
-        assert [step for step, _ in logged["val/accuracy"]] == [0, 4, 8]  # 105 samples / 32
-        assert logged["value/val_accuracy"][-1][1] == pytest.approx(stacked[k]["val_accuracy"])
+        assert [step for step, _ in logged[tags.split_metric("val", "accuracy")]] == [
+            0,
+            4,
+            8,
+        ]  # 105 samples / 32
+        assert logged[tags.value("val_accuracy")][-1][1] == pytest.approx(
+            stacked[k]["val_accuracy"]
+        )
 
 
 def scipy_max_margin(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -186,7 +193,7 @@ def test_implicit_bias_preset_logs_a_shrinking_angle(train_in, tmp_path):
     w = np.array(results["weights"])
     cosine = w @ np.array(results["true_weights"]) / np.linalg.norm(w)
     assert theory["angle_to_max_margin"] == pytest.approx(math.acos(min(cosine, 1.0)), abs=1e-6)
-    angles = scalars(tmp_path / "run")["theory/angle_to_max_margin"]
+    angles = scalars(tmp_path / "run")[tags.theory("angle_to_max_margin")]
     assert [step for step, _ in angles] == list(range(301))
     values = [v for _, v in angles]
     assert math.isnan(values[0])  # θ = 0: no direction yet

@@ -17,7 +17,7 @@ import torch
 from conftest import QUIET, run_cli, train_run
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from linlab import interrupts
+from linlab import interrupts, tags
 from linlab.results import write_json_atomic
 
 # ~0.3 s an epoch of 1000 single-sample steps: long enough to be stopped part-way through
@@ -103,7 +103,7 @@ def test_failing_run_flushes_tensorboard(tmp_path):
     ]
     with pytest.raises(RuntimeError, match="on purpose"):
         train_run(overrides, tmp_path / "run")
-    assert scalars(tmp_path / "run", "train/loss") == [0, 1, 2]
+    assert scalars(tmp_path / "run", tags.TRAIN_LOSS) == [0, 1, 2]
 
 
 def test_last_checkpoint_waits_min_interval_and_saves_the_end(tmp_path):
@@ -154,7 +154,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     assert state["global_step"] == ref_state["global_step"] == 4 * 1000
     # one TensorBoard run (the same folder), its steps reaching the end
     assert not any(p.is_dir() and p.name.startswith("version") for p in run_dir.iterdir())
-    assert max(scalars(run_dir, "train/loss")) == 4 * 1000 - 100
+    assert max(scalars(run_dir, tags.TRAIN_LOSS)) == 4 * 1000 - 100
 
 
 def test_ctrl_c_ends_with_status_interrupted_checkpoint_and_log(tmp_path):
@@ -174,7 +174,7 @@ def test_ctrl_c_ends_with_status_interrupted_checkpoint_and_log(tmp_path):
     checkpoint = torch.load(run_dir / "checkpoints" / "interrupted.ckpt", weights_only=True)
     assert checkpoint["linlab"]["status"] == "interrupted"
     assert checkpoint["global_step"] == results["steps"]
-    logged = scalars(run_dir, "train/loss")
+    logged = scalars(run_dir, tags.TRAIN_LOSS)
     assert logged[-1] >= results["steps"] - 100, "the log was flushed up to the interrupt"
 
 

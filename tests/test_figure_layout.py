@@ -18,7 +18,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.text import Text
 from torch.utils.tensorboard import SummaryWriter
 
-from linlab import plots
+from linlab import plots, tags
 from linlab.report.figures import MARKED, curves_figure, heatmap_figure
 from linlab.report.jobs import Job, varied_keys
 from linlab.report.kinds import kind_of
@@ -107,7 +107,7 @@ def make_job(root: Path, name: str, lr, batch, status, curve=(), **results) -> J
     if curve:
         with SummaryWriter(str(folder)) as writer:
             for epoch, value in enumerate(curve, start=1):
-                writer.add_scalar("val/loss", value, epoch)
+                writer.add_scalar(tags.VAL_LOSS, value, epoch)
     val = curve[-1] if curve and status == "ok" else None
     data = {"lr": lr, "batch_size": batch, "status": status, "val_loss": val} | results
     return Job(folder, {"optimizer.lr": lr, "data.batch_size": batch}, data)

@@ -10,6 +10,7 @@ import torch
 from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.callbacks.figures import losses_at
 from linlab.losses import MSELoss
 from linlab.models import LinearRegression
@@ -27,11 +28,11 @@ def test_cost_surface_figures_at_the_end_and_every_k_epochs(train_in, tmp_path):
     train_in(["experiment=cost_surface", "callbacks.figures.every_n_epochs=8"])
     run_dir = tmp_path / "run"
     logged = images(run_dir)
-    assert set(logged) == {f"figures/{name}" for name in FIGURES}
+    assert set(logged) == {tags.plot(name) for name in FIGURES}
     for name in FIGURES:
         # after epoch 8, and at the end of fit
-        assert [e.step for e in logged[f"figures/{name}"]] == [8, 15]
-        final = logged[f"figures/{name}"][-1]
+        assert [e.step for e in logged[tags.plot(name)]] == [8, 15]
+        final = logged[tags.plot(name)][-1]
         decoded = imread(io.BytesIO(final.encoded_image_string), format="png")
         assert decoded.shape[:2] == (final.height, final.width) and final.width >= 400
         png = imread(run_dir / "figures" / f"{name}.png")
@@ -51,7 +52,7 @@ def test_cost_surface_figures_at_the_end_and_every_k_epochs(train_in, tmp_path):
 )
 def test_multi_feature_figures(train_in, tmp_path, overrides):
     train_in(overrides)
-    assert set(images(tmp_path / "run")) == {f"figures/{name}" for name in FIGURES}
+    assert set(images(tmp_path / "run")) == {tags.plot(name) for name in FIGURES}
     for name in FIGURES:
         assert (tmp_path / "run" / "figures" / f"{name}.png").stat().st_size > 10_000
 

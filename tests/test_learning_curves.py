@@ -9,6 +9,7 @@ import pytest
 import torch
 from test_performance import scalars
 
+from linlab import tags
 from linlab.learning_curves import gd_risk_curve, sgd_expected_risk_curve
 
 D, LR, STEPS, NOISE_VAR = 6, 0.1, 40, 0.25
@@ -73,8 +74,8 @@ def test_runs_log_the_expected_risk_beside_the_measured_one(train_in, tmp_path):
     train_in([*full_batch, "trainer.max_epochs=10"], name="gd")  # then resumed from step 10:
     train_in([*full_batch, "trainer.max_epochs=15", "ckpt_path=last"], name="gd")
     logged = scalars(tmp_path / "gd")
-    measured = logged["theory/population_risk"]
-    expected = logged["theory/expected_risk"]
+    measured = logged[tags.theory("population_risk")]
+    expected = logged[tags.theory("expected_risk")]
     assert sorted({step for step, _ in expected}) == list(range(16))
     for (step, value), (same_step, risk) in zip(expected, measured, strict=True):
         assert step == same_step  # full batch: the closed form is the trajectory
@@ -82,10 +83,10 @@ def test_runs_log_the_expected_risk_beside_the_measured_one(train_in, tmp_path):
     stream = ["data.streaming=true", "data.n_samples=400", "data.batch_size=4"]
     results = train_in([*tiny, *stream, "data.chunk_batches=10", "trainer.max_epochs=1"], "sgd")
     logged = scalars(tmp_path / "sgd")
-    steps = [step for step, _ in logged["theory/expected_risk"]]
+    steps = [step for step, _ in logged[tags.theory("expected_risk")]]
     assert steps[:4] == [0, 10, 20, 30] and steps[-1] == 100
-    first = logged["theory/population_risk"][0][1]
-    assert logged["theory/expected_risk"][0][1] == pytest.approx(first, rel=1e-6)
+    first = logged[tags.theory("population_risk")][0][1]
+    assert logged[tags.theory("expected_risk")][0][1] == pytest.approx(first, rel=1e-6)
     assert results["theory"]["expected_risk"] < first
 
 
@@ -95,6 +96,6 @@ def test_sgd_learning_curve_preset_lands_on_its_prediction(train_in, tmp_path):
     for seed in (0, 1):
         overrides = ["experiment=sgd_learning_curve", "data.batch_size=16", f"seed={seed}"]
         theory = train_in([*overrides, "data.n_samples=1024"], name=f"seed{seed}")["theory"]
-        start = scalars(tmp_path / f"seed{seed}")["theory/population_risk"][0][1]
+        start = scalars(tmp_path / f"seed{seed}")[tags.theory("population_risk")][0][1]
         assert theory["population_risk"] == pytest.approx(theory["expected_risk"], rel=0.15)
         assert theory["expected_risk"] < 0.5 * start

@@ -20,6 +20,7 @@ import torch
 from nbclient import NotebookClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.data.synthetic import gaussian, line_1d
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -181,9 +182,9 @@ def test_000_slope_and_cost_surface(notebooks):
     weight, cost = seed_000_slope(data.x.float(), data.y.float().view(-1, 1), -10.0, 0.1, 4)
     assert result(cells[1]) == pytest.approx([weight[-1]], abs=1e-5)
     run_dir = notebooks.folder / "outputs" / "line_1d"
-    w_steps = scalars(run_dir, "params/w0")
+    w_steps = scalars(run_dir, tags.param("w0"))
     assert [w_steps[k] for k in (1, 2, 3, 4)] == pytest.approx(weight, abs=1e-4)
-    loss_steps = scalars(run_dir, "train/loss")
+    loss_steps = scalars(run_dir, tags.TRAIN_LOSS)
     assert [loss_steps[k] for k in (0, 1, 2, 3)] == pytest.approx(cost, rel=1e-5)
     assert shows_png(cells[3]) and shows_png(cells[5])
 
@@ -202,9 +203,9 @@ def test_001_two_x(notebooks):
     text = cells[2][0].data["text/plain"]
     assert "0.300000" in text  # w after the first step, as the autograd cell prints it
     run_dir = notebooks.folder / "outputs" / "two_x"
-    w_steps = scalars(run_dir, "params/w0")
+    w_steps = scalars(run_dir, tags.param("w0"))
     assert [w_steps[k] for k in range(1, 101)] == pytest.approx(ws, abs=1e-5)
-    loss_steps = scalars(run_dir, "train/loss")
+    loss_steps = scalars(run_dir, tags.TRAIN_LOSS)
     assert [loss_steps[k] for k in range(10)] == pytest.approx(losses[:10], rel=1e-4)
     assert shows_png(cells[4])
 
@@ -213,7 +214,7 @@ def test_002_two_x_optim(notebooks):
     cells = notebooks("002_two_x_autograd_and_optim")
     W, losses = seed_002_optim(10)
     assert result(cells[3]) == pytest.approx([W], abs=1e-6)
-    loss_steps = scalars(notebooks.folder / "outputs" / "two_x_10", "train/loss")
+    loss_steps = scalars(notebooks.folder / "outputs" / "two_x_10", tags.TRAIN_LOSS)
     assert [loss_steps[k] for k in range(10)] == pytest.approx(losses, rel=1e-5)
     assert losses[1] != 30.0  # not the typo's frozen loss
 

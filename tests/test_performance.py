@@ -7,6 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.data.streaming import StreamingBatches, StreamingGaussian
 from linlab.data.synthetic import gaussian
 
@@ -62,15 +63,15 @@ def test_chunked_steps_follow_the_plain_loop(train_in, tmp_path, chunk):
     assert results["steps"] == len(losses) == 3 * 13
     torch.testing.assert_close(torch.tensor(results["weights"]), w, atol=1e-6, rtol=1e-6)
     logged = scalars(tmp_path / "run")
-    assert [s for s, _ in logged["train/loss"]] == list(range(len(losses)))
+    assert [s for s, _ in logged[tags.TRAIN_LOSS]] == list(range(len(losses)))
     torch.testing.assert_close(
-        torch.tensor([v for _, v in logged["train/loss"]]),
+        torch.tensor([v for _, v in logged[tags.TRAIN_LOSS]]),
         torch.tensor(losses),
         atol=1e-6,
         rtol=1e-5,
     )
     torch.testing.assert_close(
-        torch.tensor([v for _, v in logged["params/w2"]][: len(params)]),
+        torch.tensor([v for _, v in logged[tags.param("w2")]][: len(params)]),
         torch.tensor([p[2] for p in params]),
         atol=1e-6,
         rtol=1e-5,
@@ -82,9 +83,9 @@ def test_logging_cadence_every_k_steps_and_epoch_metrics_at_epoch_ends(train_in,
         [*PLAIN_RUN, "trainer.max_epochs=3", "trainer.log_every_n_steps=7", "data.chunk_batches=5"]
     )
     logged = scalars(tmp_path / "run")
-    assert [s for s, _ in logged["train/loss"]] == list(range(0, 39, 7))
-    assert [s for s, _ in logged["params/b"]] == [*range(0, 39, 7), 39]  # + final parameters
-    assert [s for s, _ in logged["train/epoch_loss"]] == [12, 25, 38]
+    assert [s for s, _ in logged[tags.TRAIN_LOSS]] == list(range(0, 39, 7))
+    assert [s for s, _ in logged[tags.param("b")]] == [*range(0, 39, 7), 39]  # + final parameters
+    assert [s for s, _ in logged[tags.TRAIN_EPOCH_LOSS]] == [12, 25, 38]
 
 
 def stream(n=1000, batch=64, shuffle=True, seed=3, chunk=4):

@@ -17,6 +17,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from terminal import SRC, run_on_terminal
 
+from linlab import tags
+
 FRAME = re.compile(
     r"epoch (\d+)/(\d+) .*?step ([\d,]+)/([\d,]+) train (\S+) val (\S+) "
     r"(\d+:\d\d:\d\d)<(\d+:\d\d:\d\d)"
@@ -72,7 +74,7 @@ def test_progress_line_moves_inside_one_long_chunk(tmp_path):
     line = [m for m in FRAME.finditer(session.text)][-1]
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    epoch_loss = events.Scalars("train/epoch_loss")[-1].value
+    epoch_loss = events.Scalars(tags.TRAIN_EPOCH_LOSS)[-1].value
     assert float(line[5]) == pytest.approx(float(f"{epoch_loss:.4g}"), rel=1e-6)
     assert float(line[6]) == pytest.approx(float(f"{results['val_loss']:.4g}"), rel=1e-6)
 

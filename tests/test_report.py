@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import metadata
 
+from linlab import tags
 from linlab.report.cli import main
 from linlab.sweeps.hparams import write_experiment
 
@@ -96,14 +97,41 @@ def test_the_sweeps_hparams_experiment_names_its_value_first_and_what_varied(dou
     write_experiment(double_descent, "excess_population_risk")
     events = EventMultiplexer().AddRunsFromDirectory(str(double_descent))
     events.Reload()
-    tags = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
-    experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+    content = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."]
+    experiment = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG])
     metrics = [m.display_name for m in experiment.metric_infos]
     assert metrics == ["final/excess_population_risk", "final/train_loss"]  # what the jobs have
-    tags = [m.name.tag for m in experiment.metric_infos]
-    assert tags == ["value/excess_population_risk", "value/train_loss"]  # their scalars
+    tag_names = [m.name.tag for m in experiment.metric_infos]
+    assert tag_names == [
+        tags.value("excess_population_risk"),
+        tags.value("train_loss"),
+    ]  # their scalars
     differs = {h.name for h in experiment.hparam_infos if h.differs}
     assert differs == {"data.n_features", "seed"}
     features = next(h for h in experiment.hparam_infos if h.name == "data.n_features")
     domain = features.domain_interval
     assert (domain.min_value, domain.max_value) == (min(FEATURES), max(FEATURES))
+
+
+def test_an_older_runs_loss_tags_are_read_under_todays_names(tmp_path):
+    """A run written before the loss tags moved under ``loss/``, then resumed by today's
+    linlab: its curve is one curve, its steps in order."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from linlab.report.figures import val_curve
+    from linlab.report.jobs import Job
+    from linlab.scalars import read_scalars
+
+    folder = tmp_path / "lr=0.1"
+    with SummaryWriter(str(folder), filename_suffix=".old") as writer:
+        for step, value in [(10, 0.5), (20, 0.25)]:
+            writer.add_scalar("val/loss", value, step)
+            writer.add_scalar("train/loss", 2 * value, step)
+    with SummaryWriter(str(folder), filename_suffix=".resumed") as writer:
+        writer.add_scalar(tags.VAL_LOSS, 0.125, 30)
+    curves = read_scalars(folder)
+    assert curves == {
+        tags.VAL_LOSS: {10: 0.5, 20: 0.25, 30: 0.125},
+        tags.TRAIN_LOSS: {10: 1.0, 20: 0.5},
+    }
+    assert val_curve(Job(folder, {"optimizer.lr": 0.1}, {"status": "ok"})) == [0.5, 0.25, 0.125]

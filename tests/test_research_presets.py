@@ -17,7 +17,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from linlab import theory
+from linlab import tags, theory
 from linlab.data.synthetic import gaussian
 from linlab.report.cli import main
 from linlab.report.figures import curves_figure, heatmap_figure
@@ -180,7 +180,7 @@ def test_critical_batch_preset_through_the_cli(preset_sweeps, capsys):
     for job in seeds:
         events = EventAccumulator(str(job.folder))
         events.Reload()
-        per_seed.append([e.value for e in events.Scalars("val/loss")])
+        per_seed.append([e.value for e in events.Scalars(tags.VAL_LOSS)])
     label = "lr=0.015,batch_size=64 (2 seeds)"
     mean_line = next(line for line in curves.get_lines() if line.get_label() == label)
     np.testing.assert_allclose(mean_line.get_ydata(), np.mean(per_seed, axis=0), rtol=1e-6)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from linlab import theory
+from linlab import tags, theory
 from linlab.data.synthetic import gaussian
 
 NO_FIGURES = "callbacks.figures.enabled=false"
@@ -46,7 +46,7 @@ def test_run_logs_exact_population_risk_every_epoch(train_in, tmp_path):
     assert t["excess_population_risk"] == pytest.approx(expected - 0.01, rel=1e-9)
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
-    risks = events.Scalars("theory/population_risk")
+    risks = events.Scalars(tags.theory("population_risk"))
     assert [e.step for e in risks] == list(range(5))  # at the start and after each epoch
     assert risks[-1].value == pytest.approx(expected, rel=1e-5)
     assert all(a.value > b.value for a, b in itertools.pairwise(risks))
@@ -98,11 +98,11 @@ def test_steps_to_target_is_the_first_validation_below_it(train_in, tmp_path):
     results = train_in([f"callbacks.theory.target_val_loss={target}", NO_FIGURES])
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
-    epochs = [i + 1 for i, e in enumerate(events.Scalars("val/loss")) if e.value < target]
+    epochs = [i + 1 for i, e in enumerate(events.Scalars(tags.VAL_LOSS)) if e.value < target]
     steps_per_epoch = -(-700 // 32)  # default data: 700 training samples, batches of 32
     assert results["steps_to_target"] == epochs[0] * steps_per_epoch  # steps taken by then
     assert epochs[0] > 1 and results["target_val_loss"] == target
-    assert events.Scalars("value/steps_to_target")[-1].value == results["steps_to_target"]
+    assert events.Scalars(tags.value("steps_to_target"))[-1].value == results["steps_to_target"]
     assert theory.steps_to_target([(5, 1.0), (10, 0.7)], target) is None
     assert theory.steps_to_target([(5, 1.0)], None) is None
 

@@ -17,11 +17,12 @@ import time
 import urllib.request
 
 import pytest
-from browser import browser_available, tab_pages
+from browser import browser_available, chart_titles, tab_pages
 from hydra import compose, initialize_config_dir
 from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
+from linlab import tags
 from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import main
 from linlab.report.figures import MARKED, curves_figure, heatmap_figure
@@ -300,11 +301,15 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
         metrics = [m["displayName"] for m in experiment["metricInfos"]]
         assert metrics[0] == "final/val_loss" and set(metrics) <= set(FINAL_METRICS)
         # read from value/* scalars, which sort after the loss curves in the Scalars tab
-        tags = [m["name"]["tag"] for m in experiment["metricInfos"]]
-        assert tags == [m.replace("final/", "value/") for m in metrics]
-        scalar_tags = {t for tags in http_json(f"{base}/plugin/scalars/tags").values()
-                       for t in tags}  # fmt: skip
-        assert {"params/b", "train/loss", "val/loss"} <= scalar_tags  # scalars, not metrics
+        tag_names = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert tag_names == [m.replace("final/", "value/") for m in metrics]
+        scalar_tags = {t for tag_names in http_json(f"{base}/plugin/scalars/tags").values()
+                       for t in tag_names}  # fmt: skip
+        assert {
+            tags.param("b"),
+            tags.TRAIN_LOSS,
+            tags.VAL_LOSS,
+        } <= scalar_tags  # scalars, not metrics
         groups = http_json(
             f"{base}/plugin/hparams/session_groups",
             {
@@ -321,7 +326,7 @@ def test_tensorboard_server_serves_the_sweeps_hparams_experiment(sweeps, tmp_pat
             assert group["hparams"]["optimizer.lr"] == expected["lr"]
             assert group["hparams"]["data.batch_size"] == expected["batch_size"]
             val = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
-            assert math.isclose(val["value/val_loss"], expected["val_loss"], rel_tol=1e-6)
+            assert math.isclose(val[tags.value("val_loss")], expected["val_loss"], rel_tol=1e-6)
     finally:
         server.kill()
         server.wait(timeout=10)
@@ -334,8 +339,8 @@ def test_a_headless_browser_shows_the_hparams_table_and_scalars_opening_on_curve
     folder = sweeps["sequential"].folder
     events = EventMultiplexer().AddRunsFromDirectory(str(folder))
     events.Reload()
-    tags = {t for run in events.Runs().values() for t in run["scalars"]}
-    groups = {tag.split("/", 1)[0] for tag in tags}  # the Scalars tab's chart groups
+    tag_names = {t for run in events.Runs().values() for t in run["scalars"]}
+    groups = {tag.split("/", 1)[0] for tag in tag_names}  # the Scalars tab's chart groups
     pages = tab_pages(
         folder,
         {
@@ -348,17 +353,17 @@ def test_a_headless_browser_shows_the_hparams_table_and_scalars_opening_on_curve
     header = texts[texts.index("Trial ID") + 2 : texts.index(sorted(GRID_NAMES)[0])]
     assert {"Status", "data.batch_size", "optimizer.lr"} <= set(header[:5])
     assert next(t for t in header if t.startswith("final/")) == "final/val_loss"
-    assert not {"params/b", "train/loss", "val/loss", "epoch"} & set(texts)  # no scalar tags
+    assert not {tags.param("b"), tags.TRAIN_LOSS, tags.VAL_LOSS, "epoch"} & set(
+        texts
+    )  # no scalar tags
     assert {"16.000", "64.000"} <= set(texts)  # batch sizes as numbers
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     texts, _ = pages["scalars"]
     shown = list(dict.fromkeys(t for t in texts if t in groups))  # group headings, in order
-    assert set(shown) == groups and {"train", "val", "value"} <= groups, texts
-    # the one-point final values come last, after the loss curves; no final/* charts
-    assert shown[-1] == "value" and shown.index("train") < shown.index("value")
-    first_chart = next(t for t in texts[texts.index(shown[0]) :] if "/" in t)
-    assert first_chart in tags and not first_chart.startswith(("value/", "final/"))
-    assert "final" not in texts
+    assert set(shown) == groups and {"loss", "value"} <= groups, texts
+    # the loss curves first, the one-point final values last; no final/* charts
+    assert shown[0] == "loss" and shown[-1] == "value" and "final" not in texts
+    assert chart_titles(texts)[0] == tags.TRAIN_LOSS
 
 
 def test_report_reads_a_sweep_still_running(sweeps, tmp_path, capsys):

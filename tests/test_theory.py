@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from linlab import theory
+from linlab import tags, theory
 from linlab.data.synthetic import line_1d
 
 NO_FIGURES = "callbacks.figures.enabled=false"
@@ -48,12 +48,12 @@ def test_reference_and_per_epoch_metrics_of_cost_surface(train_in, tmp_path):
 
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
-    for tag in ("theory/excess_loss", "theory/dist_w_opt", "theory/dist_w_true"):
+    for tag in (tags.theory("excess_loss"), tags.theory("dist_w_opt"), tags.theory("dist_w_true")):
         assert [e.step for e in events.Scalars(tag)] == list(range(16)), tag
-    excess = [e.value for e in events.Scalars("theory/excess_loss")]
+    excess = [e.value for e in events.Scalars(tags.theory("excess_loss"))]
     assert all(later < earlier for earlier, later in itertools.pairwise(excess))
     # one-off values are no one-point charts; the text tab shows them
-    assert "theory/max_stable_lr" not in events.Tags()["scalars"]
+    assert tags.theory("max_stable_lr") not in events.Tags()["scalars"]
     text = events.Tensors("results/text_summary")[-1].tensor_proto.string_val[0].decode()
     assert f"| theory/max_stable_lr | {2 / eigenvalues[-1]:.6g} |" in text
 

@@ -7,6 +7,7 @@ import math
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.data.synthetic import line_1d
 from linlab.logger import TensorBoardLogger
 
@@ -106,10 +107,10 @@ def test_tensorboard_holds_losses_and_parameters(train_in, tmp_path):
     )
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"train/loss", "val/loss", "params/w0", "params/b"} <= tags
-    assert [e.step for e in events.Scalars("train/loss")] == [0, 1, 2, 3, 4]
-    assert len(events.Scalars("val/loss")) == 5
+    tag_names = set(events.Tags()["scalars"])
+    assert {tags.TRAIN_LOSS, tags.VAL_LOSS, tags.param("w0"), tags.param("b")} <= tag_names
+    assert [e.step for e in events.Scalars(tags.TRAIN_LOSS)] == [0, 1, 2, 3, 4]
+    assert len(events.Scalars(tags.VAL_LOSS)) == 5
 
 
 def test_linlab_tensorboard_logger_writes_one_event_per_call_and_reopens(tmp_path):

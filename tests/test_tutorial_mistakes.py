@@ -9,6 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.gradcheck import finite_difference_gradient
 from linlab.losses import MSELoss
 from linlab.models import LinearRegression
@@ -65,8 +66,8 @@ def test_002_typo_w_for_W_freezes_the_weight(train_in, tmp_path):
     )
     events = EventAccumulator(str(tmp_path / "run"))
     events.Reload()
-    losses = [e.value for e in events.Scalars("train/loss")]
-    weights = [e.value for e in events.Scalars("params/w0")]
+    losses = [e.value for e in events.Scalars(tags.TRAIN_LOSS)]
+    weights = [e.value for e in events.Scalars(tags.param("w0"))]
     printed = [30.0, 21.67499924, 15.66018772, 11.31448650]
     assert losses == pytest.approx(printed, rel=1e-6)
     assert [round(v, 3) for v in weights[1:]] == [0.300, 0.555, 0.772, 0.956]

@@ -11,6 +11,7 @@ from conftest import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import linlab
+from linlab import tags
 from linlab.data.synthetic import gaussian, line_1d
 
 NO_FIGURES = ["callbacks.figures.enabled=false"]
@@ -106,8 +107,8 @@ def test_two_x_from_the_cli_prints_f5_and_loads_back(tmp_path):
     assert "prediction after training: f(5.0) = 10.000" in proc.stdout
     events = EventAccumulator(str(run_dir))
     events.Reload()
-    loss = {e.step: e.value for e in events.Scalars("train/loss")}
-    w = {e.step: e.value for e in events.Scalars("params/w0")}
+    loss = {e.step: e.value for e in events.Scalars(tags.TRAIN_LOSS)}
+    w = {e.step: e.value for e in events.Scalars(tags.param("w0"))}
     # seed 001 (autograd): "epoch 1: w = 0.300, loss = 30.00000000": loss at w=0, w after step 1
     assert loss[0] == pytest.approx(30.0, abs=1e-5)
     assert w[0] == 0.0 and w[1] == pytest.approx(0.300, abs=1e-6)

@@ -31,8 +31,8 @@ def count_optimizer_steps(trainer: L.Trainer, steps: int) -> None:
 def align_epoch_metric_steps(trainer: L.Trainer, steps: int) -> None:
     """Count a chunk of ``steps`` minibatches as ``steps`` batches, not one.
 
-    Lightning logs epoch-level metrics (``val/loss``, ``train/epoch_loss``) at its count of
+    Lightning logs epoch-level metrics (``loss/val``, ``loss/train_epoch``) at its count of
     training-step calls; advancing that count by the chunk's extra minibatches puts them on the
-    same optimiser-step axis as ``train/loss`` (the epoch's last step).
+    same optimiser-step axis as ``loss/train`` (the epoch's last step).
     """
     trainer.fit_loop.epoch_loop._batches_that_stepped += steps - 1

@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
-from linlab import interrupts
+from linlab import interrupts, tags
 from linlab.choices import GRADIENT_MODES, UPDATE_MODES
 from linlab.ddp import average_gradients, mean_over_ranks
 from linlab.devices import gradient_scaler
@@ -99,7 +99,7 @@ class RegressionModule(L.LightningModule):
         self.gradient, self.update = gradient, update
         self.divergence_factor = divergence_factor
         self.param_names = scalar_names(model)
-        self.param_keys = [f"params/{name}" for name in self.param_names]
+        self.param_keys = [tags.param(name) for name in self.param_names]
         self.track_params = len(self.param_names) <= log_params_limit
         self.optimizer_partials = [optimizer]
         self.states = [MemberState()]
@@ -248,7 +248,7 @@ class RegressionModule(L.LightningModule):
     def _log_steps(
         self, k: int, start: int, values: list[float], snapshots: dict[int, Tensor]
     ) -> None:
-        """``train/loss`` and ``params/*`` every k steps; step s holds θ_s and the loss at θ_s."""
+        """``loss/train`` and ``params/*`` every k steps; step s holds θ_s and the loss at θ_s."""
         every = self.trainer.log_every_n_steps
         params = {}
         if snapshots:
@@ -256,7 +256,7 @@ class RegressionModule(L.LightningModule):
             params = dict(zip(snapshots, rows_k, strict=True))
         rows = []
         for step in range(start + (-start) % every, start + len(values), every):
-            metrics = {"train/loss": values[step - start]}
+            metrics = {tags.TRAIN_LOSS: values[step - start]}
             if step in params:
                 metrics |= dict(zip(self.param_keys, params[step], strict=True))
                 self.states[k].trajectory.append((step, values[step - start], params[step]))
@@ -346,7 +346,7 @@ class RegressionModule(L.LightningModule):
         if self.epoch_steps:
             epoch_losses = (self.epoch_loss_sum / self.epoch_steps).tolist()
             for k in self._active():
-                log_rows(self.loggers_of(k), [(step, {"train/epoch_loss": epoch_losses[k]})])
+                log_rows(self.loggers_of(k), [(step, {tags.TRAIN_EPOCH_LOSS: epoch_losses[k]})])
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -375,9 +375,9 @@ class RegressionModule(L.LightningModule):
             step = self.global_step - 1
             for k in self._active():
                 self.states[k].val_loss = values[k]
-                log_rows(self.loggers_of(k), [(step, {"val/loss": values[k]})])
+                log_rows(self.loggers_of(k), [(step, {tags.VAL_LOSS: values[k]})])
             # for callbacks (figures, pruning): no TensorBoard event, no `epoch` scalar
-            self.log("val/loss", losses[0], logger=False, batch_size=y.shape[-1])
+            self.log(tags.VAL_LOSS, losses[0], logger=False, batch_size=y.shape[-1])
         return losses
 
     def validation_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> Tensor:

@@ -35,6 +35,8 @@ from rich.progress_bar import ProgressBar as Bar
 from rich.table import Table
 from rich.text import Text
 
+from linlab import tags
+
 LOSS_LABELS = ("train", "val")
 BAR_MIN, BAR_MAX = 6, 30  # columns of the progress bar
 
@@ -122,7 +124,7 @@ class LiveProgress(ProgressBar):
             self.live = None
 
     def _read_losses(self, trainer: L.Trainer) -> None:
-        value = trainer.callback_metrics.get("val/loss")
+        value = trainer.callback_metrics.get(tags.VAL_LOSS)
         if value is not None:
             self.losses["val"] = float(value)
 

@@ -19,20 +19,17 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.report import aggregate
 from linlab.report.jobs import Job, load_jobs
+from linlab.scalars import read_scalars
 
 
 def scalar_curve(job: Job, tag: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one TensorBoard scalar of a job; empty when it has none."""
-    events = EventAccumulator(str(job.folder), size_guidance={"scalars": 0})
-    events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        return np.array([]), np.array([])
-    points = events.Scalars(tag)
-    return np.array([e.step for e in points]), np.array([e.value for e in points])
+    curve = read_scalars(job.folder).get(tag, {})
+    return np.array(list(curve), dtype=int), np.array(list(curve.values()), dtype=float)
 
 
 def implicit_bias_figure(jobs: Sequence[Job]) -> Figure:
@@ -40,7 +37,7 @@ def implicit_bias_figure(jobs: Sequence[Job]) -> Figure:
     ax = fig.add_subplot()
     last = None
     for job in sorted(jobs, key=lambda j: j.results.get("lr") or 0):
-        steps, angles = scalar_curve(job, "theory/angle_to_max_margin")
+        steps, angles = scalar_curve(job, tags.theory("angle_to_max_margin"))
         keep = steps >= 1
         ax.plot(steps[keep], angles[keep], label=f"lr {job.results.get('lr'):g}")
         if keep.any():
@@ -67,7 +64,7 @@ def learning_curve_figure(jobs: Sequence[Job]) -> Figure:
             by_batch.setdefault(job.results.get("batch_size"), []).append(job)
     for index, (batch, members) in enumerate(sorted(by_batch.items())):
         colour = f"C{index}"
-        curves = [scalar_curve(job, "theory/population_risk") for job in members]
+        curves = [scalar_curve(job, tags.theory("population_risk")) for job in members]
         length = min(len(values) for _, values in curves)
         steps = curves[0][0][:length]
         values = np.stack([v[:length] for _, v in curves])
@@ -76,7 +73,8 @@ def learning_curve_figure(jobs: Sequence[Job]) -> Figure:
         half = np.nan_to_num(np.array([b.half_width for b in bands]))
         ax.plot(steps, mean, color=colour, label=f"batch {batch}: measured")
         ax.fill_between(steps, mean - half, mean + half, color=colour, alpha=0.25, linewidth=0)
-        expected = np.stack([scalar_curve(j, "theory/expected_risk")[1][:length] for j in members])
+        expected_tag = tags.theory("expected_risk")
+        expected = np.stack([scalar_curve(j, expected_tag)[1][:length] for j in members])
         ax.plot(steps, expected.mean(0), "--", color="k" if index == 0 else colour, lw=1)
     ax.plot([], [], "k--", lw=1, label="predicted E[risk]")
     ax.set_xscale("log")

@@ -16,7 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
+from linlab import tags
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.scalars import read_scalars
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,15 +52,11 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        """The logged scalars, one row per step and one column per tag (``train/loss``, ...)."""
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+        """The logged scalars, one row per step and one column per tag (``loss/train``,
+        ``params/w0``, ...: ``linlab.tags``)."""
         pd = pandas()
-        events = EventAccumulator(str(self.folder), size_guidance={"scalars": 0})
-        events.Reload()
         columns = {
-            tag: pd.Series({e.step: e.value for e in events.Scalars(tag)}, dtype=float)
-            for tag in events.Tags()["scalars"]
+            tag: pd.Series(curve, dtype=float) for tag, curve in read_scalars(self.folder).items()
         }
         table = pd.DataFrame(columns).sort_index()
         table.index.name = "step"
@@ -80,7 +78,7 @@ class Run:
         history, pictures = self.history, self.figures
         figure = new_figure(5.0 * (1 + len(pictures)), 4.0)
         axes = figure.subplots(1, 1 + len(pictures), squeeze=False)[0]
-        for tag in (t for t in history.columns if t.endswith("/loss")):
+        for tag in (t for t in history.columns if tags.is_loss(t)):
             values = history[tag].dropna()
             axes[0].plot(values.index, values.to_numpy(), ".-", label=tag)
         if axes[0].lines:

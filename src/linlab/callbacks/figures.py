@@ -23,7 +23,7 @@ from matplotlib.image import imsave
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from linlab import plots, theory
+from linlab import plots, tags, theory
 from linlab.params import flat_values
 from linlab.unwritten import not_written
 
@@ -110,7 +110,7 @@ class FigureLogger(L.Callback):
         """
         self.epochs.append(epoch)
         self.snapshots.append(flat_values(pl_module.model))
-        val = trainer.callback_metrics.get("val/loss")
+        val = trainer.callback_metrics.get(tags.VAL_LOSS)
         if val is not None and len(self.epochs) > 1:
             self.val[0].append(epoch)
             self.val[1].append(float(val))
@@ -154,10 +154,10 @@ class FigureLogger(L.Callback):
                 if isinstance(logger, TensorBoardLogger):
                     try:
                         logger.experiment.add_image(
-                            f"figures/{name}", pixels, trainer.global_step, dataformats="HWC"
+                            tags.plot(name), pixels, trainer.global_step, dataformats="HWC"
                         )
                     except Exception as error:
-                        not_written(f"TensorBoard image figures/{name}", error)
+                        not_written(f"TensorBoard image {tags.plot(name)}", error)
 
     @torch.no_grad()
     def _fit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Figure:

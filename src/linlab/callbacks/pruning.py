@@ -15,6 +15,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from linlab import tags
+
 PRUNED = "pruned"
 
 
@@ -28,7 +30,7 @@ class OptunaPruning(Callback):
         study_name: str | None = None,
         pruner: str | None = None,
         pruner_options: dict[str, Any] | None = None,
-        monitor: str = "val/loss",
+        monitor: str = tags.VAL_LOSS,
     ) -> None:
         self.number, self.storage, self.study_name = trial, storage, study_name
         self.pruner, self.pruner_options = pruner or "none", dict(pruner_options or {})

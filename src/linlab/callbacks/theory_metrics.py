@@ -38,7 +38,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from linlab import learning_curves, margins, theory
+from linlab import learning_curves, margins, tags, theory
 from linlab.optim import ManualGradientDescent
 
 log = logging.getLogger("linlab")
@@ -149,13 +149,19 @@ class TheoryMetrics(L.Callback):
         metrics = {}
         for name, (x, y) in self.splits.items():
             scores = model(x.to(device=theta.device, dtype=theta.dtype)).double()
-            metrics[f"{name}/accuracy"] = margins.accuracy(scores, y.to(scores.device))
-            metrics[f"{name}/margin"] = margins.normalized_margin(scores, y.to(scores.device), norm)
+            metrics[tags.split_metric(name, "accuracy")] = margins.accuracy(
+                scores, y.to(scores.device)
+            )
+            metrics[tags.split_metric(name, "margin")] = margins.normalized_margin(
+                scores, y.to(scores.device), norm
+            )
         if self.max_margin is not None:
-            metrics["theory/angle_to_max_margin"] = margins.angle(
+            metrics[tags.theory("angle_to_max_margin")] = margins.angle(
                 theta.double().cpu(), self.max_margin.direction
             )
-            metrics["theory/normalized_margin"] = metrics["train/margin"]
+            metrics[tags.theory("normalized_margin")] = metrics[
+                tags.split_metric("train", "margin")
+            ]
         self.latest = metrics
         return metrics
 
@@ -166,7 +172,7 @@ class TheoryMetrics(L.Callback):
             self._log(trainer, self._distances(pl_module))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("val/loss")
+        loss = trainer.callback_metrics.get(tags.VAL_LOSS)
         if self.enabled and not trainer.sanity_checking and loss is not None:
             self.val_history.append((trainer.global_step, float(loss)))
 
@@ -237,21 +243,21 @@ class TheoryMetrics(L.Callback):
         b = getattr(model, "b", None)
         metrics = {}
         if self.reference is not None:
-            metrics["theory/dist_w_opt"] = _distance(w, self.reference.w_opt)
+            metrics[tags.theory("dist_w_opt")] = _distance(w, self.reference.w_opt)
             if self.reference.optimum_loss is not None:
-                metrics["theory/excess_loss"] = self.reference.excess_loss(w, b)
+                metrics[tags.theory("excess_loss")] = self.reference.excess_loss(w, b)
         if self.true_weights is not None:
-            metrics["theory/dist_w_true"] = _distance(w, self.true_weights)
+            metrics[tags.theory("dist_w_true")] = _distance(w, self.true_weights)
         if self.population is not None:
             p = self.population
             risk = theory.population_risk(
                 w, b, p["beta"], p["b_true"], p["covariance"], p["noise_variance"], p["curvature"]
             )
-            metrics["theory/population_risk"] = risk
-            metrics["theory/excess_population_risk"] = self._excess(w, b)
+            metrics[tags.theory("population_risk")] = risk
+            metrics[tags.theory("excess_population_risk")] = self._excess(w, b)
             index = pl_module.global_step - self.expected_start
             if self.expected is not None and 0 <= index < len(self.expected):
-                metrics["theory/expected_risk"] = self.expected[index]
+                metrics[tags.theory("expected_risk")] = self.expected[index]
         self.latest = metrics
         return metrics
 
@@ -277,7 +283,7 @@ class TheoryMetrics(L.Callback):
             "target_val_loss": self.target_val_loss,
             "steps_to_target": theory.steps_to_target(self.val_history, self.target_val_loss),
         }
-        final = {key.removeprefix("theory/"): value for key, value in self.latest.items()}
+        final = {key.removeprefix(tags.THEORY_PREFIX): value for key, value in self.latest.items()}
         if self.reference is None and not final:
             return target
         return {
@@ -295,14 +301,18 @@ class TheoryMetrics(L.Callback):
         results: dict[str, Any] = {
             key.replace("/", "_"): value
             for key, value in self.latest.items()
-            if not key.startswith("theory/")
+            if not key.startswith(tags.THEORY_PREFIX)
         }
         if self.max_margin is not None:
             results["theory"] = {
                 "max_margin": self.max_margin.margin,
                 "max_margin_direction": self.max_margin.direction.tolist(),
                 "support_vectors": self.max_margin.support,
-                **{k.removeprefix("theory/"): v for k, v in self.latest.items() if "theory/" in k},
+                **{
+                    k.removeprefix(tags.THEORY_PREFIX): v
+                    for k, v in self.latest.items()
+                    if k.startswith(tags.THEORY_PREFIX)
+                },
             }
         return results
 

@@ -25,11 +25,12 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linlab import tags
 from linlab.report import aggregate, stability
 from linlab.report.kinds import spans_decades
 from linlab.report.value import is_number, order
+from linlab.scalars import read_scalars
 
 if TYPE_CHECKING:
     from linlab.report.jobs import Job
@@ -47,7 +48,7 @@ MARKED = {
 }
 UNKNOWN = ("white", "++", "k")  # any other status, e.g. unreadable
 LINE_STYLES = ("-", "--", ":", "-.")
-CURVE_TAGS = ("val/loss", "train/epoch_loss")
+CURVE_TAGS = (tags.VAL_LOSS, tags.TRAIN_EPOCH_LOSS)
 CURVE_COLOURS = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
 CELL_TEXT_MAX = 16  # more cells per row or column than this: the colour alone tells the value
 LEGEND_MAX = 12  # more settings than this: a colour bar and a legend of line styles
@@ -188,20 +189,17 @@ def _draw_heatmap(
 
 
 def val_curve(job: Job) -> list[float]:
-    """``val/loss`` after each validation, read back from the job's TensorBoard events; a job
-    without a validation split gives its ``train/epoch_loss`` instead."""
-    if not job.folder.is_dir():  # a pending job
-        return []
-    events = EventAccumulator(str(job.folder), size_guidance={"scalars": 0})
-    events.Reload()
-    tags = events.Tags()["scalars"]
-    tag = next((t for t in CURVE_TAGS if t in tags), None)
-    return [e.value for e in events.Scalars(tag)] if tag else []
+    """``loss/val`` after each validation, read back from the job's TensorBoard events; a job
+    without a validation split gives its ``loss/train_epoch`` instead."""
+    curves = read_scalars(job.folder)
+    tag = next((t for t in CURVE_TAGS if t in curves), None)
+    return list(curves[tag].values()) if tag else []
 
 
 def curve_tag(jobs: list[Job]) -> str:
-    """The tag the curves show: val/loss when any job validated."""
-    return "val/loss" if any(j.results.get("val_loss") is not None for j in jobs) else CURVE_TAGS[1]
+    """The tag the curves show: loss/val when any job validated."""
+    validated = any(j.results.get("val_loss") is not None for j in jobs)
+    return tags.VAL_LOSS if validated else tags.TRAIN_EPOCH_LOSS
 
 
 def key_value(job: Job, key: str) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from linlab import tags
 from linlab.callbacks.last_checkpoint import LastCheckpoint
 from linlab.module import STOPPED, RegressionModule
 from linlab.stacking.checkpoints import member_checkpoint, member_progress
@@ -112,7 +113,7 @@ class MemberTrainer:
     @property
     def callback_metrics(self) -> dict[str, torch.Tensor]:
         value = self._group.module.states[self._k].val_loss
-        return {} if value is None else {"val/loss": torch.tensor(value)}
+        return {} if value is None else {tags.VAL_LOSS: torch.tensor(value)}
 
     @property
     def optimizers(self) -> list[torch.optim.Optimizer]:

@@ -22,12 +22,10 @@ the dashboard's script in TensorBoard 2.21):
   with ``toPrecision(5)``); ``null`` (full batch) is text.
 - The final values are scalars at the run's last step, tagged ``value/<key>`` and shown in
   the HParams dashboard as ``final/<key>`` (``MetricInfo.display_name``); no ``hp_metric``
-  placeholder. The Scalars and Time Series tabs group charts by the tag's first segment and
-  order the groups by tag name (TensorBoard 2.21's ``index.js``: ``split("/", 1)[0]`` over
-  the tags sorted by ``compareTagNames``): ``value/*`` sorts after the curves (``params/*``,
-  ``theory/*``, ``train/*``, ``val/*``), whereas ``final/*`` put one-point charts, their
-  axes set by the diverged runs, first. Other one-off values (epochs, steps, the theory
-  reference) go to the text tab as ``results``, not into one-point charts.
+  placeholder. The Scalars and Time Series tabs order chart groups by tag name
+  (``linlab.tags``): ``value/*`` sorts after every curve, whereas ``final/*`` put one-point
+  charts, their axes set by the diverged runs, before them. Other one-off values (epochs,
+  steps, the theory reference) go to the text tab as ``results``, not into one-point charts.
 """
 
 from __future__ import annotations
@@ -48,6 +46,7 @@ from tensorboard.compat.proto.types_pb2 import DT_FLOAT
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+from linlab import tags
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
 from linlab.results import read_results_if_any
@@ -69,7 +68,6 @@ CONFIG_KEYS = (
     "module.update",
 )
 SPLITS = ("train", "val", "test")
-SCALAR_PREFIX = "value/"  # the final values' scalar tags (see the module docstring)
 # HParams metric name -> results.json key
 FINAL_METRICS = {
     "final/val_loss": "val_loss",
@@ -141,7 +139,7 @@ def metric_names(value: str) -> dict[str, str]:
 
 def scalar_tag(name: str) -> str:
     """The scalar tag of an HParams metric: ``final/val_loss`` → ``value/val_loss``."""
-    return SCALAR_PREFIX + name.removeprefix("final/")
+    return tags.value(name.removeprefix("final/"))
 
 
 def metric_info(name: str) -> api_pb2.MetricInfo:
@@ -163,7 +161,7 @@ def final_metrics(results: Mapping[str, Any], value: str = chosen.DEFAULT) -> di
 def one_off_text(results: Mapping[str, Any]) -> str:
     """The run's one-off values as a Markdown table for TensorBoard's text tab."""
     rows = {key: results[key] for key in ONE_OFF_KEYS if results.get(key) is not None}
-    rows |= {f"theory/{k}": v for k, v in (results.get("theory") or {}).items() if v is not None}
+    rows |= {tags.theory(k): v for k, v in (results.get("theory") or {}).items() if v is not None}
     lines = ["| key | value |", "|---|---|"]
     lines += [f"| {key} | {_text(value)} |" for key, value in rows.items()]
     return "\n".join(lines)
