@@ -5,14 +5,19 @@ Importing Lightning takes seconds, and neither ``--help`` nor a mistyped group o
 alone, and the config checks compose every job with Hydra before they import torch (a missing
 group option is refused at composition), and the value checks import neither. A single run
 prints its first line (:func:`announce`) as soon as its values passed. Only a command line
-that passed every check imports ``linlab.train``.
+that passed every check imports ``linlab.train``. The console script (:func:`console`) then
+ends the process without Python's teardown of the ~4000 modules torch and Lightning loaded.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import re
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra._internal.utils import get_args_parser
 
@@ -48,8 +53,7 @@ More: --cfg job (print the composed config), --info, --hydra-help; the README ex
 def announce(values: dict[str, Any], folder: Path | None) -> None:
     """The first console line of a single run, printed once its values passed the checks
     (well within a second), not after torch and Lightning have loaded."""
-    where = f"{folder.parent}/" if folder is not None else "./"
-    print(f"linlab-train: {what_is_trained(values)} -> {where}", flush=True)
+    print(f"linlab-train: {what_is_trained(values)} -> {folder or '.'}", flush=True)
 
 
 def what_is_trained(values: dict[str, Any]) -> str:
@@ -80,17 +84,64 @@ def help_text() -> str:
     return HELP.format(groups="\n".join(lines))
 
 
+def pinned_run_dir(folder: Path) -> str | None:
+    """The override that makes Hydra use the folder the checks resolved and announced
+    (``${now:...}`` resolved once, not again a second later); None where the path would
+    need escapes in Hydra's override grammar (then Hydra resolves it again)."""
+    text = str(folder)
+    if re.fullmatch(r"[\w./:+@%~-]+", text):
+        return f"hydra.run.dir={text}"
+    if not re.search(r"[\\'$]", text):
+        return f"hydra.run.dir='{text}'"
+    return None
+
+
 def main() -> None:
-    """Console entry point ``linlab-train``: help, checks, then Hydra runs ``linlab.train``."""
+    """The command line ``linlab-train``: help, checks, then Hydra runs ``linlab.train``."""
     argv = sys.argv[1:]
     if get_args_parser().parse_known_args(argv)[0].help:
         print(help_text(), end="")
         return
     naming.register_resolvers()
     naming.start_launch(argv)
-    check_command_line(argv, config_dir(), announce)
+    announced: list[Path] = []
+
+    def announce_run(values: dict[str, Any], folder: Path | None) -> None:
+        announce(values, folder)
+        announced.extend([folder] if folder is not None else [])
+
+    check_command_line(argv, config_dir(), announce_run)
+    pin = pinned_run_dir(announced[0]) if announced else None
+    if pin is not None and pin not in argv:
+        sys.argv.append(pin)
     from linlab.faults import exit_130_on_interrupt
     from linlab.train import hydra_main, quiet_lightning  # torch and Lightning from here on
 
     quiet_lightning()
     exit_130_on_interrupt(hydra_main)
+
+
+def console() -> NoReturn:
+    """Console entry point ``linlab-train``: :func:`main`, then end the process.
+
+    Once the run is written, Python's own teardown (clearing the modules torch and Lightning
+    loaded, freeing their objects) costs about a second and writes nothing; so after what
+    Python runs first at exit (non-daemon threads joined, ``atexit`` handlers, the log files
+    closed, the streams flushed) the process ends at once. A file lock is the kernel's: it
+    goes with the process.
+    """
+    code: Any = 0
+    try:
+        main()
+    except SystemExit as stop:
+        code = stop.code or 0
+    if not isinstance(code, int):  # sys.exit("message"), as Python says it
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
