@@ -58,7 +58,9 @@ SIZES = [  # (n_samples, n_features, batch_size); --quick takes a tenth of the s
 TARGETS = {32: 1.5, 1024: 1.3}
 LR = 0.01
 # what the console script ``linlab-train`` (entry point ``linlab.cli:console``) runs
-CONSOLE_SCRIPT = "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+CONSOLE_SCRIPT = (
+    "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+)
 COMMAND_LINES = [  # (what, arguments, expected exit code, target seconds or None)
     ("--help", ["--help"], 0, 1.0),
     ("group typo (data=gausian)", ["data=gausian"], 2, 1.0),

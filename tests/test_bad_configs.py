@@ -268,7 +268,9 @@ CLI_REFUSED = [
 
 
 # what the console script `linlab-train` (entry point linlab.cli:console) runs
-CONSOLE_SCRIPT = "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+CONSOLE_SCRIPT = (
+    "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+)
 
 
 def test_cli_refuses_every_family_before_anything_exists(tmp_path):

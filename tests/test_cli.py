@@ -10,7 +10,9 @@ import pytest
 
 HEAVY = ("torch", "lightning", "lightning_fabric", "pytorch_lightning")
 # what the console script `linlab-train` (entry point linlab.cli:console) runs
-CONSOLE_SCRIPT = "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+CONSOLE_SCRIPT = (
+    "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+)
 
 
 def imported_modules(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, set[str]]:
