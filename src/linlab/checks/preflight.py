@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks import launchers
@@ -37,6 +37,7 @@ from linlab.checks.search_space import sample_jobs
 from linlab.checks.signatures import from_source
 from linlab.checks.validation import validate
 from linlab.errors import ConfigError, first_line
+from linlab.search import settings
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
@@ -96,8 +97,11 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
-        for job in _grid(master):
+        search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
+        job_folders: dict[str, int] | None = None if search else {}  # a search's are samples
+        for num, job in enumerate(_grid(master)):
             cfg = _compose(hydra, config_name, args.overrides, (composer, job), RunMode.RUN)
+            _check_job_folder(cfg, num, job_folders)
             yield _with_output_dir(cfg, sweep_dir, RunMode.MULTIRUN)
     finally:
         GlobalHydra.instance().clear()
@@ -261,6 +265,26 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
             "character, each name at most 255 bytes) where the run's files go"
         )
     return folder
+
+
+def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -> None:
+    """``hydra.sweep.subdir`` of job ``num``, as the launcher resolves it, must be a folder of
+    its own inside the sweep folder: not the sweep folder itself, not outside, not shared."""
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.job.num = num
+    subdir = _output_dir(cfg, "hydra.sweep.subdir")
+    name = os.path.normpath(subdir)
+    other = num if taken is None else taken.setdefault(name, num)
+    if other != num:
+        why = f"jobs {other} and {num} would share that folder"
+    elif name == "." or name.startswith("..") or os.path.isabs(name):
+        why = "not a folder inside hydra.sweep.dir"
+    else:
+        return
+    raise ConfigError(
+        f"hydra.sweep.subdir={subdir!r} is not allowed: {why}; allowed: a folder per job "
+        "inside hydra.sweep.dir (the default, or e.g. job${hydra.job.num})"
+    )
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
