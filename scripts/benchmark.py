@@ -515,16 +515,74 @@ def command_line_times(repeats: int, workdir: Path) -> dict:
     return times
 
 
+# The console script with clocks around its phases, for the default run's breakdown: each
+# module in PHASES gets its functions wrapped as soon as it is imported (an import hook, so
+# nothing loads earlier than it does in linlab-train); the seconds go to $LINLAB_PHASES.
+# torch, then torch._dynamo (the first optimiser), then Lightning: their times add up.
+TIMED_CONSOLE_SCRIPT = """
+import atexit, collections, functools, importlib.machinery, json, os, sys, time
+START = time.perf_counter()
+SPENT = collections.defaultdict(float)
+PHASES = {
+    "torch": [],
+    "torch._dynamo": [],
+    "lightning": [],
+    "linlab.cli": ["check_command_line"],
+    "linlab.checks.preflight": ["_compose"],
+    "hydra._internal.hydra": ["Hydra.compose_config"],
+    "linlab.train": ["hydra_main", "train_group", "build", "build_trainer"],
+    "linlab.faults": ["fit"],
+    "linlab.callbacks.figures": ["FigureLogger.draw"],
+}
+def clocked(name, function):
+    @functools.wraps(function)
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            SPENT[name] += time.perf_counter() - started
+    return timed
+class Hook:
+    def find_spec(self, name, path, target=None):
+        if name not in PHASES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        load = spec.loader.exec_module
+        def exec_module(module):
+            started = time.perf_counter()
+            load(module)
+            SPENT[f"import {name}"] += time.perf_counter() - started
+            for dotted in PHASES[name]:
+                owner, _, attr = dotted.rpartition(".")
+                holder = getattr(module, owner) if owner else module
+                setattr(holder, attr, clocked(f"{name}.{dotted}", getattr(holder, attr)))
+        spec.loader.exec_module = exec_module
+        return spec
+sys.meta_path.insert(0, Hook())
+def write():
+    SPENT["main"] = time.perf_counter() - START
+    with open(os.environ["LINLAB_PHASES"], "w") as f:
+        json.dump(SPENT, f)
+atexit.register(write)
+from linlab.cli import console
+sys.argv[0] = "linlab-train"
+console()
+"""
+
+
 def default_run_times(repeats: int, workdir: Path) -> dict:
     """The default ``linlab-train`` (no arguments): wall time, when its first console line
-    appears, and the fit's own wall time from its results.json (medians)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    rows = []
+    appears, the fit's own wall time from its results.json (medians), and the seconds of
+    each phase (``TIMED_CONSOLE_SCRIPT``: the clocks cost a few milliseconds)."""
+    rows, phases = [], []
     for index in range(repeats):
         folder = workdir / f"default_run_{index}"
+        spent = workdir / f"default_run_{index}.json"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "LINLAB_PHASES": str(spent)}
         started = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-c", CONSOLE_SCRIPT, f"hydra.run.dir={folder}"],
+            [sys.executable, "-c", TIMED_CONSOLE_SCRIPT, f"hydra.run.dir={folder}"],
             cwd=workdir,
             env=env,
             stdout=subprocess.PIPE,
@@ -539,7 +597,45 @@ def default_run_times(repeats: int, workdir: Path) -> dict:
         wall = time.perf_counter() - started
         fit = json.loads((folder / "results.json").read_text())["wall_time_s"]
         rows.append({"wall_s": wall, "first_line_s": first, "fit_s": fit})
-    return {key: statistics.median(r[key] for r in rows) for key in rows[0]} | {"runs": rows}
+        phases.append(json.loads(spent.read_text()))
+    medians = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
+    phase = {key: statistics.median(p.get(key, 0.0) for p in phases) for key in phases[0]}
+    return medians | {"runs": rows, "phases": phase}
+
+
+def print_breakdown(run: dict) -> None:
+    """Where the default run's wall time goes, in the order it happens."""
+    p = {key.removeprefix("linlab."): value for key, value in run["phases"].items()}
+    checks, imported, job = (
+        p["cli.check_command_line"],
+        p["import linlab.train"],
+        p["train.hydra_main"],
+    )
+    fit, figures = p["faults.fit"], p["callbacks.figures.FigureLogger.draw"]
+    build = p["train.build"] + p["train.build_trainer"]
+    heavy = p["import torch"] + p["import torch._dynamo"] + p["import lightning"]
+    composed_first = p["checks.preflight._compose"]
+    rows = [
+        (
+            "python start and end, linlab.cli and Hydra imported",
+            run["wall_s"] - checks - imported - job,
+        ),
+        ("checks (composition, values, dry build, machine)", checks - heavy),
+        ("  of which Hydra's composition", composed_first),
+        ("import torch, torch._dynamo, Lightning (dry build)", heavy),
+        ("import linlab.train (TensorBoard, ...)", imported),
+        ("Hydra's job: composing again, folder, logs", job - p["train.train_group"]),
+        (
+            "  of which Hydra's composition",
+            p["hydra._internal.hydra.Hydra.compose_config"] - composed_first,
+        ),
+        ("build data, model, trainer", build),
+        ("fit: training", fit - figures),
+        ("fit: figures at the end", figures),
+        ("results.json, HParams summary", p["train.train_group"] - fit - build),
+    ]
+    for what, seconds in rows:
+        print(f"    {what:<56s} {seconds:6.2f} s", flush=True)
 
 
 def machine() -> dict:
@@ -597,6 +693,7 @@ def main() -> None:
             f"{run['wall_s'] - lightning_s - run['fit_s']:.2f} s",
             flush=True,
         )
+        print_breakdown(run)
     if "epochs" in parts:
         report["epochs"] = {}
         for n, d, batch in SIZES:
