@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hydra._internal.utils import get_args_parser
+from hydra._internal.callbacks import Callbacks
+from hydra._internal.utils import get_args_parser, run_and_report
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import configure_log, run_job
+from hydra.types import HydraContext
+from omegaconf import DictConfig, read_write
 
-from linlab.checks.preflight import check_command_line
+from linlab.checks.preflight import check_command_line, create_hydra, parse_command_line
 from linlab.config_tree import config_dir, group_options
 from linlab.sweeps import naming
 
@@ -84,18 +89,6 @@ def help_text() -> str:
     return HELP.format(groups="\n".join(lines))
 
 
-def pinned_run_dir(folder: Path) -> str | None:
-    """The override that makes Hydra use the folder the checks resolved and announced
-    (``${now:...}`` resolved once, not again a second later); None where the path would
-    need escapes in Hydra's override grammar (then Hydra resolves it again)."""
-    text = str(folder)
-    if re.fullmatch(r"[\w./:+@%~-]+", text):
-        return f"hydra.run.dir={text}"
-    if not re.search(r"[\\'$]", text):
-        return f"hydra.run.dir='{text}'"
-    return None
-
-
 def main() -> None:
     """The command line ``linlab-train``: help, checks, then Hydra runs ``linlab.train``."""
     argv = sys.argv[1:]
@@ -104,21 +97,40 @@ def main() -> None:
         return
     naming.register_resolvers()
     naming.start_launch(argv)
-    announced: list[Path] = []
-
-    def announce_run(values: dict[str, Any], folder: Path | None) -> None:
-        announce(values, folder)
-        announced.extend([folder] if folder is not None else [])
-
-    check_command_line(argv, config_dir(), announce_run)
-    pin = pinned_run_dir(announced[0]) if announced else None
-    if pin is not None and pin not in argv:
-        sys.argv.append(pin)
+    config = check_command_line(argv, config_dir(), announce)
     from linlab.faults import exit_130_on_interrupt
-    from linlab.train import hydra_main, quiet_lightning  # torch and Lightning from here on
+    from linlab.train import hydra_main, quiet_lightning, task  # torch and Lightning from here
 
     quiet_lightning()
-    exit_130_on_interrupt(hydra_main)
+    args = parse_command_line(argv)
+    if config is None or args.experimental_rerun is not None or config.hydra.verbose:
+        exit_130_on_interrupt(hydra_main)  # a sweep, or what only hydra.main does
+    else:
+        exit_130_on_interrupt(lambda: run_checked(args, config, task))
+
+
+def run_checked(args: Any, config: DictConfig, task: Callable[[DictConfig], Any]) -> None:
+    """``Hydra.run``, as ``hydra.main`` calls it for a single run, on the config the checks
+    composed: ``hydra.main`` would compose it twice more (once only to read its run mode),
+    about 0.1 s each. Errors are Hydra's (``run_and_report``: the task's error, exit 1)."""
+    hydra = create_hydra(args, config_dir())
+    name = args.config_name or "train"
+
+    def run() -> None:
+        with read_write(config.hydra.overrides.hydra):
+            config.hydra.overrides.hydra.append("hydra.mode=RUN")  # as hydra.main records it
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        callbacks = Callbacks(config)
+        callbacks.on_run_start(config=config, config_name=name)
+        context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
+        job = run_job(task, config, "hydra.run.dir", None, hydra_context=context)
+        callbacks.on_run_end(config=config, config_name=name, job_return=job)
+        _ = job.return_value  # raises the task's error
+
+    try:
+        run_and_report(run)
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def console() -> NoReturn:

@@ -47,28 +47,40 @@ every_job_checked = False  # this process's command line passed: a sweeper need 
 
 def check_command_line(
     argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
-) -> None:
+) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
-    ``announce(values, output folder)`` is called for a single run once its values passed."""
+    ``announce(values, output folder)`` is called for a single run once its values passed.
+
+    Returns a single run's config as composed and checked (None for a sweep): Hydra can run
+    it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
-    message = problem(argv, primary_config_dir, announce)
+    checked: list[DictConfig] = []
+    message = problem(argv, primary_config_dir, announce, checked)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     every_job_checked = True
+    return checked[0] if checked else None
 
 
 def problem(
-    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+    argv: Sequence[str],
+    primary_config_dir: Path,
+    announce: Announce | None = None,
+    single_runs: list[DictConfig] | None = None,
 ) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None.
+    """The one-line refusal of the first bad job config ``argv`` launches, or None; a single
+    run's checked config is appended to ``single_runs``.
 
     An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
             folder = output_dir(cfg)
-            single_run = announce is not None and cfg.hydra.mode == RunMode.RUN
-            validate(cfg, functools.partial(announce, folder=folder) if single_run else None)
+            single_run = cfg.hydra.mode == RunMode.RUN
+            say = announce is not None and single_run
+            validate(cfg, functools.partial(announce, folder=folder) if say else None)
+            if single_run and single_runs is not None:
+                single_runs.append(cfg)
     except ConfigError as error:
         return str(error)
     except Exception as error:
@@ -81,12 +93,12 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
 
     Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
     """
-    args = _parse_command_line(argv)
+    args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
     check_syntax(args.overrides)
     launchers.check(args.overrides)
-    hydra = _create_hydra(args, primary_config_dir)
+    hydra = create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
         if not args.multirun:
@@ -107,7 +119,7 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
         GlobalHydra.instance().clear()
 
 
-def _parse_command_line(argv: Sequence[str]):
+def parse_command_line(argv: Sequence[str]):
     """Hydra's own argument parser, refusing in one line instead of printing its usage."""
     parser = get_args_parser()
 
@@ -118,7 +130,8 @@ def _parse_command_line(argv: Sequence[str]):
     return parser.parse_args(list(argv))
 
 
-def _create_hydra(args, primary_config_dir: Path) -> Hydra:
+def create_hydra(args, primary_config_dir: Path) -> Hydra:
+    """The Hydra ``hydra.main`` makes for ``linlab-train`` (search path, ``--config-dir``)."""
     search_path = create_automatic_config_search_path(
         str(Path(__file__).with_name("train.py")), None, args.config_path or str(primary_config_dir)
     )
