@@ -527,10 +527,10 @@ PHASES = {
     "torch": [],
     "torch._dynamo": [],
     "lightning": [],
-    "linlab.cli": ["check_command_line"],
+    "linlab.cli": ["check_command_line", "run_checked"],
     "linlab.checks.preflight": ["_compose"],
     "hydra._internal.hydra": ["Hydra.compose_config"],
-    "linlab.train": ["hydra_main", "train_group", "build", "build_trainer"],
+    "linlab.train": ["train_group", "build", "build_trainer"],
     "linlab.faults": ["fit"],
     "linlab.callbacks.figures": ["FigureLogger.draw"],
 }
@@ -609,7 +609,7 @@ def print_breakdown(run: dict) -> None:
     checks, imported, job = (
         p["cli.check_command_line"],
         p["import linlab.train"],
-        p["train.hydra_main"],
+        p["cli.run_checked"],
     )
     fit, figures = p["faults.fit"], p["callbacks.figures.FigureLogger.draw"]
     build = p["train.build"] + p["train.build_trainer"]
@@ -624,10 +624,10 @@ def print_breakdown(run: dict) -> None:
         ("  of which Hydra's composition", composed_first),
         ("import torch, torch._dynamo, Lightning (dry build)", heavy),
         ("import linlab.train (TensorBoard, ...)", imported),
-        ("Hydra's job: composing again, folder, logs", job - p["train.train_group"]),
+        ("Hydra's job: folder, .hydra/, logs (composed once)", job - p["train.train_group"]),
         (
             "  of which Hydra's composition",
-            p["hydra._internal.hydra.Hydra.compose_config"] - composed_first,
+            max(0.0, p["hydra._internal.hydra.Hydra.compose_config"] - composed_first),
         ),
         ("build data, model, trainer", build),
         ("fit: training", fit - figures),
