@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,7 @@ from linlab.checks import launchers
 from linlab.checks.composed import output_dir
 from linlab.checks.overrides import check_syntax
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.signatures import from_source
+from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
@@ -258,11 +257,7 @@ def _takes(target: str, name: str) -> bool:
     """Whether linlab's callable ``target`` accepts a keyword ``name`` (True where it is not
     linlab's: that is judged once imported)."""
     parameters = from_source({"_target_": target})
-    if parameters is None:
-        return True
-    return any(
-        p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    return parameters is None or takes(parameters, name)
 
 
 def _output_dir(cfg: DictConfig, key: str) -> str:
