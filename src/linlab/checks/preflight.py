@@ -31,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks import launchers
 from linlab.checks.composed import output_dir
-from linlab.checks.overrides import check_syntax
+from linlab.checks.overrides import check_syntax, plain_words
 from linlab.checks.search_space import sample_jobs
 from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
@@ -196,32 +196,11 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
     first = first_line(error)
-    plain = _plain_words(first)
+    plain = plain_words(first)
     if plain is not None:
         return plain
     detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
-
-
-def _plain_words(message: str) -> str | None:
-    """Hydra's composition errors about how an override is written, said plainly."""
-    quoted = message.split("'")[1] if message.count("'") >= 2 else ""
-    if message.startswith("Ambiguous value for argument"):
-        return (
-            f"{quoted} gives several values: add -m to run one job per value, or write "
-            f"{quoted.partition('=')[0]}=[a,b] for a list, '{quoted}' quoted for a string"
-        )
-    if "requires --multirun" in message:
-        return (
-            f"{quoted} is a sweep: add -m (and interval() also needs a search sweeper: "
-            "hparams_search=... or hydra/sweeper=optuna)"
-        )
-    if message.startswith("Could not append to config. An item is already at"):
-        return (
-            f"+{quoted}=... adds a key, but {quoted} exists already: write {quoted}=... to "
-            f"change it (or ++{quoted}=... to set it either way)"
-        )
-    return None
 
 
 def _key_of_failed_override(error: Exception) -> str | None:
