@@ -583,7 +583,12 @@ def default_run_times(repeats: int, workdir: Path) -> dict:
         spent = workdir / f"default_run_{index}.json"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "LINLAB_PHASES": str(spent)}
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import lightning.pytorch"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", "import lightning.pytorch"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         lightning = time.perf_counter() - started
         started = time.perf_counter()
         proc = subprocess.Popen(
