@@ -104,6 +104,10 @@ REFUSED = [
     (["hydra.run.dir=' '"], ["hydra.run.dir=' '", "folder path"]),
     ([f"hydra.run.dir={'x' * 300}"], ["hydra.run.dir=", "255 bytes"]),
     (["-m", "hydra.sweep.dir=", "seed=1,2"], ["hydra.sweep.dir=''", "folder path"]),
+    (["-m", "hydra.sweep.subdir=", "seed=1,2"], ["hydra.sweep.subdir=''", "folder path"]),
+    (["-m", "hydra.sweep.subdir=x", "seed=1,2"], ["subdir='x'", "jobs 0 and 1 would share"]),
+    (["-m", "hydra.sweep.subdir=.", "seed=1"], ["subdir='.'", "inside hydra.sweep.dir"]),
+    (["-m", "hydra.sweep.subdir=../j${hydra.job.num}", "seed=1"], ["subdir='../j0'", "inside"]),
     # Lightning's script launcher would re-run the whole sweep in every process
     (
         ["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"],
@@ -237,6 +241,7 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["-m", "trainer.strategy=ddp_spawn", "trainer.devices=2", "seed=1,2"],
         ["-m", "trainer.strategy=ddp", "trainer.devices=1", "seed=1,2"],
         ["hydra.run.dir=./here"],
+        ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
         ["+callbacks.x._target_=builtins.dict"],
     ],
     ids=" ".join,
@@ -255,6 +260,7 @@ CLI_REFUSED = [
     (["~trainer"], "trainer is missing"),
     (["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"], "multirun"),
     (["hydra.run.dir="], "hydra.run.dir=''"),
+    (["-m", "hydra.sweep.subdir=", "seed=1,2"], "hydra.sweep.subdir=''"),
     (["model._target_=torch.nn.Identity"], "model._target_=torch.nn.Identity"),
     (
         [
@@ -267,8 +273,10 @@ CLI_REFUSED = [
 ]
 
 
-# what the console script `linlab-train` (entry point linlab.cli:main) runs
-CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
+# what the console script `linlab-train` (entry point linlab.cli:console) runs
+CONSOLE_SCRIPT = (
+    "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+)
 
 
 def test_cli_refuses_every_family_before_anything_exists(tmp_path):

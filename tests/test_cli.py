@@ -9,8 +9,10 @@ import sys
 import pytest
 
 HEAVY = ("torch", "lightning", "lightning_fabric", "pytorch_lightning")
-# what the console script `linlab-train` (entry point linlab.cli:main) runs
-CONSOLE_SCRIPT = "import sys; from linlab.cli import main; sys.argv[0] = 'linlab-train'; main()"
+# what the console script `linlab-train` (entry point linlab.cli:console) runs
+CONSOLE_SCRIPT = (
+    "import sys; from linlab.cli import console; sys.argv[0] = 'linlab-train'; console()"
+)
 
 
 def imported_modules(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -95,10 +97,15 @@ def test_dry_build_of_torch_groups_is_refused_before_lightning_loads(tmp_path, a
 
 def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
     """The first console line comes from the checks, before torch loads; it names the model,
-    the data, the optimiser, the epochs, the accelerator and the folder the run goes into."""
-    args = ["data.n_samples=80", "trainer.max_epochs=1", "logger=none", "callbacks=none"]
+    the data, the optimiser, the epochs, the accelerator and the run folder itself: the one
+    Hydra then makes from the default ``outputs/${now:...}_<id>``. The console script ends the
+    process without Python's teardown, and nothing is lost: the closing lines are in
+    ``train.log`` and the TensorBoard events hold every epoch's loss."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = ["data.n_samples=80", "trainer.max_epochs=3", "callbacks=none"]
     proc = subprocess.run(
-        [sys.executable, "-c", CONSOLE_SCRIPT, *args, f"hydra.run.dir={tmp_path / 'runs' / 'a'}"],
+        [sys.executable, "-c", CONSOLE_SCRIPT, *args],
         cwd=tmp_path,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
@@ -106,9 +113,14 @@ def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    first = proc.stdout.splitlines()[0]
+    (folder,) = (tmp_path / "outputs").iterdir()
+    first, *rest = proc.stdout.splitlines()
     assert first == (
-        "linlab-train: LinearRegression on gaussian data (80 x 5), SGD lr=0.01, 1 epochs, cpu "
-        f"-> {tmp_path / 'runs'}/"
+        "linlab-train: LinearRegression on gaussian data (80 x 5), SGD lr=0.01, 3 epochs, cpu "
+        f"-> outputs/{folder.name}"
     ), first
-    assert (tmp_path / "runs" / "a" / "results.json").is_file()
+    assert (folder / "results.json").is_file()
+    assert (folder / "train.log").read_text().splitlines()[-len(rest) :] == rest
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    assert len(events.Scalars("val/loss")) == 3, "one value per epoch"

@@ -354,6 +354,6 @@ def quiet_lightning() -> None:
 
 
 if __name__ == "__main__":  # python -m linlab.train: the console script's checks first
-    from linlab.cli import main
+    from linlab.cli import console
 
-    main()
+    console()

@@ -4,6 +4,8 @@ Hydra's override parser answers a typo with its grammar's jargon ("extraneous in
 expecting {<EOF>, ':', BRACKET_OPEN, ...}"), and ``=1`` (no key) gets past it to crash later.
 ``check_syntax`` parses each override alone and names the first bad one with what is wrong:
 no ``=``, no key, ``==``, an unclosed bracket or quote, a character outside ASCII.
+``plain_words`` says the same of what Hydra refuses only while composing (several values
+without ``-m``, ``+key`` for a key that exists).
 """
 
 from __future__ import annotations
@@ -78,4 +80,25 @@ def _unbalanced(value: str) -> str | None:
         return f"its value opens a quote {quote} that is never closed"
     if stack:
         return f"its value opens {stack[-1]!r} without closing it with {_PAIRS[stack[-1]]!r}"
+    return None
+
+
+def plain_words(message: str) -> str | None:
+    """Hydra's composition errors about how an override is written, said plainly."""
+    quoted = message.split("'")[1] if message.count("'") >= 2 else ""
+    if message.startswith("Ambiguous value for argument"):
+        return (
+            f"{quoted} gives several values: add -m to run one job per value, or write "
+            f"{quoted.partition('=')[0]}=[a,b] for a list, '{quoted}' quoted for a string"
+        )
+    if "requires --multirun" in message:
+        return (
+            f"{quoted} is a sweep: add -m (and interval() also needs a search sweeper: "
+            "hparams_search=... or hydra/sweeper=optuna)"
+        )
+    if message.startswith("Could not append to config. An item is already at"):
+        return (
+            f"+{quoted}=... adds a key, but {quoted} exists already: write {quoted}=... to "
+            f"change it (or ++{quoted}=... to set it either way)"
+        )
     return None

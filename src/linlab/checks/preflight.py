@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import inspect
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,16 +26,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from linlab.checks import launchers
 from linlab.checks.composed import output_dir
-from linlab.checks.overrides import check_syntax
+from linlab.checks.overrides import check_syntax, plain_words
 from linlab.checks.search_space import sample_jobs
-from linlab.checks.signatures import from_source
+from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.errors import ConfigError, first_line
+from linlab.search import settings
 from linlab.sweeps.compose import JobComposer
 
 EXIT_CONFIG_ERROR = 2
@@ -46,28 +46,40 @@ every_job_checked = False  # this process's command line passed: a sweeper need 
 
 def check_command_line(
     argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
-) -> None:
+) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
-    ``announce(values, output folder)`` is called for a single run once its values passed."""
+    ``announce(values, output folder)`` is called for a single run once its values passed.
+
+    Returns a single run's config as composed and checked (None for a sweep): Hydra can run
+    it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
-    message = problem(argv, primary_config_dir, announce)
+    checked: list[DictConfig] = []
+    message = problem(argv, primary_config_dir, announce, checked)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
     every_job_checked = True
+    return checked[0] if checked else None
 
 
 def problem(
-    argv: Sequence[str], primary_config_dir: Path, announce: Announce | None = None
+    argv: Sequence[str],
+    primary_config_dir: Path,
+    announce: Announce | None = None,
+    single_runs: list[DictConfig] | None = None,
 ) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None.
+    """The one-line refusal of the first bad job config ``argv`` launches, or None; a single
+    run's checked config is appended to ``single_runs``.
 
     An error the checks did not foresee is still one line, naming what raised it."""
     try:
         for cfg in job_configs(argv, primary_config_dir):
             folder = output_dir(cfg)
-            single_run = announce is not None and cfg.hydra.mode == RunMode.RUN
-            validate(cfg, functools.partial(announce, folder=folder) if single_run else None)
+            single_run = cfg.hydra.mode == RunMode.RUN
+            say = announce is not None and single_run
+            validate(cfg, functools.partial(announce, folder=folder) if say else None)
+            if single_run and single_runs is not None:
+                single_runs.append(cfg)
     except ConfigError as error:
         return str(error)
     except Exception as error:
@@ -80,12 +92,12 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
 
     Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
     """
-    args = _parse_command_line(argv)
+    args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
     check_syntax(args.overrides)
     launchers.check(args.overrides)
-    hydra = _create_hydra(args, primary_config_dir)
+    hydra = create_hydra(args, primary_config_dir)
     try:
         config_name = args.config_name or "train"
         if not args.multirun:
@@ -96,14 +108,17 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
-        for job in _grid(master):
+        search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
+        job_folders: dict[str, int] | None = None if search else {}  # a search's are samples
+        for num, job in enumerate(_grid(master)):
             cfg = _compose(hydra, config_name, args.overrides, (composer, job), RunMode.RUN)
+            _check_job_folder(cfg, num, job_folders)
             yield _with_output_dir(cfg, sweep_dir, RunMode.MULTIRUN)
     finally:
         GlobalHydra.instance().clear()
 
 
-def _parse_command_line(argv: Sequence[str]):
+def parse_command_line(argv: Sequence[str]):
     """Hydra's own argument parser, refusing in one line instead of printing its usage."""
     parser = get_args_parser()
 
@@ -114,7 +129,8 @@ def _parse_command_line(argv: Sequence[str]):
     return parser.parse_args(list(argv))
 
 
-def _create_hydra(args, primary_config_dir: Path) -> Hydra:
+def create_hydra(args, primary_config_dir: Path) -> Hydra:
+    """The Hydra ``hydra.main`` makes for ``linlab-train`` (search path, ``--config-dir``)."""
     search_path = create_automatic_config_search_path(
         str(Path(__file__).with_name("train.py")), None, args.config_path or str(primary_config_dir)
     )
@@ -180,32 +196,11 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
     first = first_line(error)
-    plain = _plain_words(first)
+    plain = plain_words(first)
     if plain is not None:
         return plain
     detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
-
-
-def _plain_words(message: str) -> str | None:
-    """Hydra's composition errors about how an override is written, said plainly."""
-    quoted = message.split("'")[1] if message.count("'") >= 2 else ""
-    if message.startswith("Ambiguous value for argument"):
-        return (
-            f"{quoted} gives several values: add -m to run one job per value, or write "
-            f"{quoted.partition('=')[0]}=[a,b] for a list, '{quoted}' quoted for a string"
-        )
-    if "requires --multirun" in message:
-        return (
-            f"{quoted} is a sweep: add -m (and interval() also needs a search sweeper: "
-            "hparams_search=... or hydra/sweeper=optuna)"
-        )
-    if message.startswith("Could not append to config. An item is already at"):
-        return (
-            f"+{quoted}=... adds a key, but {quoted} exists already: write {quoted}=... to "
-            f"change it (or ++{quoted}=... to set it either way)"
-        )
-    return None
 
 
 def _key_of_failed_override(error: Exception) -> str | None:
@@ -241,11 +236,7 @@ def _takes(target: str, name: str) -> bool:
     """Whether linlab's callable ``target`` accepts a keyword ``name`` (True where it is not
     linlab's: that is judged once imported)."""
     parameters = from_source({"_target_": target})
-    if parameters is None:
-        return True
-    return any(
-        p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    return parameters is None or takes(parameters, name)
 
 
 def _output_dir(cfg: DictConfig, key: str) -> str:
@@ -261,6 +252,26 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
             "character, each name at most 255 bytes) where the run's files go"
         )
     return folder
+
+
+def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -> None:
+    """``hydra.sweep.subdir`` of job ``num``, as the launcher resolves it, must be a folder of
+    its own inside the sweep folder: not the sweep folder itself, not outside, not shared."""
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.job.num = num
+    subdir = _output_dir(cfg, "hydra.sweep.subdir")
+    name = os.path.normpath(subdir)
+    other = num if taken is None else taken.setdefault(name, num)
+    if other != num:
+        why = f"jobs {other} and {num} would share that folder"
+    elif name == "." or name.startswith("..") or os.path.isabs(name):
+        why = "not a folder inside hydra.sweep.dir"
+    else:
+        return
+    raise ConfigError(
+        f"hydra.sweep.subdir={subdir!r} is not allowed: {why}; allowed: a folder per job "
+        "inside hydra.sweep.dir (the default, or e.g. job${hydra.job.num})"
+    )
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:

@@ -37,13 +37,10 @@ def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> No
     """Refuse a key ``params`` does not take, or a value its type hint does not allow."""
     if params is None:
         return
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key, value in node.items():
-        if key.startswith("_"):
+        if key.startswith("_") or (key not in params and takes(params, key)):
             continue
         if key not in params:
-            if open_ended:
-                continue
             names = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean {path}.{close[0]}? " if close else ""
@@ -58,6 +55,11 @@ def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> No
             raise ConfigError(
                 f"{path}.{key}={value} is not allowed; allowed: an integer of at most 64 bits"
             )
+
+
+def takes(params: Parameters, key: str) -> bool:
+    """Whether a callable of these parameters accepts the keyword ``key`` (``**kwargs``: any)."""
+    return key in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def from_source(node: dict[str, Any]) -> Parameters | None:
