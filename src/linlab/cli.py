@@ -138,9 +138,10 @@ def console() -> NoReturn:
 
     Once the run is written, Python's own teardown (clearing the modules torch and Lightning
     loaded, freeing their objects) costs about a second and writes nothing; so after what
-    Python runs first at exit (non-daemon threads joined, ``atexit`` handlers, the log files
-    closed, the streams flushed) the process ends at once. A file lock is the kernel's: it
-    goes with the process.
+    Python runs first at exit, in its order (``threading``'s exit hooks, which stop the
+    workers of joblib's pools, and the joins of non-daemon threads; then the ``atexit``
+    handlers, which close the log files; the streams flushed) the process ends at once. A
+    file lock is the kernel's: it goes with the process.
     """
     code: Any = 0
     try:
@@ -150,9 +151,7 @@ def console() -> NoReturn:
     if not isinstance(code, int):  # sys.exit("message"), as Python says it
         print(code, file=sys.stderr)
         code = 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    threading._shutdown()  # as Python at exit: its exit hooks (joblib's pools), then the joins
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
