@@ -146,7 +146,7 @@ def read_results_if_any(run_dir: Path | str) -> dict[str, Any]:
 
 class _SavedConfigLoader(CParser, get_yaml_loader()):  # type: ignore[misc]
     """OmegaConf's YAML rules (``1e-3`` is a float, no duplicate keys, no timestamps) on
-    libyaml's parser: a job's ``.hydra/hydra.yaml`` in 1.4 ms instead of 15 ms."""
+    libyaml's C parser instead of PyYAML's pure-Python one."""
 
     def __init__(self, stream: Any) -> None:
         CParser.__init__(self, stream)
@@ -164,8 +164,8 @@ def read_saved_config(path: Path) -> Any:
 
 
 class _SavedConfigDumper(CEmitter, OmegaConfDumper):
-    """OmegaConf's YAML writer (``OmegaConf.to_yaml``: its quoting of strings) on libyaml's
-    emitter, which writes the same text 3x faster: a group of 1024 members saves 3072 files."""
+    """OmegaConf's YAML writer (``OmegaConf.to_yaml``: its quoting of strings) on libyaml's C
+    emitter, which writes the same text as the pure-Python one: 1024 members save 3072 files."""
 
     def __init__(self, stream: Any, **options: Any) -> None:
         emitter = ("canonical", "indent", "width", "allow_unicode", "line_break", "encoding")
