@@ -37,6 +37,8 @@ def sweeps(tmp_path_factory):
         assert code == 0, (name, out, err)
         lines = [line for line in out.splitlines() if line.startswith("[")]
         assert len(lines) == 4 and all(" ok " in line for line in lines), (name, out)
+        header = f"sweep {root / name}: 4 jobs, launcher stacked (executor {name})"
+        assert header in out.splitlines(), (name, out)  # names where the groups run
     return {name: root / name for name in procs}
 
 

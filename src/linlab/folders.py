@@ -40,7 +40,7 @@ from linlab.checks.run_folder import (
 )
 from linlab.choices import GRID_SWEEPERS
 from linlab.errors import ConfigError
-from linlab.results import FINISHED, read_results_if_any, write_json_atomic
+from linlab.results import FINISHED, read_results_if_any, read_saved_config, write_json_atomic
 
 log = logging.getLogger("linlab")
 
@@ -122,16 +122,18 @@ def planned_jobs(config: DictConfig) -> list[dict[str, Any]] | None:
     except ConfigError:
         return None
     sweep_dir = Path(config.hydra.sweep.dir)
-    jobs = [planned_job(config, num, overrides) for num, overrides in enumerate(grid)]
+    scratch = copy.deepcopy(config)  # one copy, each job's number and overrides set in turn
+    jobs = [planned_job(scratch, num, overrides) for num, overrides in enumerate(grid)]
     for job in jobs:
         job["finished_before"] = finished_status(sweep_dir / job["folder"], job["overrides"])
     return jobs
 
 
-def planned_job(config: DictConfig, num: int, overrides: list[str]) -> dict[str, Any]:
-    """One job of ``sweep.json``: its folder, its task overrides, nothing finished before."""
+def planned_job(scratch: DictConfig, num: int, overrides: list[str]) -> dict[str, Any]:
+    """One job of ``sweep.json``: its folder, its task overrides, nothing finished before
+    (``scratch``: a copy of the sweep's config, see ``job_folder``)."""
     return {
-        "folder": job_folder(config, num, overrides),
+        "folder": job_folder(scratch, num, overrides),
         "overrides": overrides,
         "finished_before": None,
     }
@@ -142,13 +144,13 @@ def write_plan(sweep_dir: Path, jobs: list[dict[str, Any]]) -> None:
     write_json_atomic(Path(sweep_dir) / PLAN_FILE, {"jobs": jobs})
 
 
-def job_folder(config: DictConfig, num: int, overrides: list[str]) -> str:
-    """``hydra.sweep.subdir`` as Hydra resolves it for job ``num`` with these overrides."""
-    job = copy.deepcopy(config)
-    with read_write(job), open_dict(job):
-        job.hydra.job.num = num
-        job.hydra.overrides.task = list(overrides)
-    return str(OmegaConf.select(job, "hydra.sweep.subdir"))
+def job_folder(scratch: DictConfig, num: int, overrides: list[str]) -> str:
+    """``hydra.sweep.subdir`` as Hydra resolves it for job ``num`` with these overrides
+    (set in ``scratch``, a copy of the sweep's config)."""
+    with read_write(scratch), open_dict(scratch):
+        scratch.hydra.job.num = num
+        scratch.hydra.overrides.task = list(overrides)
+    return str(OmegaConf.select(scratch, "hydra.sweep.subdir"))
 
 
 def finished_status(folder: Path, overrides: list[str]) -> str | None:
@@ -157,7 +159,7 @@ def finished_status(folder: Path, overrides: list[str]) -> str | None:
     if status not in FINISHED:
         return None
     try:
-        before = OmegaConf.to_container(OmegaConf.load(folder / ".hydra" / "overrides.yaml"))
+        before = read_saved_config(folder / ".hydra" / "overrides.yaml")
     except Exception:
         return None
     return status if sorted(map(str, before)) == sorted(overrides) else None

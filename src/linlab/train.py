@@ -37,6 +37,7 @@ from linlab.progress import interrupted_message
 from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
+from linlab.stacking.event_writer import one_writer_thread
 from linlab.stacking.members import PerMemberCallbacks
 from linlab.stacking.models import stack_modules
 from linlab.stacking.threads import threads_for_group
@@ -90,6 +91,7 @@ def build_trainer(
     extra: dict[str, Any] = {}
     callbacks = member_callbacks[0]
     if len(cfgs) > 1:
+        one_writer_thread(logger for member in member_loggers for logger in member)
         module.member_loggers = member_loggers
         callbacks = [PerMemberCallbacks(member_callbacks, module, datamodules, run_dirs)]
         extra["enable_checkpointing"] = False  # the members' own checkpoint callbacks save

@@ -62,9 +62,9 @@ class StackedLauncher(Launcher):
         submitit: Any = None,
     ) -> None:
         from linlab.checks.launchers import check_executor
+        from linlab.stacking.executors import executor_of
 
-        if executor == "local" and n_jobs != 1:
-            executor = "joblib"
+        executor = executor_of(executor, n_jobs)
         check_executor(executor)
         self.max_members, self.executor = max_members, executor
         self.settings = {"n_jobs": n_jobs, "address": address, "submitit": submitit}

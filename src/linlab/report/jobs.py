@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import ListConfig, OmegaConf
 
 from linlab.checks.run_folder import lock_holder
 from linlab.report import value as values
-from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any
+from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any, read_saved_config
 from linlab.sweeps.hparams import param_distance
 
 AXIS_KEYS = ("optimizer.lr", "data.batch_size")
@@ -170,8 +169,8 @@ def _overrides(folder: Path) -> dict[str, Any] | None:
     path = folder / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return None
-    listed = OmegaConf.load(path)
-    if not isinstance(listed, ListConfig):
+    listed = read_saved_config(path)
+    if not isinstance(listed, list):
         raise ValueError("not a list of overrides")
     overrides = OverridesParser.create().parse_overrides([str(o) for o in listed])
     return {o.key_or_group: o.value() for o in overrides}

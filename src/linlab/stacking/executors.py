@@ -29,6 +29,12 @@ GroupRunner = Callable[[Sequence[DictConfig]], list[JobReturn]]
 WorkerRunner = Callable[..., list[JobReturn]]
 
 
+def executor_of(executor: str, n_jobs: int | None) -> str:
+    """The executor a stacked sweep uses: ``n_jobs`` other than 1 with ``local`` (the
+    setting's older form) means ``joblib``."""
+    return "joblib" if executor == "local" and n_jobs not in (None, 1) else executor
+
+
 def lost(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]:
     """A group whose worker failed: each member's ``results.json`` says ``failed`` (unless an
     earlier launch finished it), as a group whose training raised, so the sweep goes on and a

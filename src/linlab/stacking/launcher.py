@@ -16,7 +16,6 @@ on a SLURM cluster or on Ray (``hydra.launcher.executor``, ``linlab.stacking.exe
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,6 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import (
     JobReturn,
     JobStatus,
-    _save_config,
     configure_log,
     env_override,
     run_job,
@@ -37,6 +35,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab.results import save_config
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
@@ -171,12 +170,12 @@ def start_job(cfg: DictConfig, task_function: TaskFunction, hydra_context: Hydra
     run_dir = Path(cfg.hydra.runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-    hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+    hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)
-        _save_config(task_cfg, "config.yaml", hydra_output)
-        _save_config(hydra_cfg, "hydra.yaml", hydra_output)
-        _save_config(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        save_config(task_cfg, "config.yaml", hydra_output)
+        save_config(hydra_cfg, "hydra.yaml", hydra_output)
+        save_config(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()
     job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg

@@ -49,7 +49,7 @@ from torch.utils.tensorboard import SummaryWriter
 from linlab import tags
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
-from linlab.results import read_results_if_any
+from linlab.results import read_results_if_any, read_saved_config
 from linlab.unwritten import not_written
 
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
@@ -286,10 +286,12 @@ def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    cfg = OmegaConf.load(hydra_dir / "config.yaml") if (hydra_dir / "config.yaml").is_file() else {}
-    hydra = OmegaConf.load(hydra_dir / "hydra.yaml") if (hydra_dir / "hydra.yaml").is_file() else {}
-    choices = OmegaConf.select(hydra, "hydra.runtime.choices", default={}) or {}
-    task = OmegaConf.select(hydra, "hydra.overrides.task", default=[]) or []
+    saved = hydra_dir / "config.yaml"
+    cfg = OmegaConf.create(read_saved_config(saved)) if saved.is_file() else {}
+    saved = hydra_dir / "hydra.yaml"
+    hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}  # a dict
+    choices = (hydra.get("runtime") or {}).get("choices") or {}
+    task = (hydra.get("overrides") or {}).get("task") or []
     results = read_results_if_any(folder)
     value = chosen.configured(cfg)
     hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))

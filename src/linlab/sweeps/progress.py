@@ -37,6 +37,7 @@ from linlab.report import value as chosen
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
+from linlab.stacking.executors import executor_of
 from linlab.sweeps.live_line import LiveSweepLine
 
 FINISHED = ("ok", "diverged", "pruned")  # what a rerun of the sweep does not train again
@@ -157,11 +158,16 @@ def finished_before(run_dir: Path) -> int:
 
 
 def header_line(config: DictConfig, total: int | None) -> str:
-    """``sweep <folder>: N jobs, launcher joblib (n_jobs=2)``."""
+    """``sweep <folder>: N jobs, launcher joblib (n_jobs=2)``; the stacked launcher's
+    executor: ``launcher stacked (executor ray)``, ``(executor joblib, n_jobs=2)``."""
     launcher = config.hydra.runtime.choices.get("hydra/launcher") or "basic"
     n_jobs = config.hydra.launcher.get("n_jobs")
-    workers = f" (n_jobs={n_jobs})" if n_jobs is not None else ""
-    return f"sweep {config.hydra.sweep.dir}: {total or '?'} jobs, launcher {launcher}{workers}"
+    workers = [f"n_jobs={n_jobs}"] if n_jobs is not None else []
+    if (executor := config.hydra.launcher.get("executor")) is not None:
+        executor = executor_of(executor, n_jobs)
+        workers = [f"executor {executor}", *(workers if executor == "joblib" else [])]
+    where = f" ({', '.join(workers)})" if workers else ""
+    return f"sweep {config.hydra.sweep.dir}: {total or '?'} jobs, launcher {launcher}{where}"
 
 
 def status_text(results: dict[str, Any]) -> str:
