@@ -103,6 +103,8 @@ def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
     ``train.log`` and the TensorBoard events hold every epoch's loss."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from linlab import tags
+
     args = ["data.n_samples=80", "trainer.max_epochs=3", "callbacks=none"]
     proc = subprocess.run(
         [sys.executable, "-c", CONSOLE_SCRIPT, *args],
@@ -123,4 +125,4 @@ def test_a_single_run_says_what_it_trains_and_where_first(tmp_path):
     assert (folder / "train.log").read_text().splitlines()[-len(rest) :] == rest
     events = EventAccumulator(str(folder))
     events.Reload()
-    assert len(events.Scalars("val/loss")) == 3, "one value per epoch"
+    assert len(events.Scalars(tags.VAL_LOSS)) == 3, "one value per epoch"

@@ -20,6 +20,16 @@ GRID_SWEEPERS = (
     "hydra_plugins.linlab_sweeps.grid_sweeper.GridSweeper",
 )
 
+# hydra/launcher=stacked's hydra.launcher.executor -> the package it needs (None: none)
+EXECUTORS = {"local": None, "joblib": "joblib", "submitit": "submitit", "ray": "ray"}
+
+
+def executor_of(executor: str, n_jobs: int | None) -> str:
+    """The executor a stacked sweep uses: ``n_jobs`` other than 1 with ``local`` (the
+    setting's older form) means ``joblib``."""
+    return "joblib" if executor == "local" and n_jobs not in (None, 1) else executor
+
+
 # Lightning precision -> the dtype the parameters and data train in (mixed precision keeps fp32)
 PRECISION_DTYPES = {"64-true": "float64", "64": "float64", "bf16-true": "bfloat16"}
 PRECISION_DTYPES["16-true"] = "float16"

@@ -62,7 +62,7 @@ class StackedLauncher(Launcher):
         submitit: Any = None,
     ) -> None:
         from linlab.checks.launchers import check_executor
-        from linlab.stacking.executors import executor_of
+        from linlab.choices import executor_of
 
         executor = executor_of(executor, n_jobs)
         check_executor(executor)

@@ -16,6 +16,7 @@ import importlib.util
 import shutil
 from collections.abc import Sequence
 
+from linlab.choices import EXECUTORS
 from linlab.errors import ConfigError
 
 PLUGINS = {
@@ -26,7 +27,6 @@ PLUGINS = {
     "slurm_local": "hydra_plugins.hydra_submitit_launcher",
 }
 INSTALL = 'pip install -e ".[launchers]"'
-EXECUTORS = {"local": None, "joblib": "joblib", "submitit": "submitit", "ray": "ray"}
 CLUSTERS = ("slurm", "local")
 EXECUTOR_INSTALL = {"submitit": INSTALL, "ray": 'pip install -e ".[ray]"'}
 

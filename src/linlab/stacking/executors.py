@@ -24,15 +24,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
-EXECUTORS = ("local", "joblib", "submitit", "ray")
 GroupRunner = Callable[[Sequence[DictConfig]], list[JobReturn]]
 WorkerRunner = Callable[..., list[JobReturn]]
-
-
-def executor_of(executor: str, n_jobs: int | None) -> str:
-    """The executor a stacked sweep uses: ``n_jobs`` other than 1 with ``local`` (the
-    setting's older form) means ``joblib``."""
-    return "joblib" if executor == "local" and n_jobs not in (None, 1) else executor
 
 
 def lost(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]:

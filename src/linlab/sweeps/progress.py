@@ -32,12 +32,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from linlab.choices import GRID_SWEEPERS
+from linlab.choices import GRID_SWEEPERS, executor_of
 from linlab.report import value as chosen
 from linlab.report.jobs import best_line, load_jobs, status_counts
 from linlab.results import RESULTS_FILE, read_results_if_any
 from linlab.search.settings import is_search
-from linlab.stacking.executors import executor_of
 from linlab.sweeps.live_line import LiveSweepLine
 
 FINISHED = ("ok", "diverged", "pruned")  # what a rerun of the sweep does not train again
