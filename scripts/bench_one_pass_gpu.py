@@ -22,6 +22,7 @@ import time
 import torch
 import triton
 import triton.language as tl
+from bench_precision import copy_bandwidth
 
 
 @triton.jit
@@ -97,20 +98,6 @@ class OnePassStep:
             self.graph.replay() if self.graph is not None else self()
 
 
-def copy_bandwidth(gib: int = 2) -> float:
-    """Bytes per second a large device copy moves (read + write), best of five."""
-    src = torch.empty(gib * 2**30, dtype=torch.uint8, device="cuda")
-    dst = torch.empty_like(src)
-    best = float("inf")
-    for _ in range(5):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        dst.copy_(src)
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * src.numel() / best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
@@ -122,7 +109,7 @@ def main() -> None:
     x = torch.randn(args.n, args.d, device="cuda", generator=gen)
     y = x @ torch.randn(args.d, device="cuda", generator=gen)
     y += 0.1 * torch.randn(args.n, device="cuda", generator=gen)
-    bound = args.n * args.d * 4 / copy_bandwidth()
+    bound = args.n * args.d * 4 / copy_bandwidth("cuda")
     versions = f"torch {torch.__version__}, triton {triton.__version__}"
     print(f"# {torch.cuda.get_device_name()}, {versions}")
     print(f"# n={args.n} d={args.d} batch={args.batch_size}; reading the data once: {bound:.4f} s")

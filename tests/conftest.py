@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from linlab.train import config_dir, quiet_lightning, train
+from linlab.train import config_dir, quiet_lightning, train, train_group
 
 REPO = Path(__file__).resolve().parents[1]
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -54,6 +54,16 @@ def train_run(overrides: list[str], run_dir: Path) -> dict:
     results = train(compose_config(overrides, run_dir), run_dir)
     assert json.loads((run_dir / "results.json").read_text())["status"] == results["status"]
     return results
+
+
+def train_group_run(members: list[list[str]], parent: Path) -> tuple[list[dict], list[Path]]:
+    """Train these runs as one stacked group in this process, each in ``parent/member<k>``;
+    their results and folders."""
+    dirs = [parent / f"member{k}" for k in range(len(members))]
+    cfgs = [compose_config(m, d) for m, d in zip(members, dirs, strict=True)]
+    for d in dirs:
+        d.mkdir()
+    return train_group(cfgs, dirs), dirs
 
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, check: bool = True):

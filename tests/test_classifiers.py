@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 import torch
-from conftest import compose_config
+from conftest import train_group_run
 from test_performance import scalars
 
 from linlab import tags
@@ -20,7 +20,7 @@ from linlab.data.synthetic import gaussian_mixture, separable
 from linlab.losses import CrossEntropyLoss, HingeLoss, LogisticLoss, SquaredHingeLoss
 from linlab.margins import max_margin
 from linlab.models import SoftmaxRegression
-from linlab.train import config_dir, train_group
+from linlab.train import config_dir
 
 BINARY = [LogisticLoss, HingeLoss, SquaredHingeLoss]
 LOGISTIC = ["data=gaussian_mixture", "model=logistic", "loss=logistic"]
@@ -116,11 +116,7 @@ def test_classifier_members_stack_and_equal_their_runs_alone(tmp_path, train_in,
     its separate run, metrics included."""
     base = [*setup, "data.n_samples=150", "trainer.max_epochs=2", "callbacks.figures.enabled=false"]
     members = [[*base, "optimizer.lr=0.3", "seed=0"], [*base, "optimizer.lr=0.05", "seed=1"]]
-    dirs = [tmp_path / f"member{k}" for k in range(len(members))]
-    cfgs = [compose_config(m, d) for m, d in zip(members, dirs, strict=True)]
-    for d in dirs:
-        d.mkdir()
-    stacked = train_group(cfgs, dirs)
+    stacked, dirs = train_group_run(members, tmp_path)
     for k, overrides in enumerate(members):
         alone = train_in(overrides, name=f"alone{k}")
         assert stacked[k]["stacked_members"] == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, compose_config
+from conftest import REPO, compose_config, train_group_run
 from omegaconf import OmegaConf
 from sweeps import SRC, hparams_sessions
 from test_performance import PLAIN_RUN, plain_minibatch_sgd, scalars
@@ -285,19 +285,13 @@ def test_cached_composition_equals_hydras_for_every_job():
 def test_adam_members_with_a_scheduler_follow_their_separate_runs(tmp_path, train_in, optimizer):
     """Per-member betas, weight decay and learning rates in param groups, one cosine schedule
     stepping every group from its own base lr: each member equals its run alone."""
-    from linlab.train import train_group
-
     tiny = ["data.n_samples=200", "trainer.max_epochs=3", "callbacks=none", "logger=none"]
     base = [f"optimizer={optimizer}", "scheduler=cosine", *tiny]
     members = [
         [*base, "optimizer.lr=0.05", "optimizer.betas=[0.8,0.99]", "seed=0"],
         [*base, "optimizer.lr=0.01", "optimizer.weight_decay=0.1", "seed=1"],
     ]
-    dirs = [tmp_path / f"member{k}" for k in range(len(members))]
-    cfgs = [compose_config(m, d) for m, d in zip(members, dirs, strict=True)]
-    for d in dirs:
-        d.mkdir()
-    stacked = train_group(cfgs, dirs)
+    stacked, _ = train_group_run(members, tmp_path)
     for k, overrides in enumerate(members):
         alone = train_in(overrides, name=f"alone{k}")
         assert stacked[k]["stacked_members"] == 2
