@@ -327,3 +327,58 @@ def test_a_bad_group_size_is_refused_before_anything_runs(value):
     argv = ["-m", "hydra/launcher=stacked", f"hydra.launcher.max_members={value}", "seed=0,1"]
     message = problem(argv, config_dir())
     assert message is not None and f"hydra.launcher.max_members={value} is not allowed" in message
+
+
+def test_a_shared_hydra_node_reads_as_hydras_own_copy(tmp_path):
+    """``make_current`` (no copy of the ``hydra`` node) stores what ``set_config`` stores:
+    the same YAML, ``HydraConfig.get()`` and ``${hydra:...}`` answers, the node read-only."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from linlab.sweeps.current_job import make_current
+
+    cfgs = []
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        for _ in range(2):
+            cfg = compose("train", ["optimizer=adam", "seed=2"], return_hydra_config=True)
+            with open_dict(cfg):
+                cfg.hydra.runtime.output_dir = str(tmp_path)
+                cfg.hydra.job.num = 7
+            cfgs.append(cfg)
+    HydraConfig.instance().set_config(cfgs[0])
+    copied = HydraConfig.instance().cfg
+    dirpath = OmegaConf.select(cfgs[0], "callbacks.last_checkpoint.dirpath")
+    shared = make_current(cfgs[1])
+    assert HydraConfig.instance().cfg is shared
+    assert OmegaConf.to_yaml(shared) == OmegaConf.to_yaml(copied)
+    assert HydraConfig.get().runtime.choices.optimizer == "adam"
+    assert OmegaConf.select(cfgs[1], "callbacks.last_checkpoint.dirpath") == dirpath
+    assert dirpath == f"{tmp_path}/checkpoints"
+    assert shared.hydra is cfgs[1].hydra and OmegaConf.is_readonly(cfgs[1].hydra)
+    assert shared.hydra._get_parent() is cfgs[1]
+
+
+@pytest.mark.parametrize("lr", ["0.25", "${callbacks.figures.resolution}"])
+def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tmp_path, lr):
+    """The summary reads only the config nodes it needs unless one interpolates: the HParams
+    equal those of ``OmegaConf.load`` of the whole saved config."""
+    from hydra import compose, initialize_config_dir
+
+    from linlab.results import save_config
+    from linlab.sweeps.hparams import _job_session, hparams_from
+
+    task = [f"optimizer.lr={lr}", "data.noise=0.5", "report.value=train_loss"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", task, return_hydra_config=True)
+    hydra_dir = tmp_path / ".hydra"
+    save_config(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), "config.yaml", hydra_dir
+    )
+    save_config(OmegaConf.masked_copy(cfg, "hydra"), "hydra.yaml", hydra_dir)
+    whole = OmegaConf.load(hydra_dir / "config.yaml")
+    choices = dict(cfg.hydra.runtime.choices)
+    expected = hparams_from(whole, choices, task, "running")
+    hparams, _ = _job_session(tmp_path)
+    assert hparams == expected
+    assert hparams["optimizer.lr"] == (0.25 if lr == "0.25" else 41.0)

@@ -22,7 +22,6 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
@@ -38,6 +37,7 @@ from linlab.checks.validation import validate
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
 from linlab.sweeps.compose import JobComposer
+from linlab.sweeps.current_job import make_current
 
 EXIT_CONFIG_ERROR = 2
 Announce = Callable[..., None]  # (values: dict, folder: Path | None)
@@ -280,5 +280,5 @@ def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
     with open_dict(cfg):
         cfg.hydra.runtime.output_dir = str(folder)
         cfg.hydra.mode = mode
-    HydraConfig.instance().set_config(cfg)
+    make_current(cfg)
     return cfg

@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
@@ -34,11 +33,12 @@ def lost(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]
     rerun trains them again."""
     from linlab import faults
     from linlab.folders import finished_before
+    from linlab.sweeps.current_job import make_current
     from linlab.train import hyperparameters
 
     returns = []
     for cfg in configs:
-        HydraConfig.instance().set_config(cfg)
+        make_current(cfg)
         task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
         run_dir = Path(cfg.hydra.runtime.output_dir)
         if finished_before(run_dir) is None:

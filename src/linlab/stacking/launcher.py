@@ -39,6 +39,7 @@ from linlab.results import save_config
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
+from linlab.sweeps.current_job import make_current
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +136,10 @@ def run_group(
 
 def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
     """``as_member(k)``: make job k's Hydra config current (``HydraConfig.get()``,
-    ``${hydra:...}``), each masked copy made once rather than at every switch."""
+    ``${hydra:...}``); each member's view made once, its ``hydra`` node shared, not copied
+    (``linlab.sweeps.current_job``)."""
     instance = HydraConfig.instance()
-    snapshots = []
-    for cfg in configs:
-        instance.set_config(cfg)
-        snapshots.append(instance.cfg)
+    snapshots = [make_current(cfg) for cfg in configs]
 
     def as_member(k: int) -> None:
         instance.cfg = snapshots[k]

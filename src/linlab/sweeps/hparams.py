@@ -286,16 +286,39 @@ def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    saved = hydra_dir / "config.yaml"
-    cfg = OmegaConf.create(read_saved_config(saved)) if saved.is_file() else {}
     saved = hydra_dir / "hydra.yaml"
     hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}  # a dict
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     task = (hydra.get("overrides") or {}).get("task") or []
+    saved = hydra_dir / "config.yaml"
+    keys = (*CONFIG_KEYS, *overridden_keys(task), chosen.KEY)
+    cfg = OmegaConf.create(_read_keys(saved, keys)) if saved.is_file() else {}
     results = read_results_if_any(folder)
     value = chosen.configured(cfg)
     hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))
     return hparams, final_metrics(results, value)
+
+
+def _read_keys(saved: Path, keys: Iterable[str]) -> dict[str, Any]:
+    """The saved config's top-level nodes that ``keys`` select in, where none of them
+    interpolates (so they resolve alone as in the whole config); else the whole config.
+    A job's config is large and ``OmegaConf.create`` of it costs ~8 ms: a sweep's summary
+    pays it per job."""
+    plain = read_saved_config(saved)
+    if not isinstance(plain, dict):
+        return plain
+    nodes = {top: plain[top] for top in {key.split(".")[0] for key in keys} if top in plain}
+    return plain if _interpolates(nodes) else nodes
+
+
+def _interpolates(value: Any) -> bool:
+    if isinstance(value, str):
+        return "${" in value
+    if isinstance(value, dict):
+        return any(_interpolates(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_interpolates(v) for v in value)
+    return False
 
 
 def _hparam_info(name: str, values: list[Scalar]) -> api_pb2.HParamInfo:
