@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from linlab import schema
 from linlab.checks import signatures
 from linlab.checks.targets import locate
 from linlab.choices import FLOAT_MAX, PRECISION_DTYPES
@@ -137,7 +138,7 @@ SAMPLES = [1, -3, 2**70, 1.5, "text", True, None, [1, 2], {"a": 1}]
 def test_signature_read_from_source_is_the_imported_one(target):
     """Same keys, kinds and verdict on every sample value as ``inspect`` on the imported
     class; where the source cannot say, None (then the imported signature is used)."""
-    imported = signatures.from_object(locate("x", target))
+    imported = schema.from_object(locate("x", target))
     read = signatures.from_source({"_target_": target})
     if read is None:
         return

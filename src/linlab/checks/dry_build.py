@@ -13,7 +13,7 @@ fails on the model's output but not on one prediction per sample blames ``model.
 
 The groups that need only torch (model, loss, optimiser, scheduler) are built first, so a
 refusal there comes before Lightning is imported; a node whose target is not linlab's has
-its keys checked against the imported signature (``signatures.from_object``) just before.
+its keys checked against the imported signature (``schema.from_object``) just before.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from linlab import schema
 from linlab.checks import signatures
 from linlab.checks.composed import target_nodes
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, is_integer, show
@@ -204,7 +205,7 @@ def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
 def _check_imported_signature(path: str, node: dict) -> None:
     """The keys of a node whose target is not linlab's (read from source before)."""
     if signatures.from_source(node) is None:
-        params = signatures.from_object(locate(path, node["_target_"]))
+        params = schema.from_object(locate(path, node["_target_"]))
         signatures.check_node(path, node, params)
 
 
