@@ -341,10 +341,9 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
     """DDP presets: each minibatch splits into one equal shard per process (``linlab.ddp``)."""
     strategy = trainer.get("strategy")
     target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
-    devices = trainer.get("devices")
-    if "ddp" not in target.lower() or not is_integer(devices) or devices < 2:
+    ranks = processes(trainer)
+    if "ddp" not in target.lower() or ranks < 2:
         return
-    ranks = devices * trainer.get("num_nodes", 1)
     n = data.get("n_samples") if data.get("generator") != "fixed" else len(data.get("y", []))
     if data.get("streaming") or not is_integer(n):
         return
@@ -353,9 +352,18 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
         check_equal_shards(n_train, data.get("batch_size"), data.get("drop_last", False), ranks)
     except ValueError as error:
         raise ConfigError(
-            f"{error} (trainer.devices={devices} processes; allowed: data.batch_size a "
-            f"multiple of {ranks})"
+            f"{error} (trainer.devices={trainer.get('devices')} processes; allowed: "
+            f"data.batch_size a multiple of {ranks})"
         ) from None
+
+
+def processes(trainer: dict[str, Any]) -> int:
+    """How many processes the trainer asks for where the config says (1 where it does not)."""
+    devices = trainer.get("devices", "auto")
+    count = len(devices) if isinstance(devices, list) else devices
+    count = count if is_integer(count) and count >= 1 else 1
+    nodes = trainer.get("num_nodes", 1)
+    return count * (nodes if is_integer(nodes) and nodes >= 1 else 1)
 
 
 def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:
