@@ -21,6 +21,7 @@ import linlab
 from linlab.checks.preflight import problem
 from linlab.train import config_dir
 
+SHARED = "trials of the search would share that folder"
 # (overrides, fragments the one-line refusal must contain: the key, and what is allowed)
 REFUSED = [
     # values inside lists
@@ -108,6 +109,12 @@ REFUSED = [
     (["-m", "hydra.sweep.subdir=x", "seed=1,2"], ["subdir='x'", "jobs 0 and 1 would share"]),
     (["-m", "hydra.sweep.subdir=.", "seed=1"], ["subdir='.'", "inside hydra.sweep.dir"]),
     (["-m", "hydra.sweep.subdir=../j${hydra.job.num}", "seed=1"], ["subdir='../j0'", "inside"]),
+    # a search's trials differ by their number only: values may repeat
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], ["subdir='same'", SHARED]),
+    (
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=${hydra.job.override_dirname}"],
+        ["subdir='hparams_search=lr_batch_tpe'", SHARED],
+    ),
     # Lightning's script launcher would re-run the whole sweep in every process
     (
         ["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"],
@@ -242,6 +249,7 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["-m", "trainer.strategy=ddp", "trainer.devices=1", "seed=1,2"],
         ["hydra.run.dir=./here"],
         ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra:job.num}"],
         ["+callbacks.x._target_=builtins.dict"],
     ],
     ids=" ".join,
@@ -261,6 +269,7 @@ CLI_REFUSED = [
     (["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"], "multirun"),
     (["hydra.run.dir="], "hydra.run.dir=''"),
     (["-m", "hydra.sweep.subdir=", "seed=1,2"], "hydra.sweep.subdir=''"),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], "subdir='same'"),
     (["model._target_=torch.nn.Identity"], "model._target_=torch.nn.Identity"),
     (
         [

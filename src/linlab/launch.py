@@ -4,11 +4,11 @@ A call is the command line ``linlab-train [-m] <overrides>``: the same checks
 (``linlab.checks.preflight``), the same Hydra composition and callbacks (folder locks,
 ``sweep.json``, the sweep's console), the same task (``linlab.train.task``) and so the same
 run folders and ``results.json``. A single run is the config the checks composed, run as
-``Hydra.run`` runs it (``linlab.cli.run_composed``, composed once, as the CLI's); a sweep is
-Hydra's own ``Hydra.multirun``, so it goes through the configured sweeper (grid, Optuna) and launcher (basic, stacked, joblib,
-submitit) exactly as ``-m`` does; ``hydra.main`` cannot be used, since it reads ``sys.argv``
-and ends the process. Each call starts from a clean Hydra (``GlobalHydra``) and gives the
-logging set-up back as it found it.
+``Hydra.run`` runs it (``linlab.cli.run_composed``: composed once, as the CLI's); a sweep is
+Hydra's own ``Hydra.multirun``, so it goes through the configured sweeper (grid, Optuna) and
+launcher (basic, stacked, joblib, submitit) exactly as ``-m`` does. ``hydra.main`` cannot be
+used, since it reads ``sys.argv`` and ends the process. Each call starts from a clean Hydra
+(``GlobalHydra``) and gives the logging set-up back as it found it.
 
 Keyword settings are overrides with ``__`` for the dot: ``optimizer__lr=0.1`` is
 ``optimizer.lr=0.1``, ``data="line_1d"`` picks a group's option, ``outdir=`` is the run
