@@ -5,7 +5,8 @@ schema cannot drift from the code and a user's own class gets the same check
 (``linlab.checks.signatures``). A target of linlab's own is read from its source file
 (``ast``), without importing it and with it torch or Lightning, so that check runs with the
 value rules, in the time Hydra takes to compose. Any other target is read from the imported
-object, when the dry build imports it anyway.
+object, when the dry build imports it anyway. :func:`accepts` says whether a config value
+fits a type hint, :func:`describe` names what does.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import builtins
 import collections.abc
 import functools
 import inspect
+import os
+import types
 import typing
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Any, Literal, Union
 
 Parameters = dict[str, inspect.Parameter]
 PACKAGE = Path(__file__).resolve().parent  # src/linlab, read as source
@@ -132,3 +135,61 @@ def _annotation(written: ast.expr | None) -> Any:
         return eval(ast.unparse(written), {"__builtins__": {}}, _Names(_KNOWN))
     except Exception:
         return inspect.Parameter.empty
+
+
+_UNIONS = (Union, types.UnionType)
+
+
+def accepts(hint: Any, value: Any) -> bool | None:
+    """Whether ``value`` fits ``hint``; None where a config value cannot be judged by type."""
+    origin = typing.get_origin(hint)
+    if origin in _UNIONS:
+        verdicts = [accepts(member, value) for member in typing.get_args(hint)]
+        return True if True in verdicts else (None if None in verdicts else False)
+    if origin is Literal:
+        return any(value == v and type(value) is type(v) for v in typing.get_args(hint))
+    if hint is type(None) or hint is None:
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if isinstance(hint, UnknownType) or hint is Any:
+        return None
+    if inspect.isclass(hint) and origin is None and _is_scalar(value):
+        if issubclass(hint, (PurePath, os.PathLike)):
+            return isinstance(value, str)
+        return isinstance(value, hint)
+    return None
+
+
+def describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in _UNIONS:
+        members = typing.get_args(hint)
+        choices = [
+            v for m in members if typing.get_origin(m) is Literal for v in typing.get_args(m)
+        ]
+        parts = [describe(m) for m in members if typing.get_origin(m) is not Literal]
+        if choices:
+            parts.insert(0, "one of " + ", ".join(dict.fromkeys(map(str, choices))))
+        return " or ".join(dict.fromkeys(parts))
+    if origin is Literal:
+        return "one of " + ", ".join(str(v) for v in typing.get_args(hint))
+    names = {
+        type(None): "null",
+        bool: "true or false",
+        int: "an integer (64 bits)",
+        float: "a number",
+    }
+    if hint in names:
+        return names[hint]
+    return "a string" if hint is str else getattr(hint, "__name__", str(hint))
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
