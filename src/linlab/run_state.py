@@ -9,6 +9,8 @@ where a run in it goes on from.
   start, in the emptied folder (:func:`restarts_from_scratch`). ``interrupted.ckpt`` holds
   the parameters at a Ctrl-C, mid-epoch, for inspection: a resume from it would replay its
   epoch's first minibatches and so not be exact.
+- A checkpoint is read with ``torch.load(weights_only=True)`` only (:func:`load_checkpoint`):
+  one that needs unpickling could run code stored in it, and is refused.
 
 What a command may do with a folder in this state is checked before it runs
 (``linlab.checks.run_folder``).
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,6 +30,7 @@ from linlab.results import RESULTS_FILE, read_results_if_any
 
 LOCK_FILE = ".lock"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+SAVED_CONFIG = Path(".hydra") / "config.yaml"
 
 
 class FolderBusy(ConfigError):
@@ -75,6 +80,39 @@ def restarts_from_scratch(folder: Path, ckpt_path: Any, overwrite: bool) -> bool
     if ckpt_path not in (None, "last") or not unfinished(folder):
         return False
     return resume_from(folder, ckpt_path, single_run=True) is None
+
+
+def load_checkpoint(path: Path) -> Any:
+    """A checkpoint's tensors and plain values, read with ``torch.load(weights_only=True)``,
+    which runs no code; ``ValueError`` (one line) for a file that is no checkpoint or that only
+    unpickling could load."""
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch's pickle-protocol notice: the refusal says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(not_loadable(path, error)) from None
+
+
+def not_loadable(path: Path, error: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused ``path``, in one line that keeps its sense.
+
+    torch's message runs to many lines and says that ``weights_only=False`` would likely load
+    the file but could execute code; the line keeps torch's own reason and that warning.
+    """
+    text = " ".join(str(error).split())
+    if "weights_only" not in text:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return f"{path} is not a checkpoint ({type(error).__name__}: {first})"
+    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    reason = found.group(1).split(". ")[0].rstrip(".") if found else type(error).__name__
+    return (
+        f"{path} is not a checkpoint linlab loads: torch.load(weights_only=True) refused it "
+        f"({reason}); loading it without that guard could execute code stored in the file, "
+        "so linlab does not"
+    )
 
 
 def check_not_locked(folder: Path) -> None:

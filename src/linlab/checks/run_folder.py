@@ -18,8 +18,6 @@ run goes on from); here is what a command may do with it:
 
 from __future__ import annotations
 
-import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +31,15 @@ from linlab.errors import ConfigError
 from linlab.results import read_results_if_any
 from linlab.run_state import (
     LAST_CHECKPOINT,
+    SAVED_CONFIG,
     check_not_locked,
     holds_run,
     is_child_rank,
+    load_checkpoint,
     resume_from,
     unfinished,
 )
 
-SAVED_CONFIG = Path(".hydra") / "config.yaml"
 RESUMABLE_KEYS = (
     "ckpt_path",
     "overwrite",
@@ -112,36 +111,15 @@ def check_resume(cfg: DictConfig, folder: Path, path: Path, ckpt_path: str) -> N
             "run folder"
         )
     try:
-        with warnings.catch_warnings():  # torch's pickle-protocol notice: the refusal says it
-            warnings.simplefilter("ignore")
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ConfigError(f"ckpt_path={ckpt_path}: {not_loadable(path, error)}") from None
+        checkpoint = load_checkpoint(path)
+    except ValueError as error:
+        raise ConfigError(f"ckpt_path={ckpt_path}: {error}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ConfigError(f"ckpt_path={ckpt_path}: {path} is not a Lightning checkpoint")
     saved = checkpoint_run_folder(path) / SAVED_CONFIG
     if saved.is_file():
         check_same_config(cfg, saved, ckpt_path)
     check_parameter_shapes(cfg, checkpoint["state_dict"], ckpt_path)
-
-
-def not_loadable(path: Path, error: BaseException) -> str:
-    """Why ``torch.load(weights_only=True)`` refused ``path``, in one line that keeps its sense.
-
-    torch's message runs to many lines and says that ``weights_only=False`` would likely load
-    the file but could execute code; the line keeps torch's own reason and that warning.
-    """
-    text = " ".join(str(error).split())
-    if "weights_only" not in text:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return f"{path} is not a checkpoint ({type(error).__name__}: {first})"
-    found = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
-    reason = found.group(1).split(". ")[0].rstrip(".") if found else type(error).__name__
-    return (
-        f"{path} is not a checkpoint linlab loads: torch.load(weights_only=True) refused it "
-        f"({reason}); loading it without that guard could execute code stored in the file, "
-        "so linlab does not"
-    )
 
 
 def check_same_config(cfg: DictConfig, saved: Path, ckpt_path: str) -> None:
