@@ -74,7 +74,7 @@ def check(cfg: DictConfig) -> None:
         return
     checkpoint = resume_from(folder, ckpt_path, single_run=True)
     if checkpoint is not None:
-        check_resume(cfg, folder, checkpoint, "last" if ckpt_path is None else str(ckpt_path))
+        check_resume(cfg, checkpoint, "last" if ckpt_path is None else str(ckpt_path))
     if not overwrite:
         check_unused(folder, ckpt_path, checkpoint)
 
@@ -103,13 +103,9 @@ def checkpoint_run_folder(checkpoint: Path) -> Path:
     return checkpoint.resolve().parent.parent
 
 
-def check_resume(cfg: DictConfig, folder: Path, path: Path, ckpt_path: str) -> None:
-    """``path`` must be a Lightning checkpoint of this run's config and model."""
-    if not path.is_file():
-        raise ConfigError(
-            f"ckpt_path={ckpt_path}: no such file; allowed: a checkpoint file, or last in a "
-            "run folder"
-        )
+def check_resume(cfg: DictConfig, path: Path, ckpt_path: str) -> None:
+    """``path`` (a file: ``rules`` checked it) must be a Lightning checkpoint of this run's
+    config and model."""
     try:
         checkpoint = load_checkpoint(path)
     except ValueError as error:
