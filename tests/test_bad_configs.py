@@ -258,6 +258,28 @@ def test_documented_values_pass(overrides):
     assert problem(overrides, config_dir()) is None
 
 
+def test_a_run_and_a_sweep_do_not_share_a_folder(tmp_path):
+    """A single run into a sweep folder (its ``multirun.yaml``), a sweep into a run's folder:
+    refused before either is touched; a sweep goes on in its own folder."""
+    sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("hydra: {}\n")
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "results.json").write_text('{"status": "ok"}')
+    into_sweep = problem([f"hydra.run.dir={sweep_dir}"], config_dir())
+    assert into_sweep.startswith(f"hydra.run.dir={sweep_dir} holds a sweep"), into_sweep
+    into_run = problem(["-m", f"hydra.sweep.dir={run_dir}", "seed=1,2"], config_dir())
+    assert into_run.startswith(f"hydra.sweep.dir={run_dir} holds a single run"), into_run
+    assert problem(["-m", f"hydra.sweep.dir={sweep_dir}", "seed=1,2"], config_dir()) is None
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        ".hydra",
+        "multirun.yaml",
+        "results.json",
+        "run",
+        "sweep",
+    ]
+
+
 # One per family through the real CLI: (arguments, key the line names)
 CLI_REFUSED = [
     (["data=fixed", "data.x=[1,nan,3,4]"], "data.x="),

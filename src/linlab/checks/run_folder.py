@@ -40,6 +40,7 @@ from linlab.run_state import (
     unfinished,
 )
 
+SWEEP_CONFIG = "multirun.yaml"  # what Hydra's sweepers write first in a sweep folder
 RESUMABLE_KEYS = (
     "ckpt_path",
     "overwrite",
@@ -56,7 +57,19 @@ def check(cfg: DictConfig) -> None:
     if folder is None or is_child_rank():
         return
     check_not_locked(folder)
-    if OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN:
+    sweep = OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
+    holds_sweep = (folder / SWEEP_CONFIG).exists()
+    if sweep and holds_run(folder) and not holds_sweep:
+        raise ConfigError(
+            f"hydra.sweep.dir={folder} holds a single run, whose files the sweep would mix "
+            "with its own; allowed: another hydra.sweep.dir"
+        )
+    if not sweep and holds_sweep:
+        raise ConfigError(
+            f"hydra.run.dir={folder} holds a sweep ({SWEEP_CONFIG}), whose files the run would "
+            "mix with its own; allowed: another hydra.run.dir"
+        )
+    if sweep:
         return  # the sweep folder: finished jobs are skipped (linlab.folders)
     ckpt_path = cfg.get("ckpt_path")
     overwrite = bool(cfg.get("overwrite"))

@@ -93,6 +93,5 @@ def _check_trial_folders(master: DictConfig) -> None:
             f"hydra.sweep.subdir={names[0]!r} is not allowed: trials of the search would share "
             "that folder (it does not change with the trial's number, hydra.job.num, and trials "
             "may draw the same values); allowed: a folder per job inside hydra.sweep.dir (the "
-            "default, or e.g. "
-            "job${hydra.job.num})"
+            "default, or e.g. job${hydra.job.num})"
         )
