@@ -109,6 +109,8 @@ REFUSED = [
     (["-m", "hydra.sweep.subdir=x", "seed=1,2"], ["subdir='x'", "jobs 0 and 1 would share"]),
     (["-m", "hydra.sweep.subdir=.", "seed=1"], ["subdir='.'", "inside hydra.sweep.dir"]),
     (["-m", "hydra.sweep.subdir=../j${hydra.job.num}", "seed=1"], ["subdir='../j0'", "inside"]),
+    (["hydra.output_subdir=../cfg"], ["hydra.output_subdir='../cfg'", "inside", ".hydra"]),
+    (["-m", "seed=1,2", "hydra.output_subdir=/tmp/cfg"], ["hydra.output_subdir='/tmp/cfg'"]),
     # a search's trials differ by their number only: values may repeat
     (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], ["subdir='same'", SHARED]),
     (
@@ -250,6 +252,7 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["hydra.run.dir=./here"],
         ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
         ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra:job.num}"],
+        ["-m", "seed=1,2", "hydra.output_subdir=saved"],
         ["+callbacks.x._target_=builtins.dict"],
     ],
     ids=" ".join,

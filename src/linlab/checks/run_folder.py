@@ -18,6 +18,7 @@ run goes on from); here is what a command may do with it:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,13 @@ def check(cfg: DictConfig) -> None:
     if folder is None or is_child_rank():
         return
     check_not_locked(folder)
+    saved = OmegaConf.select(cfg, "hydra.output_subdir", default=None)
+    if saved is not None and (os.path.isabs(saved) or os.path.normpath(saved).startswith("..")):
+        raise ConfigError(
+            f"hydra.output_subdir={saved!r} is not allowed: not a folder inside the job's "
+            "folder, so each job's saved config would land where another's replaces it; "
+            "allowed: a folder inside it (the default .hydra), or null"
+        )
     sweep = OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
     holds_sweep = (folder / SWEEP_CONFIG).exists()
     if sweep and holds_run(folder) and not holds_sweep:
