@@ -31,7 +31,7 @@ _CUDA_NAMES = ("gpu", "cuda")
 _FP16 = ("16-mixed", "16", 16, "16-true")
 
 
-FIX = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
+FIX = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"  # ends each folder refusal
 # a run's config, log, events, checkpoint, figures and results.json: a few hundred KiB
 MIN_FREE_BYTES = 1024 * 1024
 DATA_COPIES = 3  # generated in float64, converted to the training dtype, split by index
@@ -139,11 +139,11 @@ def check_writable(folder: Path) -> None:
     existing = folder.absolute()
     while not existing.exists():
         existing = existing.parent
-    kind = file_system_type(existing)
     if not existing.is_dir():
         raise ConfigError(
             f"output folder {folder} cannot be made: {existing} is a file, not a folder {FIX}"
         )
+    kind = file_system_type(existing)
     if kind in PSEUDO_FILE_SYSTEMS:
         raise ConfigError(
             f"output folder {folder} cannot be made: {existing} is on the {kind} pseudo file "
