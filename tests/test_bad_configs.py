@@ -113,6 +113,8 @@ REFUSED = [
     (["-m", "seed=1,2", "hydra.output_subdir=/tmp/cfg"], ["hydra.output_subdir='/tmp/cfg'"]),
     # a search's trials differ by their number only: values may repeat
     (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], ["subdir='same'", SHARED]),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=.."], ["subdir='..'", "inside"]),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir="], ["subdir=''", "folder path"]),
     (
         ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=${hydra.job.override_dirname}"],
         ["subdir='hparams_search=lr_batch_tpe'", SHARED],

@@ -12,6 +12,7 @@ in one line.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 
 from hydra.core.hydra_config import HydraConfig
@@ -88,10 +89,13 @@ def _check_trial_folders(master: DictConfig) -> None:
             )
         except OmegaConfBaseException:
             return  # said as a job's folder is checked
-    if names[0] == names[1]:
-        raise ConfigError(
-            f"hydra.sweep.subdir={names[0]!r} is not allowed: trials of the search would share "
-            "that folder (it does not change with the trial's number, hydra.job.num, and trials "
-            "may draw the same values); allowed: a folder per job inside hydra.sweep.dir (the "
-            "default, or e.g. job${hydra.job.num})"
-        )
+    name = str(names[0])
+    top = os.path.normpath(name).split(os.sep)[0] if name.strip() else ""
+    if names[0] != names[1] or top in ("", ".", "..") or os.path.isabs(name):
+        return  # no folder inside the sweep folder: preflight says so, for every job
+    raise ConfigError(
+        f"hydra.sweep.subdir={names[0]!r} is not allowed: trials of the search would share "
+        "that folder (it does not change with the trial's number, hydra.job.num, and trials "
+        "may draw the same values); allowed: a folder per job inside hydra.sweep.dir (the "
+        "default, or e.g. job${hydra.job.num})"
+    )
