@@ -108,7 +108,7 @@ def test_no_import_cycles():
 # src/linlab/checks/ was 2,277 lines (issue 25); what is not a check moved out (run_state, schema,
 # machine) and duplicates merged. A new rule shortens or replaces an old one, or this is raised
 # on purpose.
-CHECKS_MAX_LINES = 1970
+CHECKS_MAX_LINES = 1974
 BELOW_THE_CHECKS = ("linlab.run_state", "linlab.schema", "linlab.machine", "linlab.choices")
 
 
