@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 import linlab
 from linlab import tags
@@ -92,15 +93,31 @@ def test_import_linlab_stays_free_of_torch():
 
 
 def test_run_equals_the_cli_run(cli_folders, tmp_path, monkeypatch):
+    """Same results and overrides; the config is composed once (checked, then run)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    compositions = []
+    compose = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        compositions.append(args)
+        return compose(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
     monkeypatch.chdir(tmp_path)
     run = linlab.run(
         *RUN[:1], trainer__max_epochs=5, callbacks__figures__enabled=False, outdir="api"
     )
+    assert len(compositions) == 1, compositions
     assert run.folder == tmp_path / "api" and run.status == "ok"
     cli_run = cli_folders / "cli_run"
     assert comparable(tmp_path / "api" / "results.json") == comparable(cli_run / "results.json")
     overrides = Path(".hydra") / "overrides.yaml"
     assert (tmp_path / "api" / overrides).read_text() == (cli_run / overrides).read_text()
+    hydra_yaml = [OmegaConf.load(f / ".hydra" / "hydra.yaml").hydra for f in (run.folder, cli_run)]
+    assert [h.mode for h in hydra_yaml] == ["RUN", "RUN"]
+    assert hydra_yaml[0].runtime.choices == hydra_yaml[1].runtime.choices
+    assert [set(h.overrides.hydra) >= {"hydra.mode=RUN"} for h in hydra_yaml] == [True, True]
     history = run.history
     assert list(history[tags.param("w0")].dropna().index) == list(range(6))
     assert run.model.w.item() == pytest.approx(run.results["weights"][0])

@@ -21,6 +21,7 @@ import linlab
 from linlab.checks.preflight import problem
 from linlab.train import config_dir
 
+SHARED = "trials of the search would share that folder"
 # (overrides, fragments the one-line refusal must contain: the key, and what is allowed)
 REFUSED = [
     # values inside lists
@@ -108,6 +109,16 @@ REFUSED = [
     (["-m", "hydra.sweep.subdir=x", "seed=1,2"], ["subdir='x'", "jobs 0 and 1 would share"]),
     (["-m", "hydra.sweep.subdir=.", "seed=1"], ["subdir='.'", "inside hydra.sweep.dir"]),
     (["-m", "hydra.sweep.subdir=../j${hydra.job.num}", "seed=1"], ["subdir='../j0'", "inside"]),
+    (["hydra.output_subdir=../cfg"], ["hydra.output_subdir='../cfg'", "inside", ".hydra"]),
+    (["-m", "seed=1,2", "hydra.output_subdir=/tmp/cfg"], ["hydra.output_subdir='/tmp/cfg'"]),
+    # a search's trials differ by their number only: values may repeat
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], ["subdir='same'", SHARED]),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=.."], ["subdir='..'", "inside"]),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir="], ["subdir=''", "folder path"]),
+    (
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=${hydra.job.override_dirname}"],
+        ["subdir='hparams_search=lr_batch_tpe'", SHARED],
+    ),
     # Lightning's script launcher would re-run the whole sweep in every process
     (
         ["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"],
@@ -242,12 +253,36 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["-m", "trainer.strategy=ddp", "trainer.devices=1", "seed=1,2"],
         ["hydra.run.dir=./here"],
         ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra:job.num}"],
+        ["-m", "seed=1,2", "hydra.output_subdir=saved"],
         ["+callbacks.x._target_=builtins.dict"],
     ],
     ids=" ".join,
 )
 def test_documented_values_pass(overrides):
     assert problem(overrides, config_dir()) is None
+
+
+def test_a_run_and_a_sweep_do_not_share_a_folder(tmp_path):
+    """A single run into a sweep folder (its ``multirun.yaml``), a sweep into a run's folder:
+    refused before either is touched; a sweep goes on in its own folder."""
+    sweep_dir, run_dir = tmp_path / "sweep", tmp_path / "run"
+    sweep_dir.mkdir()
+    (sweep_dir / "multirun.yaml").write_text("hydra: {}\n")
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "results.json").write_text('{"status": "ok"}')
+    into_sweep = problem([f"hydra.run.dir={sweep_dir}"], config_dir())
+    assert into_sweep.startswith(f"hydra.run.dir={sweep_dir} holds a sweep"), into_sweep
+    into_run = problem(["-m", f"hydra.sweep.dir={run_dir}", "seed=1,2"], config_dir())
+    assert into_run.startswith(f"hydra.sweep.dir={run_dir} holds a single run"), into_run
+    assert problem(["-m", f"hydra.sweep.dir={sweep_dir}", "seed=1,2"], config_dir()) is None
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        ".hydra",
+        "multirun.yaml",
+        "results.json",
+        "run",
+        "sweep",
+    ]
 
 
 # One per family through the real CLI: (arguments, key the line names)
@@ -261,6 +296,7 @@ CLI_REFUSED = [
     (["-m", "trainer.strategy=ddp", "trainer.devices=2", "optimizer.lr=0.01,0.1"], "multirun"),
     (["hydra.run.dir="], "hydra.run.dir=''"),
     (["-m", "hydra.sweep.subdir=", "seed=1,2"], "hydra.sweep.subdir=''"),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], "subdir='same'"),
     (["model._target_=torch.nn.Identity"], "model._target_=torch.nn.Identity"),
     (
         [

@@ -16,8 +16,8 @@ from conftest import QUIET, run_cli
 
 from linlab.checks import launchers
 from linlab.checks.preflight import problem
-from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import report
+from linlab.run_state import hold_lock
 from linlab.train import config_dir
 
 TINY = [*QUIET, "data.n_samples=100", "trainer.max_epochs=2", "callbacks.figures.enabled=false"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import QUIET, run_cli
 
-from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import report
 from linlab.report.jobs import load_jobs, ranked, varied_keys
 from linlab.report.tables import METRIC_COLUMNS, table_rows
+from linlab.run_state import hold_lock
 
 NUMBERS = ("val_loss", "train_loss", "bias", "wall_time_s")
 INTEGERS = ("epochs", "steps")

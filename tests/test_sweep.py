@@ -23,10 +23,10 @@ from sweeps import GRID_NAMES, Sweep, finish, hparams_sessions, start_all
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
 from linlab import tags
-from linlab.checks.run_folder import hold_lock
 from linlab.report.cli import main
 from linlab.report.figures import MARKED, curves_figure, heatmap_figure
 from linlab.report.jobs import load_jobs
+from linlab.run_state import hold_lock
 from linlab.sweeps.hparams import FINAL_METRICS
 from linlab.train import config_dir
 

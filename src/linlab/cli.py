@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 from hydra._internal.callbacks import Callbacks
 from hydra._internal.utils import get_args_parser, run_and_report
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.utils import configure_log, run_job
+from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, read_write
 
@@ -114,23 +114,27 @@ def run_checked(args: Any, config: DictConfig, task: Callable[[DictConfig], Any]
     composed: ``hydra.main`` would compose it twice more (once only to read its run mode),
     about 0.1 s each. Errors are Hydra's (``run_and_report``: the task's error, exit 1)."""
     hydra = create_hydra(args, config_dir())
-    name = args.config_name or "train"
-
-    def run() -> None:
-        with read_write(config.hydra.overrides.hydra):
-            config.hydra.overrides.hydra.append("hydra.mode=RUN")  # as hydra.main records it
-        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-        callbacks = Callbacks(config)
-        callbacks.on_run_start(config=config, config_name=name)
-        context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
-        job = run_job(task, config, "hydra.run.dir", None, hydra_context=context)
-        callbacks.on_run_end(config=config, config_name=name, job_return=job)
-        _ = job.return_value  # raises the task's error
-
     try:
-        run_and_report(run)
+        run_and_report(lambda: run_composed(hydra, config, task, args.config_name or "train"))
     finally:
         GlobalHydra.instance().clear()
+
+
+def run_composed(
+    hydra: Any, config: DictConfig, task: Callable[[DictConfig], Any], name: str = "train"
+) -> JobReturn:
+    """What ``Hydra.run`` does once it has composed, on a single run's checked config (the
+    CLI's and ``linlab.run``'s): logging, callbacks, the job; raises the task's error."""
+    with read_write(config.hydra.overrides.hydra):
+        config.hydra.overrides.hydra.append("hydra.mode=RUN")  # as hydra.main records it
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    callbacks = Callbacks(config)
+    callbacks.on_run_start(config=config, config_name=name)
+    context = HydraContext(config_loader=hydra.config_loader, callbacks=callbacks)
+    job = run_job(task, config, "hydra.run.dir", None, hydra_context=context)
+    callbacks.on_run_end(config=config, config_name=name, job_return=job)
+    _ = job.return_value  # raises the task's error
+    return job
 
 
 def console() -> NoReturn:

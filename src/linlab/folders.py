@@ -1,6 +1,6 @@
 """Hydra callback: one writer per folder, ``overwrite=true``, and sweeps that resume.
 
-- A run locks its folder (``<run>/.lock``, see ``linlab.checks.run_folder``) before Hydra
+- A run locks its folder (``<run>/.lock``, see ``linlab.run_state``) before Hydra
   writes into it; with ``overwrite=true``, or when it starts an unfinished run again from the
   start (no ``last.ckpt`` to go on from), it then empties the folder, so nothing of the old
   run mixes into the new one.
@@ -31,16 +31,16 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab import parent_watch
 from linlab.checks.preflight import EXIT_CONFIG_ERROR, _grid
-from linlab.checks.run_folder import (
+from linlab.choices import GRID_SWEEPERS
+from linlab.errors import ConfigError
+from linlab.results import FINISHED, read_results_if_any, read_saved_config, write_json_atomic
+from linlab.run_state import (
     LOCK_FILE,
     FolderBusy,
     hold_lock,
     is_child_rank,
     restarts_from_scratch,
 )
-from linlab.choices import GRID_SWEEPERS
-from linlab.errors import ConfigError
-from linlab.results import FINISHED, read_results_if_any, read_saved_config, write_json_atomic
 
 log = logging.getLogger("linlab")
 

@@ -3,11 +3,12 @@
 A call is the command line ``linlab-train [-m] <overrides>``: the same checks
 (``linlab.checks.preflight``), the same Hydra composition and callbacks (folder locks,
 ``sweep.json``, the sweep's console), the same task (``linlab.train.task``) and so the same
-run folders and ``results.json``. Hydra's own ``Hydra.run``/``Hydra.multirun`` drive it, so a
-sweep goes through the configured sweeper (grid, Optuna) and launcher (basic, stacked, joblib,
-submitit) exactly as ``-m`` does; ``hydra.main`` cannot be used, since it reads ``sys.argv``
-and ends the process. Each call starts from a clean Hydra (``GlobalHydra``) and gives the
-logging set-up back as it found it.
+run folders and ``results.json``. A single run is the config the checks composed, run as
+``Hydra.run`` runs it (``linlab.cli.run_composed``: composed once, as the CLI's); a sweep is
+Hydra's own ``Hydra.multirun``, so it goes through the configured sweeper (grid, Optuna) and
+launcher (basic, stacked, joblib, submitit) exactly as ``-m`` does. ``hydra.main`` cannot be
+used, since it reads ``sys.argv`` and ends the process. Each call starts from a clean Hydra
+(``GlobalHydra``) and gives the logging set-up back as it found it.
 
 Keyword settings are overrides with ``__`` for the dot: ``optimizer__lr=0.1`` is
 ``optimizer.lr=0.1``, ``data="line_1d"`` picks a group's option, ``outdir=`` is the run
@@ -63,9 +64,14 @@ def run(*overrides: str, **settings: Any) -> Run:
             print(f"resume from Python: {resume_call(argv, folder[0])}", file=sys.stderr)
             return None
 
-    with hydra_session(argv) as hydra:
+    checked: list[Any] = []  # the config the checks composed: Hydra runs it, not a new one
+    with hydra_session(argv, checked) as hydra:
+        from linlab.cli import run_composed
+
+        if not checked:
+            raise ConfigError("linlab.run trains a single run; a sweep is linlab.sweep(...)")
         try:
-            hydra.run("train", task, list(argv))
+            run_composed(hydra, checked[0], task)
         except SystemExit as stop:  # the folder's lock, taken since the checks passed
             raise lock_refusal(stop) from None
     return Run(folder[0])
@@ -158,8 +164,9 @@ def resume_call(argv: Sequence[str], folder: Path) -> str:
 
 
 @contextmanager
-def hydra_session(argv: Sequence[str]) -> Iterator[Any]:
-    """A Hydra made as ``linlab-train argv`` makes it, after the command line's checks.
+def hydra_session(argv: Sequence[str], single_runs: list[Any] | None = None) -> Iterator[Any]:
+    """A Hydra made as ``linlab-train argv`` makes it, after the command line's checks (a
+    single run's checked config appended to ``single_runs``).
 
     Raises ``ConfigError`` (the CLI's one line) before anything is written. Afterwards
     Hydra is cleared and the root logger gets back its handlers and level.
@@ -174,7 +181,7 @@ def hydra_session(argv: Sequence[str]) -> Iterator[Any]:
 
     naming.register_resolvers()
     naming.start_launch(list(argv))
-    message = preflight.problem(list(argv), config_dir())
+    message = preflight.problem(list(argv), config_dir(), single_runs=single_runs)
     if message is not None:
         raise ConfigError(message)
     checked_before, preflight.every_job_checked = preflight.every_job_checked, True

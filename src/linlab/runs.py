@@ -6,7 +6,6 @@ final parameters, the TensorBoard scalars as a table, and the figures.
 
 from __future__ import annotations
 
-import pickle
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,12 @@ from torch import nn
 
 from linlab import tags
 from linlab.results import RESULTS_FILE, read_results_if_any
+from linlab.run_state import LAST_CHECKPOINT, SAVED_CONFIG, load_checkpoint
 from linlab.scalars import read_scalars
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
-
-CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 class Run:
@@ -120,15 +118,15 @@ def load_model(folder: str | Path) -> nn.Module:
     objects (which could run code). A checkpoint that needs more is refused.
     """
     folder = Path(folder)
-    config_file = folder / ".hydra" / "config.yaml"
+    config_file = folder / SAVED_CONFIG
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} is missing: is {folder} a linlab run folder?")
     model = instantiate(OmegaConf.load(config_file).model)
     results = read_results_if_any(folder)
     if results.get("weights") is not None or results.get("parameters"):
         _load_results(model, results)
-    elif (folder / CHECKPOINT).is_file():
-        state = load_weights_only(folder / CHECKPOINT)
+    elif (folder / LAST_CHECKPOINT).is_file():
+        state = load_checkpoint(folder / LAST_CHECKPOINT)
         prefix = "model."
         model.load_state_dict(
             {
@@ -138,21 +136,8 @@ def load_model(folder: str | Path) -> nn.Module:
             }
         )
     else:
-        raise FileNotFoundError(f"{folder} has neither {RESULTS_FILE} nor {CHECKPOINT}")
+        raise FileNotFoundError(f"{folder} has neither {RESULTS_FILE} nor {LAST_CHECKPOINT}")
     return model.eval()
-
-
-def load_weights_only(path: Path) -> dict:
-    """A checkpoint's tensors and plain values; refuse one that only unpickling could load."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[0]
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain values ({reason}); linlab "
-            "loads checkpoints with torch.load(weights_only=True) only and will not unpickle "
-            "it: load it yourself only if you trust where it came from"
-        ) from None
 
 
 @torch.no_grad()

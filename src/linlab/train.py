@@ -27,8 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from linlab import ddp, devices, dtypes, faults, folders, unwritten
-from linlab.checks import run_folder
+from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.config_tree import config_dir
 from linlab.data.datamodule import LinearDataModule
 from linlab.module import RegressionModule
@@ -211,14 +210,14 @@ def train_group(
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
-    """The checkpoint Lightning resumes from (``linlab.checks.run_folder.resume_from``: also a
+    """The checkpoint Lightning resumes from (``linlab.run_state.resume_from``: also a
     plain re-run of an unfinished run; None: from the start); for a group, the members'
     checkpoints merged."""
     ckpt_path = cfgs[0].get("ckpt_path")
     if len(cfgs) > 1:
         return None if ckpt_path is None else str(merged_resume_checkpoint(ckpt_path, run_dirs))
     single_run = HydraConfig.get().mode == RunMode.RUN
-    checkpoint = run_folder.resume_from(run_dirs[0], ckpt_path, single_run)
+    checkpoint = run_state.resume_from(run_dirs[0], ckpt_path, single_run)
     return None if checkpoint is None else str(checkpoint)
 
 

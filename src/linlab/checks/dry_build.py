@@ -13,7 +13,7 @@ fails on the model's output but not on one prediction per sample blames ``model.
 
 The groups that need only torch (model, loss, optimiser, scheduler) are built first, so a
 refusal there comes before Lightning is imported; a node whose target is not linlab's has
-its keys checked against the imported signature (``signatures.from_object``) just before.
+its keys checked against the imported signature (``schema.from_object``) just before.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from linlab import schema
 from linlab.checks import signatures
 from linlab.checks.composed import target_nodes
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, is_integer, show
@@ -204,7 +205,7 @@ def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
 def _check_imported_signature(path: str, node: dict) -> None:
     """The keys of a node whose target is not linlab's (read from source before)."""
     if signatures.from_source(node) is None:
-        params = signatures.from_object(locate(path, node["_target_"]))
+        params = schema.from_object(locate(path, node["_target_"]))
         signatures.check_node(path, node, params)
 
 
@@ -215,48 +216,40 @@ def _refusal(group: str, node: dict, build: Callable[[dict], Any], error: Except
     named = re.match(r"([A-Za-z_]\w*)=", text)
     if named and named.group(1) in node:
         return f"{group}.{text}"
-    key = _key_to_blame(node, build, text)
-    if key is None:
+    blamed = _key_to_blame(node, build, text)
+    if blamed is None:
         return f"{group}: {type(error).__name__}: {text}"
+    key, default = blamed
     target = node["_target_"]
     known = TORCH_SETTINGS.get(key, (None, None))[1] if key != "lr" else "a finite number > 0"
-    allowed = known or _fallback_allowed(group, target, key)
+    shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
     return (
         f"{group}.{key}={show(node[key])} is not allowed by {target} "
-        f"({type(error).__name__}: {text}); allowed: {allowed}"
+        f"({type(error).__name__}: {text}); allowed: "
+        f"{known or f'what {target} accepts for {key}{shown}'}"
     )
 
 
-def _key_to_blame(node: dict, build: Callable[[dict], Any], text: str) -> str | None:
-    """The first key whose reset to its default (or, without one, to 1) lets ``build`` pass;
-    keys the error message names are tried first, in the order it names them."""
-    defaults = _defaults(node)
+def _key_to_blame(node: dict, build: Callable[[dict], Any], text: str) -> tuple[str, Any] | None:
+    """The first key whose reset to its default (or, without one, to 1) lets ``build`` pass,
+    with that default; keys the error message names are tried first, in the order it names
+    them."""
+    try:
+        parameters = inspect.signature(locate("", node["_target_"])).parameters.values()
+    except (ConfigError, TypeError, ValueError):
+        parameters = []
+    defaults = {p.name: p.default for p in parameters}
     keys = [k for k in node if not k.startswith("_")]
     found = {k: re.search(rf"\b{re.escape(k)}\b", text, re.IGNORECASE) for k in keys}
     named = sorted((match.start(), k) for k, match in found.items() if match)
     for key in dict.fromkeys([k for _, k in named] + keys):
-        value = node[key]
-        for replacement in (defaults.get(key, inspect.Parameter.empty), 1):
-            if replacement is inspect.Parameter.empty or replacement == value:
+        default = defaults.get(key, inspect.Parameter.empty)
+        for replacement in (default, 1):
+            if replacement is inspect.Parameter.empty or replacement == node[key]:
                 continue
             try:
                 build({**copy.deepcopy(node), key: replacement})
             except Exception:
                 continue
-            return key
+            return key, default
     return None
-
-
-def _defaults(node: dict) -> dict[str, Any]:
-    try:
-        target = locate("", node["_target_"])
-        parameters = inspect.signature(target).parameters.values()
-    except (ConfigError, TypeError, ValueError):
-        return {}
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-def _fallback_allowed(group: str, target: str, key: str) -> str:
-    default = _defaults({"_target_": target}).get(key, inspect.Parameter.empty)
-    shown = "" if default is inspect.Parameter.empty else f" (its default: {show(default)})"
-    return f"what {target} accepts for {key}{shown}"

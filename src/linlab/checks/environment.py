@@ -20,21 +20,18 @@ from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.plugins import _PLUGIN_INPUT
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
-from linlab.checks.rules import is_integer, require, show
+from linlab.checks.rules import is_integer, processes, require, show
 from linlab.checks.targets import locate
 from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, HydraJobDDPStrategy
 from linlab.dtypes import dtype_for_precision
 from linlab.errors import ConfigError
+from linlab.machine import PSEUDO_FILE_SYSTEMS, available_memory, file_system_type
 
 _CUDA_NAMES = ("gpu", "cuda")
 _FP16 = ("16-mixed", "16", 16, "16-true")
 
 
-# file systems that hold no files of a user's (root may still pass os.access on them)
-PSEUDO_FILE_SYSTEMS = frozenset(
-    {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs"}
-    | {"securityfs", "pstore", "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "efivarfs"}
-)
+FIX = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"  # ends each folder refusal
 # a run's config, log, events, checkpoint, figures and results.json: a few hundred KiB
 MIN_FREE_BYTES = 1024 * 1024
 DATA_COPIES = 3  # generated in float64, converted to the training dtype, split by index
@@ -81,15 +78,6 @@ def check_strategy(trainer: dict[str, Any], multirun: bool) -> None:
     if multirun and script_launcher and processes(trainer) > 1:
         name = strategy if isinstance(strategy, str) else strategy["_target_"]
         raise ConfigError(SCRIPT_LAUNCHER_IN_MULTIRUN.format(strategy=name))
-
-
-def processes(trainer: dict[str, Any]) -> int:
-    """How many processes the trainer asks for where the config says (1 where it does not)."""
-    devices = trainer.get("devices", "auto")
-    count = len(devices) if isinstance(devices, list) else devices
-    count = count if is_integer(count) and count >= 1 else 1
-    nodes = trainer.get("num_nodes", 1)
-    return count * (nodes if is_integer(nodes) and nodes >= 1 else 1)
 
 
 def check_plugins(plugins: Any) -> None:
@@ -153,19 +141,17 @@ def check_writable(folder: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(
-            f"output folder {folder} cannot be made: {existing} is a file, not a folder "
-            "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
+            f"output folder {folder} cannot be made: {existing} is a file, not a folder {FIX}"
         )
-    fix = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"
     kind = file_system_type(existing)
     if kind in PSEUDO_FILE_SYSTEMS:
         raise ConfigError(
             f"output folder {folder} cannot be made: {existing} is on the {kind} pseudo file "
-            f"system, which holds no run files {fix}"
+            f"system, which holds no run files {FIX}"
         )
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"output folder {folder} is not writable: no write permission on {existing} {fix}"
+            f"output folder {folder} is not writable: no write permission on {existing} {FIX}"
         )
     try:  # root passes os.access everywhere: only a real file says whether it can be made
         with tempfile.TemporaryFile(dir=existing):
@@ -173,34 +159,15 @@ def check_writable(folder: Path) -> None:
     except OSError as error:
         raise ConfigError(
             f"output folder {folder} cannot be made: no file can be created in {existing} "
-            f"({error.strerror or error}) {fix}"
+            f"({error.strerror or error}) {FIX}"
         ) from None
     free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
         raise ConfigError(
             f"output folder {folder} cannot hold a run: {free // 1024} KiB free on the file "
             f"system of {existing}, less than the {MIN_FREE_BYTES // 1024} KiB a run's files "
-            f"(config, events, checkpoint, figures, results.json) need {fix}"
+            f"(config, events, checkpoint, figures, results.json) need {FIX}"
         )
-
-
-def file_system_type(path: Path) -> str | None:
-    """The type of the file system ``path`` is on, from the longest mount point above it."""
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    resolved = str(path.resolve())
-    best, kind = "", None
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        mount = fields[1].replace("\\040", " ")
-        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= len(best):
-            best, kind = mount, fields[2]
-    return kind
 
 
 def check_memory(data: dict[str, Any], precision: Any, accelerator: str) -> None:
@@ -222,17 +189,3 @@ def check_memory(data: dict[str, Any], precision: Any, accelerator: str) -> None
             f"n_features up to about {available // (needed // (n * d)):.3g}, or "
             "data.streaming=true (memory flat in n_samples)"
         )
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (MemAvailable), None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None

@@ -53,8 +53,7 @@ def check(overrides: Sequence[str]) -> None:
             )
     settings = dict(o.lstrip("+~").partition("=")[::2] for o in overrides)
     on_slurm = settings.get("hydra.launcher.submitit.cluster", "slurm") == "slurm"
-    no_slurm = not (shutil.which("sbatch") and shutil.which("srun"))
-    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and no_slurm:
+    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and not has_slurm():
         raise ConfigError(
             "hydra.launcher.executor=submitit sends groups to SLURM, and this machine has no "
             "sbatch/srun on the PATH; allowed here: hydra.launcher.submitit.cluster=local "
@@ -62,8 +61,12 @@ def check(overrides: Sequence[str]) -> None:
         )
 
 
+def has_slurm() -> bool:
+    return bool(shutil.which("sbatch") and shutil.which("srun"))
+
+
 def check_slurm(name: str) -> None:
-    if not (shutil.which("sbatch") and shutil.which("srun")):
+    if not has_slurm():
         raise ConfigError(
             f"hydra/launcher={name} needs SLURM, and this machine has no sbatch/srun on the "
             "PATH; allowed here: hydra/launcher=slurm_local (the same jobs as local processes) "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ BUILT_IN_MODEL = "linlab.models.LinearRegression"
 BINARY_LOSSES = tuple(f"linlab.losses.{name}Loss" for name in ("Logistic", "Hinge", "SquaredHinge"))
 
 
+Rule = tuple[Callable[[Any], bool], str]  # (is the value allowed, what is)
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -45,6 +49,23 @@ def is_finite_number(value: Any) -> bool:
 
 def is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer_from(low: int, null: bool = False) -> Rule:
+    """An integer >= ``low`` (or null)."""
+    allowed = f"an integer >= {low}"
+    return (
+        lambda v: (null and v is None) or (is_integer(v) and v >= low),
+        f"null or {allowed}" if null else allowed,
+    )
+
+
+def number_from(low: float, strict: bool = False) -> Rule:
+    """A finite number >= ``low`` (> ``low`` if strict)."""
+    return (
+        lambda v: is_finite_number(v) and (v > low if strict else v >= low),
+        f"a finite number {'>' if strict else '>='} {low}",
+    )
 
 
 def show(value: Any) -> str:
@@ -58,14 +79,24 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key}={show(value)} is not allowed; allowed: {allowed}")
 
 
+def check_table(group: str, node: dict[str, Any], table: dict[str, Rule]) -> None:
+    """Each key of ``table`` that ``node`` sets must pass its rule."""
+    for key, (ok, allowed) in table.items():
+        if key in node:
+            require(ok(node[key]), f"{group}.{key}", node[key], allowed)
+
+
+def is_seed(value: Any) -> bool:
+    return is_integer(value) and 0 <= value < 2**32
+
+
+def one_of(names: tuple[str, ...]) -> Rule:
+    return (lambda v: v in names, ", ".join(names))
+
+
 def check(values: dict[str, Any]) -> None:
     seed = values.get("seed")
-    require(
-        seed is None or (is_integer(seed) and 0 <= seed < 2**32),
-        "seed",
-        seed,
-        "null or an integer in [0, 2**32)",
-    )
+    require(seed is None or is_seed(seed), "seed", seed, "null or an integer in [0, 2**32)")
     ckpt_path = values.get("ckpt_path")
     require(
         ckpt_path in (None, "last") or (isinstance(ckpt_path, str) and Path(ckpt_path).is_file()),
@@ -79,7 +110,8 @@ def check(values: dict[str, Any]) -> None:
         check_lr(optimizer["lr"], trainer.get("precision", "32-true"))
     check_trainer(trainer)
     for group in ("optimizer", "scheduler"):
-        check_torch_settings(group, values.get(group) or {})
+        if str((values.get(group) or {}).get("_target_", "")).startswith("torch.optim."):
+            check_table(group, values[group], TORCH_SETTINGS)
     data = values.get("data") or {}
     if data.get("_target_") in BUILT_IN_DATA:
         check_data(data)
@@ -92,10 +124,11 @@ def check(values: dict[str, Any]) -> None:
         classes = data.get("n_classes", 2)
         binary = "2 with a binary loss (use model=softmax loss=cross_entropy for more classes)"
         require(classes == 2, "data.n_classes", classes, binary)
-    if "delta" in loss:
-        delta = loss["delta"]
-        require(is_finite_number(delta) and delta > 0, "loss.delta", delta, "a finite number > 0")
-    check_module(values.get("module") or {}, optimizer)
+    check_table("loss", loss, {"delta": number_from(0, strict=True)})
+    module = values.get("module") or {}
+    check_table("module", module, MODULE_VALUES)
+    if module.get("update") == "manual":
+        check_manual_update(optimizer)
 
 
 def check_lr(lr: Any, precision: Any) -> None:
@@ -111,14 +144,10 @@ def check_lr(lr: Any, precision: Any) -> None:
     )
 
 
-# Common settings of torch's optimisers and schedulers: key -> (is the value allowed, what is).
-# torch itself refuses some values only when it steps (step_size=0) and others never
-# (gamma=-1 flips the learning rate's sign).
-TORCH_SETTINGS = {
-    "momentum": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
-    "dampening": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
-    "weight_decay": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
-    "eps": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+# Common settings of torch's optimisers and schedulers. torch itself refuses some values only
+# when it steps (step_size=0) and others never (gamma=-1 flips the learning rate's sign).
+TORCH_SETTINGS: dict[str, Rule] = {
+    **dict.fromkeys(("momentum", "dampening", "weight_decay", "eps", "eta_min"), number_from(0)),
     "betas": (
         lambda v: (
             isinstance(v, list)
@@ -128,38 +157,22 @@ TORCH_SETTINGS = {
         "two numbers in [0, 1), e.g. [0.9, 0.999]",
     ),
     "nesterov": (lambda v: isinstance(v, bool), "true only with momentum > 0 and dampening = 0"),
-    "step_size": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "T_max": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "T_0": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "gamma": (lambda v: is_finite_number(v) and v > 0, "a finite number > 0"),
-    "eta_min": (lambda v: is_finite_number(v) and v >= 0, "a finite number >= 0"),
+    **dict.fromkeys(("step_size", "T_max", "T_0"), integer_from(1)),
+    "gamma": number_from(0, strict=True),
 }
 
-
-def check_torch_settings(group: str, node: dict[str, Any]) -> None:
-    """The settings of a ``torch.optim`` class: what torch accepts and what makes sense."""
-    if not str(node.get("_target_", "")).startswith("torch.optim."):
-        return
-    for key, (ok, allowed) in TORCH_SETTINGS.items():
-        if key in node:
-            require(ok(node[key]), f"{group}.{key}", node[key], allowed)
-
-
+# linlab's module optimises manually (exact steps per minibatch): Lightning cannot clip or
+# accumulate for it, and refuses both only once fit has started
+MANUAL = "linlab steps the optimiser itself (manual optimisation)"
 # Lightning Trainer options whose values Lightning checks only once fit has started, or not at
-# all: key -> (is the value allowed, what is)
-TRAINER_VALUES = {
-    "max_epochs": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "log_every_n_steps": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "check_val_every_n_epoch": (
-        lambda v: v is None or (is_integer(v) and v >= 1),
-        "null or an integer >= 1",
-    ),
-    "min_epochs": (lambda v: v is None or (is_integer(v) and v >= 0), "null or an integer >= 0"),
+# all
+TRAINER_VALUES: dict[str, Rule] = {
+    **dict.fromkeys(("max_epochs", "log_every_n_steps", "num_nodes"), integer_from(1)),
+    "check_val_every_n_epoch": integer_from(1, null=True),
+    **dict.fromkeys(("min_epochs", "min_steps"), integer_from(0, null=True)),
     "max_steps": (lambda v: is_integer(v) and v >= -1, "-1 (no limit) or an integer >= 0"),
-    "min_steps": (lambda v: v is None or (is_integer(v) and v >= 0), "null or an integer >= 0"),
     "num_sanity_val_steps": (lambda v: is_integer(v) and v >= -1, "-1 (all) or an integer >= 0"),
-    "num_nodes": (lambda v: is_integer(v) and v >= 1, "an integer >= 1"),
-    "reload_dataloaders_every_n_epochs": (lambda v: is_integer(v) and v >= 0, "an integer >= 0"),
+    "reload_dataloaders_every_n_epochs": integer_from(0),
     "fast_dev_run": (
         lambda v: isinstance(v, bool) or (is_integer(v) and v >= 0),
         "true, false or an integer >= 0",
@@ -168,30 +181,28 @@ TRAINER_VALUES = {
         lambda v: v is None or (is_integer(v) and v >= 1) or (is_finite_number(v) and 0 < v <= 1),
         "null, an integer >= 1 (batches) or a fraction in (0, 1] of an epoch",
     ),
-    # linlab's module optimises manually (exact steps per minibatch): Lightning cannot clip
-    # or accumulate for it, and refuses both only once fit has started
     "gradient_clip_val": (
         lambda v: v in (None, 0),
-        "null or 0: linlab steps the optimiser itself (manual optimisation), so Lightning "
-        "cannot clip gradients",
+        f"null or 0: {MANUAL}, so Lightning cannot clip gradients",
     ),
     "accumulate_grad_batches": (
         lambda v: v == 1 and not isinstance(v, bool),
-        "1: linlab steps the optimiser itself (manual optimisation), once per minibatch; "
-        "for bigger steps raise data.batch_size",
+        f"1: {MANUAL}, once per minibatch; for bigger steps raise data.batch_size",
+    ),
+    **dict.fromkeys(
+        ("limit_train_batches", "limit_val_batches", "limit_test_batches"),
+        (
+            lambda v: (
+                v is None or (is_integer(v) and v >= 0) or (is_finite_number(v) and 0 <= v <= 1)
+            ),
+            "null, an integer >= 0 (batches) or a fraction in [0, 1]",
+        ),
     ),
 }
-for _key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
-    TRAINER_VALUES[_key] = (
-        lambda v: v is None or (is_integer(v) and v >= 0) or (is_finite_number(v) and 0 <= v <= 1),
-        "null, an integer >= 0 (batches) or a fraction in [0, 1]",
-    )
 
 
 def check_trainer(trainer: dict[str, Any]) -> None:
-    for key, (ok, allowed) in TRAINER_VALUES.items():
-        if key in trainer:
-            require(ok(trainer[key]), f"trainer.{key}", trainer[key], allowed)
+    check_table("trainer", trainer, TRAINER_VALUES)
     devices = trainer.get("devices", "auto")
     require(
         devices == "auto"
@@ -204,22 +215,52 @@ def check_trainer(trainer: dict[str, Any]) -> None:
     )
 
 
+DATA_VALUES: dict[str, Rule] = {
+    "noise": number_from(0),
+    "bias": (is_finite_number, "a finite number"),
+    "seed": (is_seed, "an integer in [0, 2**32)"),
+    "chunk_batches": (
+        lambda v: v == "auto" or (is_integer(v) and v >= 1),
+        "auto or an integer >= 1",
+    ),
+}
+# the covariance, true-weight and noise settings of ``linlab.data.synthetic.gaussian``
+GAUSSIAN_VALUES: dict[str, Rule] = {
+    "covariance": one_of(COVARIANCES),
+    "weights_kind": one_of(WEIGHT_KINDS),
+    "noise_kind": one_of(NOISE_KINDS),
+    **dict.fromkeys(("covariance_decay", "weights_decay", "spike"), number_from(0)),
+    "condition_number": number_from(1),
+    "noise_df": (
+        lambda v: is_finite_number(v) and v > 2,
+        "a finite number > 2 (the Student-t noise needs a variance: data.noise is its std)",
+    ),
+    "signal_norm": (
+        lambda v: v is None or (is_finite_number(v) and v >= 0),
+        "null (unscaled) or a finite number >= 0",
+    ),
+}
+LINE_VALUES: dict[str, Rule] = {
+    "spacing": one_of(("linspace", "uniform")),
+    "x_range": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(map(is_finite_number, v)),
+        "two finite numbers [low, high]",
+    ),
+}
+MODULE_VALUES: dict[str, Rule] = {
+    "gradient": one_of(GRADIENT_MODES),
+    "update": one_of(UPDATE_MODES),
+    "divergence_factor": (lambda v: is_number(v) and v > 1, "a number > 1"),
+}
+
+
 def check_data(data: dict[str, Any]) -> None:
     generator = data.get("generator")
     require(generator in GENERATOR_NAMES, "data.generator", generator, ", ".join(GENERATOR_NAMES))
     n_features = data.get("n_features")
     require(is_integer(n_features) and n_features >= 1, "data.n_features", n_features, ">= 1")
-    noise = data.get("noise", 0.0)
-    require(is_finite_number(noise) and noise >= 0, "data.noise", noise, "a finite number >= 0")
-    bias = data.get("bias", 0.0)
-    require(is_finite_number(bias), "data.bias", bias, "a finite number")
-    seed = data.get("seed", 0)
-    require(is_integer(seed) and 0 <= seed < 2**32, "data.seed", seed, "an integer in [0, 2**32)")
-    n = check_samples(data, generator, n_features)
-    check_splits(data, n)
-    chunk = data.get("chunk_batches", "auto")
-    valid = chunk == "auto" or (is_integer(chunk) and chunk >= 1)
-    require(valid, "data.chunk_batches", chunk, "auto or an integer >= 1")
+    check_table("data", data, DATA_VALUES)
+    check_splits(data, check_samples(data, generator, n_features))
 
 
 def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
@@ -241,25 +282,12 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
             "a list of finite numbers",
         )
         require(len(x) == len(y), "data.y", y, f"as many values as data.x has rows ({len(x)})")
-        columns = width
-        require(
-            columns == n_features,
-            "data.n_features",
-            n_features,
-            f"the number of columns of data.x ({columns})",
-        )
+        columns = f"the number of columns of data.x ({width})"
+        require(width == n_features, "data.n_features", n_features, columns)
         return len(y)
     if generator == "line_1d":
         require(n_features == 1, "data.n_features", n_features, "1 for data.generator=line_1d")
-        spacing = data.get("spacing", "linspace")
-        require(spacing in ("linspace", "uniform"), "data.spacing", spacing, "linspace, uniform")
-        x_range = data.get("x_range", [-3.0, 3.0])
-        require(
-            isinstance(x_range, list) and len(x_range) == 2 and all(map(is_finite_number, x_range)),
-            "data.x_range",
-            x_range,
-            "two finite numbers [low, high]",
-        )
+        check_table("data", data, LINE_VALUES)
     weights = data.get("weights")
     require(
         weights is None
@@ -273,56 +301,18 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         f"null or a list of data.n_features={n_features} finite numbers",
     )
     if generator in ("gaussian", "gaussian_mixture", "separable"):
-        check_gaussian_design(data, n_features)
+        check_table("data", data, GAUSSIAN_VALUES)
+        in_range = (lambda v: is_integer(v) and 1 <= v <= n_features, f"1 to {n_features}")
+        check_table("data", data, dict.fromkeys(("n_nonzero", "n_spikes"), in_range))
     n = data.get("n_samples", 61 if generator == "line_1d" else 1000)
     require(is_integer(n) and n >= 1, "data.n_samples", n, "an integer >= 1")
     return n
 
 
-def check_gaussian_design(data: dict[str, Any], d: int) -> None:
-    """The covariance, true-weight and noise kinds of ``linlab.data.synthetic.gaussian``."""
-    for key, kinds in (
-        ("covariance", COVARIANCES),
-        ("weights_kind", WEIGHT_KINDS),
-        ("noise_kind", NOISE_KINDS),
-    ):
-        value = data.get(key, kinds[0])
-        require(value in kinds, f"data.{key}", value, ", ".join(kinds))
-    for key, low, allowed in (
-        ("covariance_decay", 0.0, "a finite number >= 0"),
-        ("weights_decay", 0.0, "a finite number >= 0"),
-        ("spike", 0.0, "a finite number >= 0"),
-        ("condition_number", 1.0, "a finite number >= 1"),
-    ):
-        value = data.get(key, low)
-        require(is_finite_number(value) and value >= low, f"data.{key}", value, allowed)
-    for key in ("n_nonzero", "n_spikes"):
-        value = data.get(key, 1)
-        require(is_integer(value) and 1 <= value <= d, f"data.{key}", value, f"1 to {d}")
-    df = data.get("noise_df", 5.0)
-    require(
-        is_finite_number(df) and df > 2,
-        "data.noise_df",
-        df,
-        "a finite number > 2 (the Student-t noise needs a variance: data.noise is its std)",
-    )
-    norm = data.get("signal_norm")
-    require(
-        norm is None or (is_finite_number(norm) and norm >= 0),
-        "data.signal_norm",
-        norm,
-        "null (unscaled) or a finite number >= 0",
-    )
-
-
 def check_splits(data: dict[str, Any], n: int) -> None:
-    fractions = []
-    for key in ("val_fraction", "test_fraction"):
-        value = data.get(key, 0.0)
-        require(
-            is_finite_number(value) and 0 <= value <= 1, f"data.{key}", value, "a number in [0, 1]"
-        )
-        fractions.append(value)
+    share = (lambda v: is_finite_number(v) and 0 <= v <= 1, "a number in [0, 1]")
+    check_table("data", data, dict.fromkeys(("val_fraction", "test_fraction"), share))
+    fractions = [data.get("val_fraction", 0.0), data.get("test_fraction", 0.0)]
     total = sum(fractions)
     require(
         total < 1,
@@ -351,10 +341,9 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
     """DDP presets: each minibatch splits into one equal shard per process (``linlab.ddp``)."""
     strategy = trainer.get("strategy")
     target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
-    devices = trainer.get("devices")
-    if "ddp" not in target.lower() or not is_integer(devices) or devices < 2:
+    ranks = processes(trainer)
+    if "ddp" not in target.lower() or ranks < 2:
         return
-    ranks = devices * trainer.get("num_nodes", 1)
     n = data.get("n_samples") if data.get("generator") != "fixed" else len(data.get("y", []))
     if data.get("streaming") or not is_integer(n):
         return
@@ -363,9 +352,18 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
         check_equal_shards(n_train, data.get("batch_size"), data.get("drop_last", False), ranks)
     except ValueError as error:
         raise ConfigError(
-            f"{error} (trainer.devices={devices} processes; allowed: data.batch_size a "
-            f"multiple of {ranks})"
+            f"{error} (trainer.devices={trainer.get('devices')} processes; allowed: "
+            f"data.batch_size a multiple of {ranks})"
         ) from None
+
+
+def processes(trainer: dict[str, Any]) -> int:
+    """How many processes the trainer asks for where the config says (1 where it does not)."""
+    devices = trainer.get("devices", "auto")
+    count = len(devices) if isinstance(devices, list) else devices
+    count = count if is_integer(count) and count >= 1 else 1
+    nodes = trainer.get("num_nodes", 1)
+    return count * (nodes if is_integer(nodes) and nodes >= 1 else 1)
 
 
 def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:
@@ -389,8 +387,7 @@ def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:
             init,
             f"{', '.join(INIT_MODES)} or explicit values {{weight: [...], bias: ...}}",
         )
-    std = model.get("init_std", 0.0)
-    require(is_finite_number(std) and std >= 0, "model.init_std", std, "a finite number >= 0")
+    check_table("model", model, {"init_std": number_from(0)})
 
 
 def check_explicit_init(init: dict[str, Any], n_features: int, bias: bool) -> None:
@@ -409,25 +406,17 @@ def check_explicit_init(init: dict[str, Any], n_features: int, bias: bool) -> No
     require(value is None or bias, "model.init.bias", value, "null when model.bias=false")
 
 
-def check_module(module: dict[str, Any], optimizer: dict[str, Any]) -> None:
-    for key, allowed in (("gradient", GRADIENT_MODES), ("update", UPDATE_MODES)):
-        if key in module:
-            require(module[key] in allowed, f"module.{key}", module[key], ", ".join(allowed))
-    if "divergence_factor" in module:
-        factor = module["divergence_factor"]
-        require(
-            is_number(factor) and factor > 1, "module.divergence_factor", factor, "a number > 1"
-        )
-    if module.get("update") == "manual":
-        extras = {
-            k: v
-            for k, v in optimizer.items()
-            if not k.startswith("_") and k != "lr" and v not in (0, 0.0, False, None)
-        }
-        require(
-            optimizer.get("_target_") == "torch.optim.SGD" and not extras,
-            "module.update",
-            "manual",
-            f"optimizer=sgd without momentum or weight decay (got {optimizer.get('_target_')} "
-            f"{extras or ''})".rstrip(),
-        )
+def check_manual_update(optimizer: dict[str, Any]) -> None:
+    """``module.update=manual`` applies plain SGD by hand: no momentum, no weight decay."""
+    extras = {
+        k: v
+        for k, v in optimizer.items()
+        if not k.startswith("_") and k != "lr" and v not in (0, 0.0, False, None)
+    }
+    require(
+        optimizer.get("_target_") == "torch.optim.SGD" and not extras,
+        "module.update",
+        "manual",
+        f"optimizer=sgd without momentum or weight decay (got {optimizer.get('_target_')} "
+        f"{extras or ''})".rstrip(),
+    )

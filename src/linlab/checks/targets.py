@@ -45,11 +45,15 @@ def check_target_path(path: str, target: Any) -> None:
     """Refuse a dotted path that starts in a refused module or names a refused builtin."""
     if not isinstance(target, str):
         return
-    parts = target.split(".")
-    if parts[0] in REFUSED_MODULES or (
-        parts[0] == "builtins" and len(parts) > 1 and parts[1] in REFUSED_BUILTINS
-    ):
+    module, _, name = target.partition(".")
+    if refused(module, name.partition(".")[0]):
         raise ConfigError(f"{path}._target_={target} is not allowed: {RULE}")
+
+
+def refused(module: str, name: str) -> bool:
+    """Whether ``name`` of ``module`` is in a refused module or a refused builtin."""
+    top = module.split(".")[0]
+    return top in REFUSED_MODULES or (top == "builtins" and name in REFUSED_BUILTINS)
 
 
 def check_target_object(path: str, target: str, found: Any) -> None:
@@ -57,9 +61,8 @@ def check_target_object(path: str, target: str, found: Any) -> None:
     module = (
         getattr(found, "__name__", "") if _is_module(found) else getattr(found, "__module__", "")
     )
-    top = (module or "").split(".")[0]
     name = getattr(found, "__name__", "")
-    if top in REFUSED_MODULES or (top == "builtins" and name in REFUSED_BUILTINS):
+    if refused(module or "", name):
         raise ConfigError(
             f"{path}._target_={target} is not allowed (it is {module}.{name}): {RULE}"
         )
