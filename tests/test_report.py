@@ -172,6 +172,21 @@ def test_a_large_sweep_prints_its_best_rows_and_writes_every_row(tmp_path, capsy
     assert sorted(map(float, rows[1:])) == lrs  # after the header row
 
 
+def test_a_killed_sweep_of_many_jobs_names_the_first_100_problems_and_writes_all(tmp_path, capsys):
+    """120 job folders without results.json and no live process (a stacked sweep killed after
+    making its members' folders): 100 problem lines, one line for the rest, all in report.md."""
+    jobs = {f"lr={i}": ([f"optimizer.lr={i}"], None) for i in range(1, 121)}
+    folder = write_sweep(tmp_path / "sweep", jobs)
+    main([str(folder)])
+    out = capsys.readouterr().out
+    reason = "no results.json and no live process: stopped before writing it"
+    named = [line.split(":")[0] for line in out.splitlines() if line.endswith(reason)]
+    assert len(named) == 100 and set(named) < set(jobs)
+    assert f"... 20 more jobs with a problem in {folder / 'report.md'}" in out.splitlines()
+    listed = (folder / "report.md").read_text().split("## Jobs with a problem")[1]
+    assert sorted(line[2:].split(":")[0] for line in listed.strip().splitlines()) == sorted(jobs)
+
+
 def test_curves_of_hundreds_of_settings_show_an_even_spread_and_the_best(tmp_path):
     """101 lrs (one more than CURVES_MAX): 25 curves, the first and last lr among them, evenly
     spaced in lr order, the best drawn thick and named in the legend; the title says so."""

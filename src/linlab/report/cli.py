@@ -7,7 +7,8 @@ Reads every job's ``results.json`` (a job still running has none yet and is list
 results.json that cannot be read as ``unreadable``, with the reason), prints a table sorted
 by the sweep's value (``report.value``: final val loss unless a preset names another;
 ``--value`` picks another; past 30 rows the console shows the first 30 and the files hold
-all) with the best ``ok`` job named, and writes into the sweep folder ``report.csv``,
+all; past 100 jobs with a problem it names the first 100 and ``report.md`` every one) with
+the best ``ok`` job named, and writes into the sweep folder ``report.csv``,
 ``report.md``, ``report_curves.png`` (loss curves from the TensorBoard events; past 100
 settings a panel draws 25 of them, evenly spaced, and the best) and the figure that what
 varied calls for (``linlab.report.kinds``):
@@ -28,7 +29,14 @@ from matplotlib.figure import Figure
 from linlab.report import value as chosen
 from linlab.report.jobs import ReportError, best_line, load_jobs, ranked, status_counts, varied_keys
 from linlab.report.kinds import Kind, kind_of
-from linlab.report.tables import console_table, markdown_table, table_rows, write_csv
+from linlab.report.tables import (
+    PROBLEMS_MAX,
+    console_table,
+    first_lines,
+    markdown_table,
+    table_rows,
+    write_csv,
+)
 
 
 def report(sweep_dir: Path, value: str | None = None) -> str:
@@ -70,11 +78,16 @@ def report(sweep_dir: Path, value: str | None = None) -> str:
     if seeds:
         markdown += [f"## {over_seeds[0]}", "", markdown_table(seeds), ""]
         over_seeds += [console_table(seeds, "settings", str(sweep_dir / "report.md")), ""]
+    problems = [f"{job.name}: {job.problem}" for job in jobs if job.problem]
+    if problems:
+        markdown += ["## Jobs with a problem", "", *(f"- {p}" for p in problems), ""]
     (sweep_dir / "report.md").write_text("\n".join(markdown))
     written = "wrote " + ", ".join(
         str(sweep_dir / n) for n in ("report.csv", "report.md", *figures)
     )
-    problems = [f"{job.name}: {job.problem}" for job in jobs if job.problem]
+    problems = first_lines(
+        problems, PROBLEMS_MAX, "jobs with a problem", str(sweep_dir / "report.md")
+    )
     table = console_table(rows, "jobs", str(sweep_dir / "report.csv"))
     lines = [head[0], head[1], "", table, "", *problems, *over_seeds, *head[2:]]
     return "\n".join([*lines, written, *optuna_view(sweep_dir)])
