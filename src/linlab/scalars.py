@@ -22,7 +22,7 @@ import numpy as np
 
 from linlab import tags
 
-TABLE_BYTES = 4096  # records up to this long are checked in NumPy; longer ones byte by byte
+TABLE_BYTES = 4096  # records up to this long are checked in one pass, longer ones in chunks
 CRC_MASK_DELTA = 0xA282EAD8  # TFRecord's masked CRC: rotate right by 15, add this
 
 
@@ -109,11 +109,11 @@ def _records(data: bytes) -> list[bytes]:
 
 def _masked_crc32c(data: bytes, pieces: list[tuple[int, int]]) -> list[int]:
     """TFRecord's masked CRC-32C of each ``data[offset : offset + length]``."""
-    short = [(o, n) for o, n in pieces if 0 < n <= TABLE_BYTES]
+    short = [(o, n) for o, n in pieces if 0 < n <= TABLE_BYTES]  # an empty one's is 0
     crcs = dict(zip(short, _crc32c_table_pass(data, short), strict=True)) if short else {}
     masked = []
     for piece in pieces:
-        crc = crcs[piece] if piece in crcs else _crc32c_bytewise(data, *piece)
+        crc = crcs.get(piece, 0) if piece[1] <= TABLE_BYTES else _crc32c_long(data, *piece)
         masked.append((((crc >> 15) | (crc << 17)) + CRC_MASK_DELTA) & 0xFFFFFFFF)
     return masked
 
@@ -150,8 +150,23 @@ def _tables() -> tuple[np.ndarray, np.ndarray]:
     return shifted, zeros
 
 
-def _crc32c_bytewise(data: bytes, offset: int, length: int) -> int:
-    """CRC-32C of a long piece, as TensorBoard computes it."""
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import crc32c
+def _crc32c_long(data: bytes, offset: int, length: int) -> int:
+    """CRC-32C of a piece longer than ``TABLE_BYTES`` (an image's record), chunk by chunk:
+    the register r carried into a chunk of n ≥ 4 bytes adds ⊕ⱼ Gₙ₋₁₋ⱼ[byte j of r] (r's
+    bytes enter the CRC as if XORed into the chunk's first four), a tail under 4 bytes is
+    taken byte by byte."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import CRC_TABLE
 
-    return crc32c(data[offset : offset + length])
+    shifted, zeros = _tables()
+    end = offset + length
+    chunks = [(o, min(TABLE_BYTES, end - o)) for o in range(offset, end, TABLE_BYTES)]
+    tail = chunks.pop() if chunks[-1][1] < 4 else None
+    register = 0xFFFFFFFF
+    for (_, n), crc in zip(chunks, _crc32c_table_pass(data, chunks), strict=True):
+        carried = 0
+        for j in range(4):
+            carried ^= int(shifted[n - 1 - j, (register >> (8 * j)) & 0xFF])
+        register = carried ^ crc ^ int(zeros[n])
+    for byte in data[tail[0] : tail[0] + tail[1]] if tail else b"":
+        register = CRC_TABLE[(register ^ byte) & 0xFF] ^ (register >> 8)
+    return register ^ 0xFFFFFFFF
