@@ -4,7 +4,9 @@ the figure chosen from what varied, the sweep's ``report.value``, numeric order.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,82 @@ def test_an_older_runs_loss_tags_are_read_under_todays_names(tmp_path):
         tags.TRAIN_LOSS: {10: 1.0, 20: 0.5},
     }
     assert val_curve(Job(folder, {"optimizer.lr": 0.1}, {"status": "ok"})) == [0.5, 0.25, 0.125]
+
+
+def test_a_large_sweep_prints_its_best_rows_and_writes_every_row(tmp_path, capsys):
+    """40 lrs × 2 seeds: the console shows the 30 best jobs and the 30 best settings and says
+    where the rest are; report.csv and report.md hold every job and every setting."""
+    lrs = [float(f"{0.001 * 1.2**i:.4g}") for i in range(40)]  # as the console shows them
+
+    def loss(lr: float, seed: int) -> float:
+        return (math.log(lr) - math.log(0.05)) ** 2 + 0.01 * seed
+
+    jobs = {
+        f"lr={lr},seed={seed}": (
+            [f"optimizer.lr={lr}", f"seed={seed}"],
+            {"status": "ok", "val_loss": loss(lr, seed)},
+        )
+        for lr in lrs
+        for seed in (0, 1)
+    }
+    folder = write_sweep(tmp_path / "sweep", jobs)
+    main([str(folder)])
+    out = capsys.readouterr().out
+    by_loss = sorted(jobs, key=lambda name: jobs[name][1]["val_loss"])
+    table = out.split("\n\n")[1].splitlines()
+    assert [line.split()[0] for line in table[1:31]] == by_loss[:30]
+    assert table[31:] == [f"... 50 more jobs in {folder / 'report.csv'}"]
+    assert [r["job"] for r in csv.DictReader((folder / "report.csv").open())] == by_loss
+    over = out.split("per setting\n\n")[1].split("\n\n")[0].splitlines()
+    by_mean = sorted(lrs, key=lambda lr: loss(lr, 0) + loss(lr, 1))
+    assert [float(line.split()[0]) for line in over[1:31]] == by_mean[:30]
+    assert over[31:] == [f"... 10 more settings in {folder / 'report.md'}"]
+    over_md = (folder / "report.md").read_text().split("## over seeds")[1]
+    rows = [line.split("|")[1] for line in over_md.splitlines() if line.startswith("| ")]
+    assert sorted(map(float, rows[1:])) == lrs  # after the header row
+
+
+def test_a_killed_sweep_of_many_jobs_names_the_first_100_problems_and_writes_all(tmp_path, capsys):
+    """120 job folders without results.json and no live process (a stacked sweep killed after
+    making its members' folders): 100 problem lines, one line for the rest, all in report.md."""
+    jobs = {f"lr={i}": ([f"optimizer.lr={i}"], None) for i in range(1, 121)}
+    folder = write_sweep(tmp_path / "sweep", jobs)
+    main([str(folder)])
+    out = capsys.readouterr().out
+    reason = "no results.json and no live process: stopped before writing it"
+    named = [line.split(":")[0] for line in out.splitlines() if line.endswith(reason)]
+    assert len(named) == 100 and set(named) < set(jobs)
+    assert f"... 20 more jobs with a problem in {folder / 'report.md'}" in out.splitlines()
+    listed = (folder / "report.md").read_text().split("## Jobs with a problem")[1]
+    assert sorted(line[2:].split(":")[0] for line in listed.strip().splitlines()) == sorted(jobs)
+
+
+def test_curves_of_hundreds_of_settings_show_an_even_spread_and_the_best(tmp_path):
+    """101 lrs (one more than CURVES_MAX): 25 curves, the first and last lr among them, evenly
+    spaced in lr order, the best drawn thick and named in the legend; the title says so."""
+    from test_figure_layout import assert_readable, draw_quietly, make_job
+
+    from linlab.report.figures import CURVES_MAX, curves_figure
+
+    lrs = [float(f"{10 ** (-3 + 3 * i / CURVES_MAX):.5g}") for i in range(CURVES_MAX + 1)]
+    best = lrs[42]  # not on the even spread of 24 over 101 (every 100/23th)
+    jobs = [
+        make_job(tmp_path, str(i), lr, 16, "ok", [1.0, 0.01 if lr == best else 0.5 + lr])
+        for i, lr in enumerate(lrs)
+    ]
+    drawn = draw_quietly(lambda: curves_figure(jobs, []))
+    assert_readable(drawn)
+    ax = drawn[0].axes[0]
+    lines = [line for line in ax.get_lines() if line.get_marker() == "."]
+    shown = [float(line.get_label().split("=")[1].split(",")[0]) for line in lines]
+    assert len(lines) == 25 and shown == sorted(shown)
+    assert shown[0] == lrs[0] and shown[-1] == lrs[-1] and best in shown
+    gaps = {b - a for a, b in itertools.pairwise(lrs.index(lr) for lr in shown if lr != best)}
+    assert max(gaps) - min(gaps) <= 1  # evenly spaced
+    (thick,) = [line for line in lines if line.get_label().startswith("best: ")]
+    assert thick.get_ydata()[-1] == pytest.approx(0.01)
+    assert thick.get_label() in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_title().endswith(
+        f"25 of {CURVES_MAX + 1} settings: evenly spaced in lr, and the best"
+    )
+    assert not ax.collections  # no bands: means only

@@ -30,25 +30,30 @@ class Sweep:
     def __repr__(self) -> str:
         return f"Sweep({str(self.folder)!r}, jobs={len(self.jobs)})"
 
+    def _read(self) -> tuple[list[Job], str]:
+        """The jobs, best first, and the sweep's value, from one read of the folder (each
+        property reads it afresh, so a running sweep shows its progress)."""
+        jobs = load_jobs(self.folder)
+        value = values.shown(values.of_sweep(self.folder), [j.results for j in jobs])
+        return ranked(jobs, value, varied_keys(jobs)), value
+
     @property
     def value(self) -> str:
         """What the sweep is about: its ``report.value`` (val_loss unless a preset says)."""
-        jobs = load_jobs(self.folder)
-        return values.shown(values.of_sweep(self.folder), [j.results for j in jobs])
+        return self._read()[1]
 
     @property
     def jobs(self) -> list[Job]:
         """The jobs as the report reads them, best first (``linlab.report.jobs.ranked``)."""
-        jobs = load_jobs(self.folder)
-        return ranked(jobs, self.value, varied_keys(jobs))
+        return self._read()[0]
 
     @property
     def table(self) -> pd.DataFrame:
         """One row per job, best first: the swept keys, then status and final metrics."""
         pd = pandas()
-        jobs = self.jobs
+        jobs, value = self._read()
         keys = varied_keys(jobs)
-        columns = (*keys, *metric_columns(jobs, self.value))
+        columns = (*keys, *metric_columns(jobs, value))
         rows = [{c: job.value(c) for c in columns} for job in jobs]
         return pd.DataFrame(rows, index=pd.Index([job.name for job in jobs], name="job"))
 
@@ -60,10 +65,8 @@ class Sweep:
     @property
     def best(self) -> Run | None:
         """The ``ok`` job with the best final ``value`` (None if no job finished so)."""
-        value = self.value
-        ok = [
-            j for j in self.jobs if j.status == "ok" and values.number(j.results, value) is not None
-        ]
+        jobs, value = self._read()
+        ok = [j for j in jobs if j.status == "ok" and values.number(j.results, value) is not None]
         return Run(ok[0].folder) if ok else None
 
     def figures(self, value: str | None = None) -> dict[str, Figure]:
@@ -75,8 +78,8 @@ class Sweep:
         from linlab.report.kinds import kind_of
 
         show_figures_inline()
-        jobs = self.jobs
-        drawn, _ = figures(jobs, kind_of(jobs, varied_keys(jobs)), value or self.value)
+        jobs, default = self._read()
+        drawn, _ = figures(jobs, kind_of(jobs, varied_keys(jobs)), value or default)
         return {name: figure for name, (_, figure) in drawn.items()}
 
     def heatmap(self, value: str | None = None) -> Figure:
@@ -86,10 +89,10 @@ class Sweep:
         from linlab.report.kinds import kind_of
 
         show_figures_inline()
-        jobs = self.jobs
+        jobs, default = self._read()
         kind = kind_of(jobs, varied_keys(jobs))
         others = kind.others if kind.name == "heatmap" else []
-        return heatmap_figure(jobs, others, value or self.value)
+        return heatmap_figure(jobs, others, value or default)
 
     def curves(self) -> Figure:
         """The jobs' loss curves, as ``linlab-report`` draws them."""

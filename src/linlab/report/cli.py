@@ -6,9 +6,12 @@ Reads every job's ``results.json`` (a job still running has none yet and is list
 ``running``; a planned job of ``sweep.json`` without a folder as ``pending``; a
 results.json that cannot be read as ``unreadable``, with the reason), prints a table sorted
 by the sweep's value (``report.value``: final val loss unless a preset names another;
-``--value`` picks another) with the best ``ok`` job named, and writes into the sweep folder
-``report.csv``, ``report.md``, ``report_curves.png`` (loss curves from the TensorBoard
-events) and the figure that what varied calls for (``linlab.report.kinds``):
+``--value`` picks another; past 30 rows the console shows the first 30 and the files hold
+all; past 100 jobs with a problem it names the first 100 and ``report.md`` every one) with
+the best ``ok`` job named, and writes into the sweep folder ``report.csv``,
+``report.md``, ``report_curves.png`` (loss curves from the TensorBoard events; past 100
+settings a panel draws 25 of them, evenly spaced, and the best) and the figure that what
+varied calls for (``linlab.report.kinds``):
 ``report_heatmap.png`` over lr × batch size, ``report_line.png`` over one numeric key or
 ``report_scatter.png`` for a search. A varied ``seed`` is aggregated (a table of mean ± 95%
 interval per setting, mean cells, points and curves with bands: ``linlab.report.aggregate``);
@@ -26,7 +29,14 @@ from matplotlib.figure import Figure
 from linlab.report import value as chosen
 from linlab.report.jobs import ReportError, best_line, load_jobs, ranked, status_counts, varied_keys
 from linlab.report.kinds import Kind, kind_of
-from linlab.report.tables import format_table, markdown_table, table_rows, write_csv
+from linlab.report.tables import (
+    PROBLEMS_MAX,
+    console_table,
+    first_lines,
+    markdown_table,
+    table_rows,
+    write_csv,
+)
 
 
 def report(sweep_dir: Path, value: str | None = None) -> str:
@@ -67,13 +77,19 @@ def report(sweep_dir: Path, value: str | None = None) -> str:
         markdown += [f"![{caption}]({name})", ""]
     if seeds:
         markdown += [f"## {over_seeds[0]}", "", markdown_table(seeds), ""]
-        over_seeds += [format_table(seeds), ""]
+        over_seeds += [console_table(seeds, "settings", str(sweep_dir / "report.md")), ""]
+    problems = [f"{job.name}: {job.problem}" for job in jobs if job.problem]
+    if problems:
+        markdown += ["## Jobs with a problem", "", *(f"- {p}" for p in problems), ""]
     (sweep_dir / "report.md").write_text("\n".join(markdown))
     written = "wrote " + ", ".join(
         str(sweep_dir / n) for n in ("report.csv", "report.md", *figures)
     )
-    problems = [f"{job.name}: {job.problem}" for job in jobs if job.problem]
-    lines = [head[0], head[1], "", format_table(rows), "", *problems, *over_seeds, *head[2:]]
+    problems = first_lines(
+        problems, PROBLEMS_MAX, "jobs with a problem", str(sweep_dir / "report.md")
+    )
+    table = console_table(rows, "jobs", str(sweep_dir / "report.csv"))
+    lines = [head[0], head[1], "", table, "", *problems, *over_seeds, *head[2:]]
     return "\n".join([*lines, written, *optuna_view(sweep_dir)])
 
 

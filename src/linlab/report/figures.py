@@ -8,7 +8,8 @@ logarithmic when every value is a positive number; a full-batch job (``batch_siz
 puts that axis on evenly spaced labelled cells. A cell that has no final value to colour
 (diverged, failed, interrupted, ...) gets its own hatch and its status written in it. In the
 curves, colour follows lr on one scale and the line style the batch size; a red cross marks
-where a diverged setting stopped.
+where a diverged setting stopped. A panel of more than ``CURVES_MAX`` settings (a sweep of
+thousands of lrs) shows an evenly spaced set of them and the best, and says so in its title.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ CURVE_TAGS = (tags.VAL_LOSS, tags.TRAIN_EPOCH_LOSS)
 CURVE_COLOURS = ListedColormap(colormaps["plasma"](np.linspace(0.0, 0.85, 256)))
 CELL_TEXT_MAX = 16  # more cells per row or column than this: the colour alone tells the value
 LEGEND_MAX = 12  # more settings than this: a colour bar and a legend of line styles
+CURVES_MAX = 100  # more settings in a panel than this: ``CURVES_THINNED`` of them are drawn
+CURVES_THINNED = 25  # evenly spaced along the colour key, the best among them
 
 
 def panels(jobs: list[Job], facets: list[str]) -> dict[str, list[Job]]:
@@ -222,7 +225,8 @@ def curves_figure(
     decades), line style by ``style_key``, the legend in numeric order; a red cross marks
     where a diverged setting stopped (also one that diverged before its first validation).
     Past ``LEGEND_MAX`` settings a colour bar and a legend of the line styles replace the
-    legend of every line, so the legend never outgrows the figure."""
+    legend of every line, so the legend never outgrows the figure; past ``CURVES_MAX`` in a
+    panel only the settings of ``shown_settings`` are read and drawn."""
     from linlab.report.jobs import varied_keys
 
     groups = panels(jobs, facets)
@@ -240,7 +244,10 @@ def curves_figure(
             key=lambda seeds: (order(key_value(seeds[0], colour_key)),
                                order(key_value(seeds[0], style_key) if style_key else None)),
         )  # fmt: skip
-        for seeds in settings:
+        shown = shown_settings(settings, tag)
+        thinned = len(shown) < len(settings)
+        best = best_setting(shown, tag) if thinned else None
+        for seeds in shown:
             curves = [c for c in map(val_curve, seeds) if c]
             status = aggregate.cell(seeds, "val_loss")[1]
             shade = key_value(seeds[0], colour_key)
@@ -255,14 +262,20 @@ def curves_figure(
             if curves:
                 mean, low, high = aggregate.mean_band(curves)
                 epochs = range(1, len(mean) + 1)
-                ax.plot(epochs, mean, style, color=colour(shade), marker=".", label=label)
-                if len(curves) > 1:
+                if seeds is best:  # drawn over the others, named in the legend
+                    ax.plot(epochs, mean, style, color=colour(shade), marker=".", lw=3,
+                            mec="k", zorder=3, label=f"best: {label}")  # fmt: skip
+                else:
+                    ax.plot(epochs, mean, style, color=colour(shade), marker=".", label=label)
+                if len(curves) > 1 and not thinned:  # bands of many settings hide the lines
                     ax.fill_between(epochs, low, high, color=colour(shade), alpha=0.25, lw=0)
             if status == "diverged" and (end := divergence_point(seeds, list(mean))):
                 ax.plot(*end, "X", color="red", ms=11, mec="k", label=f"{label}: diverged")
         if all(v > 0 for line in ax.get_lines() for v in line.get_ydata()) and ax.get_lines():
             ax.set_yscale("log")
         ax.set_title(title or tag)
+        if thinned:
+            ax.set_title(f"{title or tag}\n{thinned_note(len(shown), len(settings), colour_key)}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(tag)
@@ -275,13 +288,46 @@ def curves_figure(
     return fig
 
 
+def shown_settings(settings: list[list[Job]], tag: str) -> list[list[Job]]:
+    """The settings a panel draws, in the order given: all of them up to ``CURVES_MAX``;
+    past it ``CURVES_THINNED - 1`` evenly spaced in that order (the first and last included)
+    and the best (lowest final ``tag`` loss, mean over its ok seeds). Hundreds of curves are one
+    smear of colour, and reading them costs one events file per job; the thinned set keeps the
+    trend along the colour key and the setting that won."""
+    if len(settings) <= CURVES_MAX:
+        return settings
+    step = (len(settings) - 1) / (CURVES_THINNED - 2)
+    picked = {round(i * step) for i in range(CURVES_THINNED - 1)}
+    best = best_setting(settings, tag)
+    return [s for i, s in enumerate(settings) if i in picked or s is best]
+
+
+def best_setting(settings: list[list[Job]], tag: str) -> list[Job] | None:
+    """The setting with every seed ``ok`` and the lowest mean final loss of ``tag`` (val loss,
+    or train loss for jobs without a validation split), from results.json."""
+    metric = "val_loss" if tag == tags.VAL_LOSS else "train_loss"
+    finals = []
+    for seeds in settings:
+        summary, status = aggregate.cell(seeds, metric)
+        if summary is not None and status == "ok":
+            finals.append((summary.mean, seeds))
+    return min(finals, key=lambda pair: pair[0])[1] if finals else None
+
+
+def thinned_note(shown: int, total: int, colour_key: str) -> str:
+    """The line under a thinned panel's title that says which curves it shows."""
+    return f"{shown} of {total:,} settings: evenly spaced in {short(colour_key)}, and the best"
+
+
 def style_legend(ax: Any, style_key: str | None, styles: list[Any]) -> None:
-    """A legend of what the line styles and the red cross mean (the colours have a bar)."""
+    """A legend of what the line styles and the red cross mean, and the best setting's line
+    when a thinned panel marks it (the colours have a bar)."""
     handles = [
         Line2D([], [], ls=LINE_STYLES[i % len(LINE_STYLES)], color="k",
                label=f"{short(style_key)} {_label(v)}")
         for i, v in enumerate(styles[: len(LINE_STYLES)]) if style_key
     ]  # fmt: skip
+    handles += [line for line in ax.get_lines() if line.get_label().startswith("best: ")]
     if any(line.get_marker() == "X" for line in ax.get_lines()):
         handles.append(Line2D([], [], ls="", marker="X", color="red", mec="k", label="diverged"))
     if handles:

@@ -11,6 +11,8 @@ from linlab.report.jobs import Job
 METRIC_COLUMNS = ("val_loss", "test_loss", "param_distance", "status", "epochs", "wall_time_s")
 CSV_EXTRA = ("train_loss", "steps", "lr", "batch_size", "message")
 CLASSIFIER_COLUMNS = ("val_accuracy", "val_margin")  # shown when a job has them
+CONSOLE_ROWS = 30  # more rows than this: the console shows the first (best) ones, files all
+PROBLEMS_MAX = 100  # more jobs with a problem than this: the console names the first ones
 
 
 def metric_columns(jobs: list[Job], value: str) -> list[str]:
@@ -35,6 +37,27 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
     )
+
+
+def console_table(rows: list[dict[str, Any]], what: str, where: str) -> str:
+    """``format_table`` of the first ``CONSOLE_ROWS`` rows (the best: rows come ranked) and a
+    line saying how many more ``what`` the file ``where`` holds: a sweep of thousands of jobs
+    keeps its console output one screen long."""
+    table = format_table(rows[:CONSOLE_ROWS])
+    if len(rows) <= CONSOLE_ROWS:
+        return table
+    return f"{table}\n{more_line(len(rows) - CONSOLE_ROWS, what, where)}"
+
+
+def first_lines(lines: list[str], most: int, what: str, where: str) -> list[str]:
+    """``lines``, or past ``most`` the first ``most`` and the line that says where the rest are."""
+    if len(lines) <= most:
+        return lines
+    return [*lines[:most], more_line(len(lines) - most, what, where)]
+
+
+def more_line(count: int, what: str, where: str) -> str:
+    return f"... {count:,} more {what} in {where}"
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
