@@ -9,18 +9,16 @@ the wrong type is never shown, compared or computed with.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from omegaconf import OmegaConf
 from omegaconf._utils import OmegaConfDumper, get_omega_conf_dumper, get_yaml_loader
-from torch import nn
-from torch.func import functional_call
 from yaml.cyaml import CEmitter, CParser
 
 RESULTS_FILE = "results.json"
@@ -192,33 +190,15 @@ def save_config(cfg: Any, filename: str, output_dir: Path) -> None:
     (output_dir / filename).write_text(text, encoding="utf-8")
 
 
-@torch.no_grad()
-def split_losses(model: nn.Module, loss_fn: nn.Module, datamodule: Any) -> dict[str, float | None]:
-    """Exact loss of the final parameters on each whole split (None for an empty split).
+def param_distance(results: Mapping[str, Any]) -> float | None:
+    """‖(w, b) − (w*, b*)‖₂ to the data's true parameters (a missing bias counts as 0).
 
-    Evaluated where the data lie: after fit Lightning has moved the model back to the CPU,
-    and copying the parameters is cheaper than copying a GPU-resident dataset.
+    None when the data has no true parameters or the model is not weights-and-bias shaped.
     """
-    losses: dict[str, float | None] = {}
-    for name in ("train", "val", "test"):
-        if not datamodule.split_size(name):
-            losses[f"{name}_loss"] = None
-            continue
-        x, y = datamodule.splits[name]
-        state = {k: v.to(x.device) for k, v in model.state_dict().items()}
-        x = x.to(next(model.parameters()).dtype)
-        prediction = functional_call(model, state, (x,))
-        losses[f"{name}_loss"] = float(loss_fn(prediction, y.to(x)))
-    return losses
-
-
-def learned_parameters(model: nn.Module) -> dict[str, Any]:
-    """``weights`` and ``bias`` of a LinearRegression-like model (``w`` and optional ``b``)."""
-    params = dict(model.named_parameters())
-    if "w" in params:
-        bias = params.get("b")
-        return {
-            "weights": params["w"].detach().double().reshape(-1).tolist(),
-            "bias": None if bias is None else float(bias.detach()),
-        }
-    return {"parameters": {n: p.detach().double().reshape(-1).tolist() for n, p in params.items()}}
+    true_w, w = results.get("true_weights"), results.get("weights")
+    if true_w is None or w is None or len(true_w) != len(w):
+        return None
+    squares = sum((a - b) ** 2 for a, b in zip(w, true_w, strict=True))
+    if results.get("true_bias") is not None:
+        squares += ((results.get("bias") or 0.0) - results["true_bias"]) ** 2
+    return math.sqrt(squares)

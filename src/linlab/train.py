@@ -30,10 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.config_tree import config_dir
 from linlab.data.datamodule import LinearDataModule
+from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
 from linlab.notebook import in_kernel, live_progress
 from linlab.progress import interrupted_message
-from linlab.results import RESULTS_FILE, learned_parameters, split_losses, write_json_atomic
+from linlab.results import RESULTS_FILE, param_distance, write_json_atomic
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.event_writer import one_writer_thread
@@ -41,7 +42,7 @@ from linlab.stacking.members import PerMemberCallbacks
 from linlab.stacking.models import stack_modules
 from linlab.stacking.threads import threads_for_group
 from linlab.sweeps import naming
-from linlab.sweeps.hparams import log_hparams, param_distance
+from linlab.sweeps.hparams import log_hparams
 from linlab.sweeps.progress import keep_logs_off_the_console
 
 log = logging.getLogger("linlab")

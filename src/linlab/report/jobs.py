@@ -20,9 +20,14 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from linlab.report import value as values
-from linlab.results import RESULTS_FILE, UNREADABLE, read_results_if_any, read_saved_config
+from linlab.results import (
+    RESULTS_FILE,
+    UNREADABLE,
+    param_distance,
+    read_results_if_any,
+    read_saved_config,
+)
 from linlab.run_state import lock_holder
-from linlab.sweeps.hparams import param_distance
 
 AXIS_KEYS = ("optimizer.lr", "data.batch_size")
 

@@ -30,7 +30,6 @@ the dashboard's script in TensorBoard 2.21):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,20 +83,6 @@ SESSION_STATUS = {"ok": "STATUS_SUCCESS", "interrupted": "STATUS_UNKNOWN"}
 EXPERIMENT_SUFFIX = ".sweep_experiment"  # the sweep's experiment summary's event file
 ONE_OFF_KEYS = ("status", "epochs", "steps", "wall_time_s", "diverged_at_step", "last_finite_loss")
 Scalar = float | str | bool
-
-
-def param_distance(results: Mapping[str, Any]) -> float | None:
-    """‖(w, b) − (w*, b*)‖₂ to the data's true parameters (a missing bias counts as 0).
-
-    None when the data has no true parameters or the model is not weights-and-bias shaped.
-    """
-    true_w, w = results.get("true_weights"), results.get("weights")
-    if true_w is None or w is None or len(true_w) != len(w):
-        return None
-    squares = sum((a - b) ** 2 for a, b in zip(w, true_w, strict=True))
-    if results.get("true_bias") is not None:
-        squares += ((results.get("bias") or 0.0) - results["true_bias"]) ** 2
-    return math.sqrt(squares)
 
 
 def overridden_keys(task_overrides: Iterable[str]) -> list[str]:
