@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
@@ -257,7 +258,7 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
 
     A search's jobs (``taken`` None) are samples, and two trials may draw the same values: only
     their number tells them apart, so the subdir must change from trial ``num`` to ``num + 1``
-    (a constant, ``${hydra.job.override_dirname}`` or ``${now:...}`` do not)."""
+    (a constant or ``${now:...}`` does not)."""
     with read_write(cfg), open_dict(cfg):
         cfg.hydra.job.num = cfg.hydra.job.id = num  # as the launcher numbers its jobs
     search = taken is None
@@ -282,18 +283,25 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
 
 def _trial(cfg: DictConfig, number: int) -> DictConfig:
     """A copy of job ``cfg`` as search trial ``number`` runs: numbered, and given
-    ``+optuna_trial=<number>`` by the sweeper."""
+    ``+optuna_trial=<number>`` by the sweeper (so its ``hydra.job.override_dirname`` too)."""
     trial = copy.deepcopy(cfg)
+    naming = trial.hydra.job.config.override_dirname
     with read_write(trial), open_dict(trial):
         trial.hydra.job.num = trial.hydra.job.id = number
         trial[settings.TRIAL_KEY] = number
         trial.hydra.overrides.task.append(f"+{settings.TRIAL_KEY}={number}")
+        trial.hydra.job.override_dirname = get_overrides_dirname(
+            overrides=_parse(list(trial.hydra.overrides.task)),
+            kv_sep=naming.kv_sep,
+            item_sep=naming.item_sep,
+            exclude_keys=naming.exclude_keys,
+        )
     return trial
 
 
 def _subdir(cfg: DictConfig) -> str:
     """``hydra.sweep.subdir`` as the launcher resolves it for the job ``cfg``."""
-    HydraConfig.instance().set_config(cfg)  # what ${hydra:job.num} reads
+    HydraConfig.instance().set_config(OmegaConf.masked_copy(cfg, "hydra"))  # ${hydra:job.num}
     return _output_dir(cfg, "hydra.sweep.subdir")
 
 
