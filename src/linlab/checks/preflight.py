@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
@@ -258,7 +257,8 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
 
     A search's jobs (``taken`` None) are samples, and two trials may draw the same values: only
     their number tells them apart, so the subdir must change from trial ``num`` to ``num + 1``
-    (a constant or ``${now:...}`` does not)."""
+    (a constant, ``${now:...}`` or ``${hydra.job.override_dirname}``, which the sweeper keeps
+    ``optuna_trial`` out of, do not)."""
     with read_write(cfg), open_dict(cfg):
         cfg.hydra.job.num = cfg.hydra.job.id = num  # as the launcher numbers its jobs
     search = taken is None
@@ -283,19 +283,12 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
 
 def _trial(cfg: DictConfig, number: int) -> DictConfig:
     """A copy of job ``cfg`` as search trial ``number`` runs: numbered, and given
-    ``+optuna_trial=<number>`` by the sweeper (so its ``hydra.job.override_dirname`` too)."""
+    ``+optuna_trial=<number>`` by the sweeper."""
     trial = copy.deepcopy(cfg)
-    naming = trial.hydra.job.config.override_dirname
     with read_write(trial), open_dict(trial):
         trial.hydra.job.num = trial.hydra.job.id = number
         trial[settings.TRIAL_KEY] = number
         trial.hydra.overrides.task.append(f"+{settings.TRIAL_KEY}={number}")
-        trial.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=_parse(list(trial.hydra.overrides.task)),
-            kv_sep=naming.kv_sep,
-            item_sep=naming.item_sep,
-            exclude_keys=naming.exclude_keys,
-        )
     return trial
 
 
