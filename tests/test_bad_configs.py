@@ -256,7 +256,7 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
         ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra:job.num}"],
         ["-m", "seed=1,2", "hydra.sweep.subdir=${hydra.job.id}"],  # the launcher sets job.id
-        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${optuna_trial}"],
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra.job.id}"],
         ["-m", "seed=1,2", "hydra.output_subdir=saved"],
         ["+callbacks.x._target_=builtins.dict"],
     ],

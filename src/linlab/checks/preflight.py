@@ -282,12 +282,12 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
 
 
 def _trial(cfg: DictConfig, number: int) -> DictConfig:
-    """A copy of job ``cfg`` as search trial ``number`` runs: numbered, and given
-    ``+optuna_trial=<number>`` by the sweeper."""
+    """A copy of job ``cfg`` named as search trial ``number``'s folder is planned
+    (``linlab.folders.job_folder``): numbered, its overrides ending in ``+optuna_trial=<number>``.
+    The key ``optuna_trial`` itself is not set there, so ``${optuna_trial}`` is refused."""
     trial = copy.deepcopy(cfg)
     with read_write(trial), open_dict(trial):
         trial.hydra.job.num = trial.hydra.job.id = number
-        trial[settings.TRIAL_KEY] = number
         trial.hydra.overrides.task.append(f"+{settings.TRIAL_KEY}={number}")
     return trial
 
