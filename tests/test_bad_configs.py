@@ -113,11 +113,12 @@ REFUSED = [
     (["-m", "seed=1,2", "hydra.output_subdir=/tmp/cfg"], ["hydra.output_subdir='/tmp/cfg'"]),
     # a search's trials differ by their number only: values may repeat
     (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=same"], ["subdir='same'", SHARED]),
+    (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${now:%Y}"], ["subdir='t", SHARED]),
     (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=.."], ["subdir='..'", "inside"]),
     (["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir="], ["subdir=''", "folder path"]),
     (
         ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=${hydra.job.override_dirname}"],
-        ["subdir='hparams_search=lr_batch_tpe'", SHARED],
+        ["hparams_search=lr_batch_tpe", SHARED],  # optuna_trial is kept out of that name
     ),
     # Lightning's script launcher would re-run the whole sweep in every process
     (
@@ -254,6 +255,8 @@ def test_a_suggested_plus_key_works_and_no_other_is_suggested():
         ["hydra.run.dir=./here"],
         ["-m", "hydra.sweep.subdir=job${hydra.job.num}", "seed=1,2"],
         ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra:job.num}"],
+        ["-m", "seed=1,2", "hydra.sweep.subdir=${hydra.job.id}"],  # the launcher sets job.id
+        ["-m", "hparams_search=lr_batch_tpe", "hydra.sweep.subdir=t${hydra.job.id}"],
         ["-m", "seed=1,2", "hydra.output_subdir=saved"],
         ["+callbacks.x._target_=builtins.dict"],
     ],

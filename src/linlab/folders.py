@@ -148,7 +148,7 @@ def job_folder(scratch: DictConfig, num: int, overrides: list[str]) -> str:
     """``hydra.sweep.subdir`` as Hydra resolves it for job ``num`` with these overrides
     (set in ``scratch``, a copy of the sweep's config)."""
     with read_write(scratch), open_dict(scratch):
-        scratch.hydra.job.num = num
+        scratch.hydra.job.num = scratch.hydra.job.id = num  # as the launcher numbers jobs
         scratch.hydra.overrides.task = list(overrides)
     return str(OmegaConf.select(scratch, "hydra.sweep.subdir"))
 

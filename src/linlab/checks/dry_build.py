@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from linlab import schema
+from linlab.build import instantiate as build_plain
 from linlab.checks import signatures
 from linlab.checks.composed import target_nodes
 from linlab.checks.rules import BUILT_IN_DATA, TORCH_SETTINGS, is_integer, show
@@ -72,27 +73,9 @@ def check(values: dict[str, Any]) -> None:
 
 
 def instantiate(node: dict, **extra: Any) -> Any:
-    """Hydra's ``instantiate`` for the plain, resolved nodes the check holds (``_target_``,
-    ``_args_``, ``_partial_``, ``_recursive_``, nested targets): the same call, without
-    first wrapping every node in an OmegaConf object (ten times the cost of the build)."""
-    target = locate("", node["_target_"])
-    recursive = node.get("_recursive_", True)
-    build = _instantiate_nested if recursive else (lambda value: value)
-    args = [build(a) for a in node.get("_args_", [])]
-    kwargs = {k: build(v) for k, v in node.items() if not k.startswith("_")} | extra
-    if node.get("_partial_", False):
-        return functools.partial(target, *args, **kwargs)
-    return target(*args, **kwargs)
-
-
-def _instantiate_nested(value: Any) -> Any:
-    if isinstance(value, dict):
-        if "_target_" in value:
-            return instantiate(value)
-        return {k: _instantiate_nested(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_instantiate_nested(v) for v in value]
-    return value
+    """``linlab.build.instantiate`` (Hydra's, on plain values), each target imported through
+    the targets policy."""
+    return build_plain(node, functools.partial(locate, ""), **extra)
 
 
 def _model(node: dict, precision: Any, dtype: torch.dtype, x: torch.Tensor) -> torch.nn.Module:

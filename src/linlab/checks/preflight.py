@@ -11,6 +11,7 @@ exit code 2, before any folder, logger or data exists.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import os
@@ -28,14 +29,14 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from linlab.checks import launchers
+from linlab.checks import launchers, search_space
 from linlab.checks.composed import output_dir
 from linlab.checks.overrides import check_syntax, plain_words
-from linlab.checks.search_space import sample_jobs
 from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
+from linlab.search.space import sample_jobs
 from linlab.sweeps.compose import JobComposer
 from linlab.sweeps.current_job import make_current
 
@@ -147,12 +148,14 @@ def _grid(master: DictConfig) -> list[list[str]]:
     """The basic sweeper's jobs: the product of the swept values (command line + config)."""
     params = OmegaConf.select(master, "hydra.sweeper.params") or {}
     arguments = [f"{k}={v}" for k, v in params.items()] + list(master.hydra.overrides.task)
-    searched = sample_jobs(master, arguments)  # an Optuna search: jobs at the space's edges
-    if searched is not None:
-        return searched
+    sweeper = OmegaConf.select(master, "hydra.sweeper")
+    if settings.is_search(sweeper):
+        search_space.check(sweeper, arguments)
+        return sample_jobs(arguments)  # an Optuna search: jobs at the space's edges
+    elsewhere = search_space.searched_elsewhere(sweeper, arguments)
     parsed = _parse(arguments)
-    if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
-        return [arguments]  # interval/range searches belong to an optimising sweeper
+    if elsewhere:
+        return [arguments]  # interval searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
 
@@ -227,16 +230,10 @@ def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[
     hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
     allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
     target = node.get("_target_") if isinstance(node, DictConfig) else None
-    if target is None or _takes(str(target), name):
+    parameters = from_source({"_target_": target})  # None where not linlab's: judged on import
+    if parameters is None or takes(parameters, name):
         return f"{key} is not a key of {where}; {hint}{allowed} (or +{key}=... to add a new one)"
     return f"{key} is not a key of {where}; {hint}{allowed} ({target} takes no {name})"
-
-
-def _takes(target: str, name: str) -> bool:
-    """Whether linlab's callable ``target`` accepts a keyword ``name`` (True where it is not
-    linlab's: that is judged once imported)."""
-    parameters = from_source({"_target_": target})
-    return parameters is None or takes(parameters, name)
 
 
 def _output_dir(cfg: DictConfig, key: str) -> str:
@@ -256,22 +253,49 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
 
 def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -> None:
     """``hydra.sweep.subdir`` of job ``num``, as the launcher resolves it, must be a folder of
-    its own inside the sweep folder: not the sweep folder itself, not outside, not shared."""
+    its own inside the sweep folder: not the sweep folder itself, not outside, not shared.
+
+    A search's jobs (``taken`` None) are samples, and two trials may draw the same values: only
+    their number tells them apart, so the subdir must change from trial ``num`` to ``num + 1``
+    (a constant, ``${now:...}`` or ``${hydra.job.override_dirname}``, which the sweeper keeps
+    ``optuna_trial`` out of, do not)."""
     with read_write(cfg), open_dict(cfg):
-        cfg.hydra.job.num = num
-    subdir = _output_dir(cfg, "hydra.sweep.subdir")
+        cfg.hydra.job.num = cfg.hydra.job.id = num  # as the launcher numbers its jobs
+    search = taken is None
+    subdir = _subdir(_trial(cfg, num) if search else cfg)
     name = os.path.normpath(subdir)
-    other = num if taken is None else taken.setdefault(name, num)
-    if other != num:
-        why = f"jobs {other} and {num} would share that folder"
-    elif name == "." or name.startswith("..") or os.path.isabs(name):
+    if name == "." or name.startswith("..") or os.path.isabs(name):
         why = "not a folder inside hydra.sweep.dir"
+    elif search and _subdir(_trial(cfg, num + 1)) == subdir:
+        why = (
+            "trials of the search would share that folder (it does not change with the "
+            "trial's number, hydra.job.num, and trials may draw the same values)"
+        )
+    elif not search and taken.setdefault(name, num) != num:
+        why = f"jobs {taken[name]} and {num} would share that folder"
     else:
         return
     raise ConfigError(
         f"hydra.sweep.subdir={subdir!r} is not allowed: {why}; allowed: a folder per job "
         "inside hydra.sweep.dir (the default, or e.g. job${hydra.job.num})"
     )
+
+
+def _trial(cfg: DictConfig, number: int) -> DictConfig:
+    """A copy of job ``cfg`` named as search trial ``number``'s folder is planned
+    (``linlab.folders.job_folder``): numbered, its overrides ending in ``+optuna_trial=<number>``.
+    The key ``optuna_trial`` itself is not set there, so ``${optuna_trial}`` is refused."""
+    trial = copy.deepcopy(cfg)
+    with read_write(trial), open_dict(trial):
+        trial.hydra.job.num = trial.hydra.job.id = number
+        trial.hydra.overrides.task.append(f"+{settings.TRIAL_KEY}={number}")
+    return trial
+
+
+def _subdir(cfg: DictConfig) -> str:
+    """``hydra.sweep.subdir`` as the launcher resolves it for the job ``cfg``."""
+    HydraConfig.instance().set_config(OmegaConf.masked_copy(cfg, "hydra"))  # ${hydra:job.num}
+    return _output_dir(cfg, "hydra.sweep.subdir")
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:

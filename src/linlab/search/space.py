@@ -13,8 +13,9 @@ value reaches the job as exactly the value the study recorded:
 strings stay strings (``'true'``, ``'null'``, ``'nan'``, ``'a\\b'``), quoted as Hydra reads them.
 
 Everything else on the command line (or in ``hydra.sweeper.params``) is a fixed override that
-every trial gets. A bad space raises :class:`SearchSpaceError` with the one line a user sees;
-nothing here imports Optuna until a distribution is asked for.
+every trial gets. :func:`sample_jobs` gives the jobs at the space's edges that the config
+checks compose before the search runs. A bad space raises :class:`SearchSpaceError` with the
+one line a user sees; nothing here imports Optuna until a distribution is asked for.
 """
 
 from __future__ import annotations
@@ -145,6 +146,22 @@ def parse_space(arguments: Sequence[str]) -> tuple[list[str], list[Dimension]]:
             by_key[key] = argument
     fixed = [v for v in by_key.values() if isinstance(v, str)]
     return fixed, [v for v in by_key.values() if isinstance(v, Dimension)]
+
+
+def sample_jobs(arguments: Sequence[str]) -> list[list[str]]:
+    """Jobs the config checks compose before a search runs, whose values are only known as
+    trials are asked: each choice of every searched key, and both ends of every range or
+    interval (the other keys at their first value), with the fixed overrides."""
+    fixed, dimensions = parse_space(arguments)
+    corners = [d.corners() for d in dimensions]
+    count = max((len(values) for values in corners), default=1)
+    return [
+        [
+            *fixed,
+            *(d.override(v[min(i, len(v) - 1)]) for d, v in zip(dimensions, corners, strict=True)),
+        ]
+        for i in range(count)
+    ]
 
 
 def dimension(override: Override, argument: str) -> Dimension:
