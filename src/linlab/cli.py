@@ -26,8 +26,8 @@ from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, read_write
 
-from linlab.checks.preflight import check_command_line, create_hydra, parse_command_line
-from linlab.config_tree import config_dir, group_options
+from linlab.checks.preflight import check_command_line
+from linlab.config_tree import config_dir, create_hydra, group_options, parse_command_line
 from linlab.sweeps import naming
 
 HELP = """\

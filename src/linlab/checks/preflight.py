@@ -21,7 +21,6 @@ from pathlib import Path
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
-from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
@@ -34,6 +33,7 @@ from linlab.checks.composed import output_dir
 from linlab.checks.overrides import check_syntax, plain_words
 from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
+from linlab.config_tree import create_hydra, parse_command_line
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
 from linlab.search.space import sample_jobs
@@ -117,31 +117,6 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
             yield _with_output_dir(cfg, sweep_dir, RunMode.MULTIRUN)
     finally:
         GlobalHydra.instance().clear()
-
-
-def parse_command_line(argv: Sequence[str]):
-    """Hydra's own argument parser, refusing in one line instead of printing its usage."""
-    parser = get_args_parser()
-
-    def refuse(message: str) -> None:
-        raise ConfigError(f"{message} (see linlab-train --help)")
-
-    parser.error = refuse
-    return parser.parse_args(list(argv))
-
-
-def create_hydra(args, primary_config_dir: Path) -> Hydra:
-    """The Hydra ``hydra.main`` makes for ``linlab-train`` (search path, ``--config-dir``)."""
-    search_path = create_automatic_config_search_path(
-        str(Path(__file__).with_name("train.py")), None, args.config_path or str(primary_config_dir)
-    )
-    if args.config_dir is not None:
-        extra = os.path.abspath(args.config_dir)
-        if not os.path.isdir(extra):
-            raise ConfigError(f"--config-dir={args.config_dir}: no such folder")
-        search_path.prepend(provider="command-line", path=f"file://{extra}")
-    GlobalHydra.instance().clear()
-    return Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
 
 
 def _grid(master: DictConfig) -> list[list[str]]:
@@ -294,8 +269,11 @@ def _trial(cfg: DictConfig, number: int) -> DictConfig:
 
 def _subdir(cfg: DictConfig) -> str:
     """``hydra.sweep.subdir`` as the launcher resolves it for the job ``cfg``."""
-    HydraConfig.instance().set_config(OmegaConf.masked_copy(cfg, "hydra"))  # ${hydra:job.num}
-    return _output_dir(cfg, "hydra.sweep.subdir")
+    make_current(cfg)  # so that ${hydra:job.num} resolves; no copy of the node
+    try:
+        return _output_dir(cfg, "hydra.sweep.subdir")
+    finally:
+        OmegaConf.set_readonly(cfg.hydra, None)  # the launcher's set-up still writes to it
 
 
 def _with_output_dir(cfg: DictConfig, folder: str, mode: RunMode) -> DictConfig:
