@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from linlab.errors import ConfigError
+from linlab.errors import ConfigError, first_line
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
                 OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
             )
         except OmegaConfBaseException as error:
-            raise ConfigError(f"{key}: cannot resolve ({str(error).splitlines()[0]})") from None
+            raise ConfigError(f"{key}: cannot resolve ({first_line(error)})") from None
     return values
 
 

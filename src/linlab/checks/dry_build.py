@@ -98,21 +98,20 @@ def _loss(node: dict, model: Any, model_node: dict, x: torch.Tensor, y: torch.Te
             loss(y.clone().requires_grad_(True), y).backward()
         except Exception:
             raise error from None
-        raise ModelOutputError(model_node["_target_"], pred, x, error) from None
+        raise _misfit(model_node["_target_"], pred, x, error) from None
     return loss
 
 
-class ModelOutputError(Exception):
-    """The loss cannot take what the model outputs, though it takes one value per sample."""
-
-    def __init__(self, target: str, pred: torch.Tensor, x: torch.Tensor, error: Exception) -> None:
-        n = x.shape[0]
-        super().__init__(
-            f"model._target_={target} does not fit the loss: its output for a batch of shape "
-            f"{tuple(x.shape)} has shape {tuple(pred.shape)}, which the loss cannot take "
-            f"({type(error).__name__}: {first_line(error)}); allowed: a model that outputs "
-            f"one prediction per sample, shape ({n},) or ({n}, 1)"
-        )
+def _misfit(target: str, pred: torch.Tensor, x: torch.Tensor, error: Exception) -> ConfigError:
+    """The model's refusal where the loss cannot take its output, though it takes one value per
+    sample."""
+    n = x.shape[0]
+    return ConfigError(
+        f"model._target_={target} does not fit the loss: its output for a batch of shape "
+        f"{tuple(x.shape)} has shape {tuple(pred.shape)}, which the loss cannot take "
+        f"({type(error).__name__}: {first_line(error)}); allowed: a model that outputs "
+        f"one prediction per sample, shape ({n},) or ({n}, 1)"
+    )
 
 
 def _optimizer(node: dict, dtype: torch.dtype) -> Callable | None:
@@ -179,8 +178,6 @@ def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
         return build(node)
     except ConfigError:
         raise
-    except ModelOutputError as error:
-        raise ConfigError(str(error)) from None
     except Exception as error:
         raise ConfigError(_refusal(group, node, build, error)) from None
 

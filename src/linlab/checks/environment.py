@@ -20,7 +20,7 @@ from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.plugins import _PLUGIN_INPUT
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
-from linlab.checks.rules import is_integer, processes, require, show
+from linlab.checks.rules import is_integer, processes, refusal, require, show
 from linlab.checks.targets import locate
 from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, HydraJobDDPStrategy
 from linlab.dtypes import dtype_for_precision
@@ -91,7 +91,7 @@ def check_plugins(plugins: Any) -> None:
         built = locate(key, plugin["_target_"]) if isinstance(plugin, dict) else None
         if not (inspect.isclass(built) and issubclass(built, kinds)):
             shown = plugin.get("_target_") if isinstance(plugin, dict) else plugin
-            raise ConfigError(f"{key}={show(shown)} is not allowed; allowed: {allowed}")
+            raise refusal(key, show(shown), allowed)
 
 
 def check_accelerator(name: str, devices: Any) -> None:

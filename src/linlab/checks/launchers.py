@@ -16,6 +16,7 @@ import importlib.util
 import shutil
 from collections.abc import Sequence
 
+from linlab.checks.rules import Rule, refusal
 from linlab.choices import EXECUTORS
 from linlab.errors import ConfigError
 
@@ -31,27 +32,41 @@ CLUSTERS = ("slurm", "local")
 EXECUTOR_INSTALL = {"submitit": INSTALL, "ray": 'pip install -e ".[ray]"'}
 
 
+def is_n_jobs(value: str) -> bool:
+    """joblib's ``n_jobs``: a count, or a negative one (``-1``: every core, ``-2``: all but one)."""
+    try:
+        return int(value) != 0
+    except ValueError:
+        return False
+
+
+# Launcher settings read off the command line, where their values are the override's own text.
+SETTINGS: dict[str, Rule] = {
+    "hydra.launcher.n_jobs": (
+        is_n_jobs,
+        "a positive number of parallel jobs, or -1 for one per core",
+    ),
+    "hydra.launcher.max_members": (
+        lambda v: v.isdigit() and int(v) >= 1,
+        "an integer >= 1 (the most jobs trained together in one process)",
+    ),
+    "hydra.launcher.executor": (lambda v: v in EXECUTORS, "|".join(EXECUTORS)),
+    "hydra.launcher.submitit.cluster": (lambda v: v in CLUSTERS, "|".join(CLUSTERS)),
+}
+
+
 def check(overrides: Sequence[str]) -> None:
     """Refuse the launcher chosen on the command line if it cannot run here."""
-    for override in overrides:
-        key, _, value = override.partition("=")
-        key = key.lstrip("+~")
+    settings = dict(o.lstrip("+~").partition("=")[::2] for o in overrides)
+    for key, value in settings.items():
         if key == "hydra/launcher" and value in PLUGINS:
             check_plugin(value)
             if value in ("slurm", "submitit_slurm"):
                 check_slurm(value)
-        elif key == "hydra.launcher.n_jobs":
-            check_n_jobs(value)
-        elif key == "hydra.launcher.max_members":
-            check_max_members(value)
         elif key == "hydra.launcher.executor":
             check_executor(value)
-        elif key == "hydra.launcher.submitit.cluster" and value not in CLUSTERS:
-            raise ConfigError(
-                f"hydra.launcher.submitit.cluster={value} is not allowed; allowed: "
-                f"{'|'.join(CLUSTERS)}"
-            )
-    settings = dict(o.lstrip("+~").partition("=")[::2] for o in overrides)
+        elif key in SETTINGS:
+            check_setting(key, value)
     on_slurm = settings.get("hydra.launcher.submitit.cluster", "slurm") == "slurm"
     if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and not has_slurm():
         raise ConfigError(
@@ -74,33 +89,15 @@ def check_slurm(name: str) -> None:
         )
 
 
-def check_n_jobs(value: str) -> None:
-    try:
-        n_jobs = int(value)
-    except ValueError:
-        n_jobs = 0
-    if n_jobs == 0:
-        raise ConfigError(
-            f"hydra.launcher.n_jobs={value} is not allowed; allowed: a positive number of "
-            "parallel jobs, or -1 for one per core"
-        )
-
-
-def check_max_members(value: str) -> None:
-    """The stacked launcher's group size limit."""
-    if not value.isdigit() or int(value) < 1:
-        raise ConfigError(
-            f"hydra.launcher.max_members={value} is not allowed; allowed: an integer >= 1 "
-            "(the most jobs trained together in one process)"
-        )
+def check_setting(key: str, value: str) -> None:
+    ok, allowed = SETTINGS[key]
+    if not ok(value):
+        raise refusal(key, value, allowed)
 
 
 def check_executor(value: str) -> None:
     """The stacked launcher's ``executor``, and the package it needs."""
-    if value not in EXECUTORS:
-        raise ConfigError(
-            f"hydra.launcher.executor={value} is not allowed; allowed: {'|'.join(EXECUTORS)}"
-        )
+    check_setting("hydra.launcher.executor", value)
     package = EXECUTORS[value]
     if package and importlib.util.find_spec(package) is None:
         raise ConfigError(

@@ -31,6 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from linlab.checks import launchers, search_space
 from linlab.checks.composed import output_dir
 from linlab.checks.overrides import check_syntax, plain_words
+from linlab.checks.rules import refusal, show
 from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.config_tree import create_hydra, parse_command_line
@@ -127,9 +128,8 @@ def _grid(master: DictConfig) -> list[list[str]]:
     if settings.is_search(sweeper):
         search_space.check(sweeper, arguments)
         return sample_jobs(arguments)  # an Optuna search: jobs at the space's edges
-    elsewhere = search_space.searched_elsewhere(sweeper, arguments)
     parsed = _parse(arguments)
-    if elsewhere:
+    if search_space.searched_elsewhere(sweeper, parsed):
         return [arguments]  # interval searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
@@ -219,10 +219,8 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
         raise ConfigError(f"{key}: {first_line(error)}") from None
     too_long = any(len(os.fsencode(part)) > 255 for part in Path(str(folder)).parts)
     if not isinstance(folder, str) or not folder.strip() or "\0" in folder or too_long:
-        raise ConfigError(
-            f"{key}={folder!r} is not allowed; allowed: a folder path (not empty, no NUL "
-            "character, each name at most 255 bytes) where the run's files go"
-        )
+        allowed = "a folder path (not empty, no NUL character, each name at most 255 bytes)"
+        raise refusal(key, show(folder), f"{allowed} where the run's files go")
     return folder
 
 
@@ -250,10 +248,8 @@ def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -
         why = f"jobs {taken[name]} and {num} would share that folder"
     else:
         return
-    raise ConfigError(
-        f"hydra.sweep.subdir={subdir!r} is not allowed: {why}; allowed: a folder per job "
-        "inside hydra.sweep.dir (the default, or e.g. job${hydra.job.num})"
-    )
+    allowed = "a folder per job inside hydra.sweep.dir (the default, or e.g. job${hydra.job.num})"
+    raise refusal("hydra.sweep.subdir", show(subdir), allowed, why)
 
 
 def _trial(cfg: DictConfig, number: int) -> DictConfig:

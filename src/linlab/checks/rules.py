@@ -4,8 +4,9 @@ Plain Python on the composed config: no torch, no Lightning, so a bad value is r
 the time Hydra takes to compose. The names and sizes come from ``linlab.choices``, where the
 classes that use them take them from too.
 
-Each rule raises ``ConfigError("<key>=<value> is not allowed; <what is>")``. Rules for a group
-apply while the group builds the built-in class; a user's own class is checked by type only.
+Each rule raises ``refusal(...)``: ``<key>=<value> is not allowed; allowed: <what is>``. Rules
+for a group apply while the group builds the built-in class; a user's own class is checked by
+type only.
 """
 
 from __future__ import annotations
@@ -74,9 +75,16 @@ def show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def refusal(key: str, shown: str, allowed: str, why: str | None = None) -> ConfigError:
+    """The one wording of a refused setting (``: <why>`` before the ``;`` where given);
+    ``shown`` is ``show(value)``, or an override's own text read off the command line."""
+    because = f": {why}" if why else ""
+    return ConfigError(f"{key}={shown} is not allowed{because}; allowed: {allowed}")
+
+
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}={show(value)} is not allowed; allowed: {allowed}")
+        raise refusal(key, show(value), allowed)
 
 
 def check_table(group: str, node: dict[str, Any], table: dict[str, Rule]) -> None:

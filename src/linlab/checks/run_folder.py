@@ -28,6 +28,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from linlab.checks.composed import output_dir
+from linlab.checks.rules import refusal, show
 from linlab.errors import ConfigError
 from linlab.results import read_results_if_any
 from linlab.run_state import (
@@ -60,10 +61,12 @@ def check(cfg: DictConfig) -> None:
     check_not_locked(folder)
     saved = OmegaConf.select(cfg, "hydra.output_subdir", default=None)
     if saved is not None and (os.path.isabs(saved) or os.path.normpath(saved).startswith("..")):
-        raise ConfigError(
-            f"hydra.output_subdir={saved!r} is not allowed: not a folder inside the job's "
-            "folder, so each job's saved config would land where another's replaces it; "
-            "allowed: a folder inside it (the default .hydra), or null"
+        raise refusal(
+            "hydra.output_subdir",
+            show(saved),
+            "a folder inside it (the default .hydra), or null",
+            why="not a folder inside the job's folder, so each job's saved config would land "
+            "where another's replaces it",
         )
     sweep = OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
     holds_sweep = (folder / SWEEP_CONFIG).exists()

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
 from linlab.choices import GRID_SWEEPERS
@@ -34,19 +33,15 @@ def check(sweeper: DictConfig, arguments: Sequence[str]) -> None:
         raise ConfigError(str(error)) from None
 
 
-def searched_elsewhere(sweeper: DictConfig | None, arguments: Sequence[str]) -> bool:
-    """Whether ``arguments`` search an interval, for an optimising sweeper other than linlab's;
+def searched_elsewhere(sweeper: DictConfig | None, overrides: Sequence[Override]) -> bool:
+    """Whether ``overrides`` search an interval, for an optimising sweeper other than linlab's;
     refused under the grid sweeper, which runs lists only."""
-    for argument in arguments:
-        try:
-            override = OverridesParser.create().parse_overrides([argument])[0]
-        except HydraException:
-            continue  # the grid's own parse reports it
+    for override in overrides:
         if not override.is_sweep_override() or override.is_discrete_sweep():
             continue
         if sweeper is not None and sweeper.get("_target_") in GRID_SWEEPERS:
             raise ConfigError(
-                f"{argument} is a search space: run it with hydra/sweeper=optuna or an "
+                f"{override.input_line} is a search space: run it with hydra/sweeper=optuna or an "
                 "hparams_search preset (the grid sweeper runs lists a,b,c and range(...) only)"
             )
         return True

@@ -10,7 +10,7 @@ import difflib
 import inspect
 from typing import Any
 
-from linlab.checks.rules import is_integer
+from linlab.checks.rules import is_integer, refusal, show
 from linlab.choices import GENERATOR_NAMES
 from linlab.errors import ConfigError
 from linlab.schema import Parameters, accepts, definition, describe
@@ -36,11 +36,9 @@ def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> No
             )
         hint = params[key].annotation
         if hint is not inspect.Parameter.empty and accepts(hint, value) is False:
-            raise ConfigError(f"{path}.{key}={value!r} is not allowed; allowed: {describe(hint)}")
+            raise refusal(f"{path}.{key}", show(value), describe(hint))
         if is_integer(value) and not -(2**63) <= value < 2**63:
-            raise ConfigError(
-                f"{path}.{key}={value} is not allowed; allowed: an integer of at most 64 bits"
-            )
+            raise refusal(f"{path}.{key}", show(value), "an integer of at most 64 bits")
 
 
 def from_source(node: dict[str, Any]) -> Parameters | None:
