@@ -382,3 +382,31 @@ def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tm
     hparams, _ = _job_session(tmp_path)
     assert hparams == expected
     assert hparams["optimizer.lr"] == (0.25 if lr == "0.25" else 41.0)
+
+
+def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
+    """``task_view`` (no copy of the job's nodes) gives the task what ``run_job``'s masked copy
+    gives it: the same YAML and resolved values; a top-level value the task sets (a drawn
+    seed) stays out of the job's config, whose nodes keep it as their parent."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from linlab.sweeps.current_job import make_current, task_view
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", ["optimizer=adam", "seed=null"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    make_current(cfg)
+    job_yaml = OmegaConf.to_yaml(cfg)
+    copied = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    view = task_view(cfg)
+    assert OmegaConf.to_yaml(view) == OmegaConf.to_yaml(copied)
+    assert OmegaConf.to_container(view, resolve=True) == OmegaConf.to_container(
+        copied, resolve=True
+    )
+    assert view.callbacks.last_checkpoint.dirpath == f"{tmp_path}/checkpoints"
+    assert view.model is cfg.model and view.optimizer is cfg.optimizer  # held, not copied
+    assert cfg.model._get_parent() is cfg
+    view.seed = 5
+    assert cfg.seed is None and OmegaConf.to_yaml(cfg) == job_yaml

@@ -39,7 +39,7 @@ from linlab.results import save_config
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
-from linlab.sweeps.current_job import make_current
+from linlab.sweeps.current_job import make_current, task_view
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def start_job(cfg: DictConfig, task_function: TaskFunction, hydra_context: Hydra
     the group's members share the working directory (stackable jobs do not ``chdir``)."""
     run_dir = Path(cfg.hydra.runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    task_cfg = task_view(cfg)  # ``run_job``'s masked copy, the job's nodes held, not copied
     hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)

@@ -8,12 +8,16 @@ the node (``OmegaConf.masked_copy``): 20-50 ms a job, paid per job by the up-fro
 member by the stacked launcher, and a copy per member kept alive for the whole fit. Once
 ``set_config`` has made the node read-only it cannot change, so the same node, shared, gives
 the same answers: :func:`make_current` builds that config around the node itself.
+
+The stacked launcher pays a second copy per member in ``run_job``'s place: the task's config,
+every node but ``hydra`` (``OmegaConf.masked_copy``), alive through the whole fit.
+:func:`task_view` holds the job's own nodes instead.
 """
 
 from __future__ import annotations
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, flag_override
+from omegaconf import Container, DictConfig, OmegaConf, flag_override
 
 
 def current_view(cfg: DictConfig) -> DictConfig:
@@ -32,4 +36,23 @@ def make_current(cfg: DictConfig) -> DictConfig:
     """``HydraConfig.instance().set_config(cfg)``, sharing the node; returns the stored view."""
     view = current_view(cfg)
     HydraConfig.instance().cfg = view
+    return view
+
+
+def task_view(cfg: DictConfig) -> DictConfig:
+    """What ``OmegaConf.masked_copy(cfg, <every key but hydra>)`` gives the task, the job's
+    nodes held, not copied: each node keeps ``cfg`` as its parent (interpolations resolve as
+    in the job's config); top-level values are copied, so the task setting one (a drawn
+    ``seed``) leaves the job's config as it was."""
+    view = DictConfig({})
+    for key in cfg:
+        if key == "hydra":
+            continue
+        node = cfg._get_node(key)
+        if isinstance(node, Container):
+            with flag_override(view, "no_deepcopy_set_nodes", True):
+                view[key] = node  # moves the node's parent to ``view`` ...
+            node._set_parent(cfg)  # ... and back
+        else:
+            view[key] = node  # a copy
     return view
