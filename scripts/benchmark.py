@@ -219,19 +219,24 @@ def run_command(args: list[str], workdir: Path) -> dict:
         "sys.argv = ['linlab-train', *sys.argv[1:]]\n"
         "runpy.run_module('linlab.train', run_name='__main__')\n"
     )
+    proc, wall = timed_process(["-c", report, *args], workdir, f"linlab-train {' '.join(args)}")
+    peak_kib = int(proc.stderr.rsplit("VmHWM", 1)[1].split()[0])
+    return {"wall_s": wall, "peak_rss_mib": peak_kib / 1024}
+
+
+def timed_process(
+    args: list[str], workdir: Path, what: str
+) -> tuple[subprocess.CompletedProcess, float]:
+    """``python <args>`` in a fresh process with this one's environment: the finished process
+    and the whole command's wall time; ``what`` names it when it fails."""
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", report, *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
+        [sys.executable, *args], cwd=workdir, capture_output=True, text=True, env=dict(os.environ)
     )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(f"linlab-train {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    peak_kib = int(proc.stderr.rsplit("VmHWM", 1)[1].split()[0])
-    return {"wall_s": wall, "peak_rss_mib": peak_kib / 1024}
+        raise RuntimeError(f"{what} failed:\n{proc.stderr[-2000:]}")
+    return proc, wall
 
 
 # a second training job on the machine: torch multiplying 256x256 matrices on its own threads
@@ -328,17 +333,8 @@ def largest_sweep(jobs: int, workdir: Path) -> dict:
     args = ["-m", "hydra/launcher=stacked", f"optimizer.lr={lrs(jobs // 4)}", "seed=0,1,2,3"]
     args += ["data.n_samples=100", "trainer.max_epochs=2", f"hydra.sweep.dir={folder}"]
     sweep = run_command(args, workdir)
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "linlab.report.cli", str(folder)],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-    )
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"linlab-report {folder} failed:\n{proc.stderr[-2000:]}")
+    what = f"linlab-report {folder}"
+    proc, seconds = timed_process(["-m", "linlab.report.cli", str(folder)], workdir, what)
     read = proc.stdout.splitlines()[0]  # sweep <folder>: N jobs (N ok)
     return {"largest": jobs, "sweep_10000": sweep, "report_10000_s": seconds, "report_read": read}
 

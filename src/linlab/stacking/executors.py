@@ -33,13 +33,13 @@ def lost(configs: Sequence[DictConfig], error: BaseException) -> list[JobReturn]
     rerun trains them again."""
     from linlab import faults
     from linlab.folders import finished_before
-    from linlab.sweeps.current_job import make_current
+    from linlab.sweeps.current_job import make_current, task_view
     from linlab.train import hyperparameters
 
     returns = []
     for cfg in configs:
         make_current(cfg)
-        task_cfg = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        task_cfg = task_view(cfg)
         run_dir = Path(cfg.hydra.runtime.output_dir)
         if finished_before(run_dir) is None:
             hyper = hyperparameters(task_cfg, task_cfg.seed)

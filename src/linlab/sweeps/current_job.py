@@ -26,9 +26,7 @@ def current_view(cfg: DictConfig) -> DictConfig:
     node = cfg.hydra
     OmegaConf.set_readonly(node, True)
     view = DictConfig({})
-    with flag_override(view, "no_deepcopy_set_nodes", True):
-        view["hydra"] = node  # moves the node's parent to ``view`` ...
-    node._set_parent(cfg)  # ... and back, as ``set_config`` does for its copy
+    _hold(view, "hydra", node, cfg)  # as ``set_config`` keeps its copy's parent
     return view
 
 
@@ -50,9 +48,15 @@ def task_view(cfg: DictConfig) -> DictConfig:
             continue
         node = cfg._get_node(key)
         if isinstance(node, Container):
-            with flag_override(view, "no_deepcopy_set_nodes", True):
-                view[key] = node  # moves the node's parent to ``view`` ...
-            node._set_parent(cfg)  # ... and back
+            _hold(view, key, node, cfg)
         else:
             view[key] = node  # a copy
     return view
+
+
+def _hold(view: DictConfig, key: str, node: Container, parent: DictConfig) -> None:
+    """``view[key] = node`` without OmegaConf's copy, ``node`` keeping ``parent`` as its
+    parent (the assignment moves it to ``view``; this moves it back)."""
+    with flag_override(view, "no_deepcopy_set_nodes", True):
+        view[key] = node
+    node._set_parent(parent)
