@@ -1,9 +1,11 @@
 """What this machine has, as a run's checks ask it: memory available, the file system a
-path is on. Plain Python (``/proc``), no torch."""
+path is on, a package installed, SLURM. Plain Python (``/proc``, the PATH), no torch."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 # file systems that hold no files of a user's (root may still pass os.access on them)
@@ -44,3 +46,15 @@ def available_memory() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):  # its package is missing; or blocked in sys.modules
+        return False
+
+
+def has_slurm() -> bool:
+    return bool(shutil.which("sbatch") and shutil.which("srun"))

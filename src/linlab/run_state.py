@@ -70,6 +70,11 @@ def resume_from(folder: Path, ckpt_path: Any, single_run: bool) -> Path | None:
     return last if last.is_file() else None
 
 
+def checkpoint_run_folder(checkpoint: Path) -> Path:
+    """The run folder that wrote a checkpoint: ``<run>/checkpoints/<name>.ckpt`` → ``<run>``."""
+    return checkpoint.resolve().parent.parent
+
+
 def restarts_from_scratch(folder: Path, ckpt_path: Any, overwrite: bool) -> bool:
     """Whether a single run empties ``folder`` first: ``overwrite=true``, or an unfinished run
     that has no ``last.ckpt`` to go on from (one set of TensorBoard events, no stale files)."""

@@ -6,7 +6,6 @@ types ``Trainer(plugins=...)`` takes), so they cannot drift from the installed v
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import os
 import shutil
@@ -25,10 +24,10 @@ from linlab.checks.targets import locate
 from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, HydraJobDDPStrategy
 from linlab.dtypes import dtype_for_precision
 from linlab.errors import ConfigError
-from linlab.machine import PSEUDO_FILE_SYSTEMS, available_memory, file_system_type
+from linlab.machine import PSEUDO_FILE_SYSTEMS, available_memory, file_system_type, installed
 
 _CUDA_NAMES = ("gpu", "cuda")
-_FP16 = ("16-mixed", "16", 16, "16-true")
+_FP16_MIXED = ("16-mixed", "16", 16)
 
 
 FIX = "(set hydra.run.dir / hydra.sweep.dir to a writable folder)"  # ends each folder refusal
@@ -48,10 +47,6 @@ def check(values: dict[str, Any], output_dir: Path | None, multirun: bool) -> No
         check_memory(values.get("data") or {}, trainer.get("precision", "32-true"), accelerator)
     if output_dir is not None:
         check_writable(output_dir)
-
-
-def accelerator_names() -> list[str]:
-    return ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
 
 
 def check_strategy(trainer: dict[str, Any], multirun: bool) -> None:
@@ -95,7 +90,7 @@ def check_plugins(plugins: Any) -> None:
 
 
 def check_accelerator(name: str, devices: Any) -> None:
-    names = accelerator_names()
+    names = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
     require(name in names, "trainer.accelerator", name, ", ".join(names))
     if name == "auto":
         return
@@ -115,7 +110,7 @@ def check_accelerator(name: str, devices: Any) -> None:
 
 def check_precision(precision: Any, accelerator: str) -> None:
     on_cuda = accelerator in _CUDA_NAMES or (accelerator == "auto" and torch.cuda.is_available())
-    if precision in _FP16 and not on_cuda and str(precision) != "16-true":
+    if precision in _FP16_MIXED and not on_cuda:
         raise ConfigError(
             f"trainer.precision={show(precision)} (float16 mixed precision) needs a CUDA "
             f"device, not trainer.accelerator={accelerator}; allowed here: 32-true, 64-true, "
@@ -126,9 +121,7 @@ def check_precision(precision: Any, accelerator: str) -> None:
             f"trainer.precision={precision} needs bfloat16, which this GPU lacks; "
             "allowed here: 32-true, 64-true, 16-mixed"
         )
-    if str(precision).startswith("transformer-engine") and not importlib.util.find_spec(
-        "transformer_engine"
-    ):
+    if str(precision).startswith("transformer-engine") and not installed("transformer_engine"):
         raise ConfigError(
             f"trainer.precision={precision} needs the transformer_engine package, not installed"
         )

@@ -12,13 +12,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from collections.abc import Sequence
 
 from linlab.checks.rules import Rule, refusal
 from linlab.choices import EXECUTORS
 from linlab.errors import ConfigError
+from linlab.machine import has_slurm, installed
 
 PLUGINS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher",
@@ -62,30 +61,28 @@ def check(overrides: Sequence[str]) -> None:
         if key == "hydra/launcher" and value in PLUGINS:
             check_plugin(value)
             if value in ("slurm", "submitit_slurm"):
-                check_slurm(value)
+                check_slurm(
+                    f"hydra/launcher={value} needs SLURM",
+                    "hydra/launcher=slurm_local (the same jobs as local processes) or "
+                    "hydra/launcher=joblib",
+                )
         elif key == "hydra.launcher.executor":
             check_executor(value)
         elif key in SETTINGS:
             check_setting(key, value)
     on_slurm = settings.get("hydra.launcher.submitit.cluster", "slurm") == "slurm"
-    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm and not has_slurm():
-        raise ConfigError(
-            "hydra.launcher.executor=submitit sends groups to SLURM, and this machine has no "
-            "sbatch/srun on the PATH; allowed here: hydra.launcher.submitit.cluster=local "
-            "(the same array as local processes)"
+    if settings.get("hydra.launcher.executor") == "submitit" and on_slurm:
+        check_slurm(
+            "hydra.launcher.executor=submitit sends groups to SLURM",
+            "hydra.launcher.submitit.cluster=local (the same array as local processes)",
         )
 
 
-def has_slurm() -> bool:
-    return bool(shutil.which("sbatch") and shutil.which("srun"))
-
-
-def check_slurm(name: str) -> None:
+def check_slurm(asked: str, instead: str) -> None:
+    """What ``asked`` for runs on SLURM: refused where there is none, saying what runs here."""
     if not has_slurm():
         raise ConfigError(
-            f"hydra/launcher={name} needs SLURM, and this machine has no sbatch/srun on the "
-            "PATH; allowed here: hydra/launcher=slurm_local (the same jobs as local processes) "
-            "or hydra/launcher=joblib"
+            f"{asked}, and this machine has no sbatch/srun on the PATH; allowed here: {instead}"
         )
 
 
@@ -99,7 +96,7 @@ def check_executor(value: str) -> None:
     """The stacked launcher's ``executor``, and the package it needs."""
     check_setting("hydra.launcher.executor", value)
     package = EXECUTORS[value]
-    if package and importlib.util.find_spec(package) is None:
+    if package and not installed(package):
         raise ConfigError(
             f"hydra.launcher.executor={value} needs {package}, not installed here: run "
             f"{EXECUTOR_INSTALL.get(value, INSTALL)}"
@@ -107,11 +104,7 @@ def check_executor(value: str) -> None:
 
 
 def check_plugin(name: str) -> None:
-    try:
-        found = importlib.util.find_spec(PLUGINS[name]) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
+    if not installed(PLUGINS[name]):
         raise ConfigError(
             f"hydra/launcher={name} needs the launchers extra, not installed here: run {INSTALL}"
         )

@@ -52,6 +52,11 @@ def is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def is_list_of(value: Any, test: Callable[[Any], bool], length: int | None = None) -> bool:
+    """A list whose items all pass ``test`` (exactly ``length`` of them where given)."""
+    return isinstance(value, list) and length in (None, len(value)) and all(map(test, value))
+
+
 def integer_from(low: int, null: bool = False) -> Rule:
     """An integer >= ``low`` (or null)."""
     allowed = f"an integer >= {low}"
@@ -122,8 +127,7 @@ def check(values: dict[str, Any]) -> None:
             check_table(group, values[group], TORCH_SETTINGS)
     data = values.get("data") or {}
     if data.get("_target_") in BUILT_IN_DATA:
-        check_data(data)
-        check_shards(data, trainer)
+        check_shards(data, trainer, check_data(data))
     model = values.get("model") or {}
     if model.get("_target_") == BUILT_IN_MODEL:
         check_model(model, data)
@@ -157,11 +161,7 @@ def check_lr(lr: Any, precision: Any) -> None:
 TORCH_SETTINGS: dict[str, Rule] = {
     **dict.fromkeys(("momentum", "dampening", "weight_decay", "eps", "eta_min"), number_from(0)),
     "betas": (
-        lambda v: (
-            isinstance(v, list)
-            and len(v) == 2
-            and all(is_finite_number(b) and 0 <= b < 1 for b in v)
-        ),
+        lambda v: is_list_of(v, lambda b: is_finite_number(b) and 0 <= b < 1, length=2),
         "two numbers in [0, 1), e.g. [0.9, 0.999]",
     ),
     "nesterov": (lambda v: isinstance(v, bool), "true only with momentum > 0 and dampening = 0"),
@@ -251,7 +251,7 @@ GAUSSIAN_VALUES: dict[str, Rule] = {
 LINE_VALUES: dict[str, Rule] = {
     "spacing": one_of(("linspace", "uniform")),
     "x_range": (
-        lambda v: isinstance(v, list) and len(v) == 2 and all(map(is_finite_number, v)),
+        lambda v: is_list_of(v, is_finite_number, length=2),
         "two finite numbers [low, high]",
     ),
 }
@@ -262,13 +262,14 @@ MODULE_VALUES: dict[str, Rule] = {
 }
 
 
-def check_data(data: dict[str, Any]) -> None:
+def check_data(data: dict[str, Any]) -> int:
+    """Check the built-in datamodule's settings; return the training split's size."""
     generator = data.get("generator")
     require(generator in GENERATOR_NAMES, "data.generator", generator, ", ".join(GENERATOR_NAMES))
     n_features = data.get("n_features")
     require(is_integer(n_features) and n_features >= 1, "data.n_features", n_features, ">= 1")
     check_table("data", data, DATA_VALUES)
-    check_splits(data, check_samples(data, generator, n_features))
+    return check_splits(data, check_samples(data, generator, n_features))
 
 
 def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
@@ -279,16 +280,10 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         require(isinstance(x, list) and len(x) > 0, "data.x", x, rows)
         flat = not isinstance(x[0], list)
         width = 1 if flat else len(x[0])
-        for row in x:
-            values = [row] if flat else row
-            ok = isinstance(values, list) and len(values) == width >= 1
-            require(ok and all(map(is_finite_number, values)), "data.x", x, rows)
-        require(
-            isinstance(y, list) and all(map(is_finite_number, y)),
-            "data.y",
-            y,
-            "a list of finite numbers",
-        )
+        matrix = [[value] for value in x] if flat else x
+        ok = width >= 1 and all(is_list_of(row, is_finite_number, width) for row in matrix)
+        require(ok, "data.x", x, rows)
+        require(is_list_of(y, is_finite_number), "data.y", y, "a list of finite numbers")
         require(len(x) == len(y), "data.y", y, f"as many values as data.x has rows ({len(x)})")
         columns = f"the number of columns of data.x ({width})"
         require(width == n_features, "data.n_features", n_features, columns)
@@ -298,12 +293,7 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         check_table("data", data, LINE_VALUES)
     weights = data.get("weights")
     require(
-        weights is None
-        or (
-            isinstance(weights, list)
-            and len(weights) == n_features
-            and all(map(is_finite_number, weights))
-        ),
+        weights is None or is_list_of(weights, is_finite_number, n_features),
         "data.weights",
         weights,
         f"null or a list of data.n_features={n_features} finite numbers",
@@ -317,7 +307,7 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
     return n
 
 
-def check_splits(data: dict[str, Any], n: int) -> None:
+def check_splits(data: dict[str, Any], n: int) -> int:
     share = (lambda v: is_finite_number(v) and 0 <= v <= 1, "a number in [0, 1]")
     check_table("data", data, dict.fromkeys(("val_fraction", "test_fraction"), share))
     fractions = [data.get("val_fraction", 0.0), data.get("test_fraction", 0.0)]
@@ -343,19 +333,16 @@ def check_splits(data: dict[str, Any], n: int) -> None:
         batch,
         f"null (full batch) or an integer from 1 to the training split's size {n_train}",
     )
+    return n_train
 
 
-def check_shards(data: dict[str, Any], trainer: dict[str, Any]) -> None:
+def check_shards(data: dict[str, Any], trainer: dict[str, Any], n_train: int) -> None:
     """DDP presets: each minibatch splits into one equal shard per process (``linlab.ddp``)."""
     strategy = trainer.get("strategy")
     target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
     ranks = processes(trainer)
-    if "ddp" not in target.lower() or ranks < 2:
+    if "ddp" not in target.lower() or ranks < 2 or data.get("streaming"):
         return
-    n = data.get("n_samples") if data.get("generator") != "fixed" else len(data.get("y", []))
-    if data.get("streaming") or not is_integer(n):
-        return
-    n_train = split_sizes(n, data.get("val_fraction", 0.0), data.get("test_fraction", 0.0))[0]
     try:
         check_equal_shards(n_train, data.get("batch_size"), data.get("drop_last", False), ranks)
     except ValueError as error:
@@ -404,7 +391,7 @@ def check_explicit_init(init: dict[str, Any], n_features: int, bias: bool) -> No
     weight = init.get("weight", [0.0] * n_features)
     weight = weight if isinstance(weight, list) else [weight]
     require(
-        len(weight) == n_features and all(map(is_number, weight)),
+        is_list_of(weight, is_number, n_features),
         "model.init.weight",
         weight,
         f"a list of model.n_features={n_features} numbers",

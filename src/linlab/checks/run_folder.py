@@ -35,6 +35,7 @@ from linlab.run_state import (
     LAST_CHECKPOINT,
     SAVED_CONFIG,
     check_not_locked,
+    checkpoint_run_folder,
     holds_run,
     is_child_rank,
     load_checkpoint,
@@ -70,15 +71,12 @@ def check(cfg: DictConfig) -> None:
         )
     sweep = OmegaConf.select(cfg, "hydra.mode") == RunMode.MULTIRUN
     holds_sweep = (folder / SWEEP_CONFIG).exists()
-    if sweep and holds_run(folder) and not holds_sweep:
+    if sweep != holds_sweep and (holds_sweep or holds_run(folder)):  # a run and a sweep mixed
+        key, kind = ("hydra.sweep.dir", "sweep") if sweep else ("hydra.run.dir", "run")
+        held = f"a sweep ({SWEEP_CONFIG})" if holds_sweep else "a single run"
         raise ConfigError(
-            f"hydra.sweep.dir={folder} holds a single run, whose files the sweep would mix "
-            "with its own; allowed: another hydra.sweep.dir"
-        )
-    if not sweep and holds_sweep:
-        raise ConfigError(
-            f"hydra.run.dir={folder} holds a sweep ({SWEEP_CONFIG}), whose files the run would "
-            "mix with its own; allowed: another hydra.run.dir"
+            f"{key}={folder} holds {held}, whose files the {kind} would mix with its own; "
+            f"allowed: another {key}"
         )
     if sweep:
         return  # the sweep folder: finished jobs are skipped (linlab.folders)
@@ -122,11 +120,6 @@ def check_unused(folder: Path, ckpt_path: Any, checkpoint: Path | None) -> None:
     )
 
 
-def checkpoint_run_folder(checkpoint: Path) -> Path:
-    """The run folder that wrote a checkpoint: ``<run>/checkpoints/<name>.ckpt`` → ``<run>``."""
-    return checkpoint.resolve().parent.parent
-
-
 def check_resume(cfg: DictConfig, path: Path, ckpt_path: str) -> None:
     """``path`` (a file: ``rules`` checked it) must be a Lightning checkpoint of this run's
     config and model."""
@@ -145,8 +138,7 @@ def check_resume(cfg: DictConfig, path: Path, ckpt_path: str) -> None:
 def check_same_config(cfg: DictConfig, saved: Path, ckpt_path: str) -> None:
     """The resumed run's settings must be the checkpoint's, but for :data:`RESUMABLE_KEYS`."""
     before = flatten(OmegaConf.to_container(OmegaConf.load(saved), resolve=False))
-    now = flatten({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items()})
-    now.pop("hydra", None)
+    now = flatten(OmegaConf.to_container(cfg, resolve=False))  # hydra.* is left out below
     missing = object()
     differ = [
         key

@@ -11,6 +11,7 @@ found there really comes from (``torch.serialization.os.system`` is ``posix.syst
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +59,7 @@ def refused(module: str, name: str) -> bool:
 
 def check_target_object(path: str, target: str, found: Any) -> None:
     """Refuse an object that comes from a refused module, however the path reached it."""
-    module = (
-        getattr(found, "__name__", "") if _is_module(found) else getattr(found, "__module__", "")
-    )
+    module = found.__name__ if inspect.ismodule(found) else getattr(found, "__module__", "")
     name = getattr(found, "__name__", "")
     if refused(module or "", name):
         raise ConfigError(
@@ -102,7 +101,3 @@ def _cannot_import(path: str, target: str, reason: str) -> str:
         f"{path}._target_={target} cannot be imported: {reason} "
         "(allowed: a module.Name importable from the Python path)"
     )
-
-
-def _is_module(value: Any) -> bool:
-    return type(value).__name__ == "module"
