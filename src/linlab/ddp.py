@@ -96,6 +96,17 @@ def refuse_script_launcher_in_multirun(strategy: Any) -> None:
         raise ValueError(SCRIPT_LAUNCHER_IN_MULTIRUN.format(strategy="ddp"))
 
 
+def relaunches_command_line(kind: Any, settings: dict[str, Any]) -> bool:
+    """Whether the strategy class ``kind``, built with ``settings``, starts its processes with
+    Lightning's script launcher (``refuse_script_launcher_in_multirun``), not as this job's."""
+    return (
+        isinstance(kind, type)
+        and issubclass(kind, DDPStrategy)
+        and not issubclass(kind, HydraJobDDPStrategy)
+        and settings.get("start_method", "popen") == "popen"
+    )
+
+
 def child_command(local_rank: int, seed: str | None) -> list[str]:
     """Rank ``local_rank`` of this Hydra job: its saved config, its folder, nothing written."""
     hydra_cfg = HydraConfig.get()

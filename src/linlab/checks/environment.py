@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from lightning.pytorch.accelerators import AcceleratorRegistry
 from lightning.pytorch.plugins import _PLUGIN_INPUT
-from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies import StrategyRegistry
 
 from linlab.checks.rules import is_integer, processes, refusal, require, show
 from linlab.checks.targets import locate
-from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, HydraJobDDPStrategy
+from linlab.ddp import SCRIPT_LAUNCHER_IN_MULTIRUN, relaunches_command_line
 from linlab.dtypes import dtype_for_precision
 from linlab.errors import ConfigError
 from linlab.machine import PSEUDO_FILE_SYSTEMS, available_memory, file_system_type, installed
@@ -64,13 +64,7 @@ def check_strategy(trainer: dict[str, Any], multirun: bool) -> None:
         kind, settings = locate("trainer.strategy", strategy["_target_"]), strategy
     else:
         return
-    script_launcher = (
-        inspect.isclass(kind)
-        and issubclass(kind, DDPStrategy)
-        and not issubclass(kind, HydraJobDDPStrategy)
-        and settings.get("start_method", "popen") == "popen"
-    )
-    if multirun and script_launcher and processes(trainer) > 1:
+    if multirun and relaunches_command_line(kind, settings) and processes(trainer) > 1:
         name = strategy if isinstance(strategy, str) else strategy["_target_"]
         raise ConfigError(SCRIPT_LAUNCHER_IN_MULTIRUN.format(strategy=name))
 
@@ -95,8 +89,7 @@ def check_accelerator(name: str, devices: Any) -> None:
     if name == "auto":
         return
     registered = "cuda" if name == "gpu" else name
-    available = AcceleratorRegistry[registered]["accelerator"].is_available()
-    if not available:
+    if not AcceleratorRegistry[registered]["accelerator"].is_available():
         raise ConfigError(
             f"trainer.accelerator={name} is not available on this machine; "
             f"allowed here: cpu, auto{', gpu, cuda' if torch.cuda.is_available() else ''}"

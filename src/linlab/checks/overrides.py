@@ -30,12 +30,11 @@ def check_syntax(overrides: Sequence[str]) -> None:
     parser = OverridesParser.create()
     for override in overrides:
         try:
-            parsed = parser.parse_overrides([override])[0]
+            wrong = None if parser.parse_overrides([override])[0].key_or_group else "it has no key"
         except HydraException:
-            message = f"override {override!r} is malformed: {_diagnosis(override)}; {HOW}"
-            raise ConfigError(message) from None
-        if not parsed.key_or_group:
-            raise ConfigError(f"override {override!r} is malformed: it has no key; {HOW}")
+            wrong = _diagnosis(override)
+        if wrong is not None:
+            raise ConfigError(f"override {override!r} is malformed: {wrong}; {HOW}")
 
 
 def _diagnosis(override: str) -> str:

@@ -121,7 +121,7 @@ def check(values: dict[str, Any]) -> None:
     optimizer = values.get("optimizer") or {}
     if "lr" in optimizer:
         check_lr(optimizer["lr"], trainer.get("precision", "32-true"))
-    check_trainer(trainer)
+    check_table("trainer", trainer, TRAINER_VALUES)
     for group in ("optimizer", "scheduler"):
         if str((values.get(group) or {}).get("_target_", "")).startswith("torch.optim."):
             check_table(group, values[group], TORCH_SETTINGS)
@@ -206,21 +206,16 @@ TRAINER_VALUES: dict[str, Rule] = {
             "null, an integer >= 0 (batches) or a fraction in [0, 1]",
         ),
     ),
-}
-
-
-def check_trainer(trainer: dict[str, Any]) -> None:
-    check_table("trainer", trainer, TRAINER_VALUES)
-    devices = trainer.get("devices", "auto")
-    require(
-        devices == "auto"
-        or (is_integer(devices) and (devices >= 1 or devices == -1))
-        or (isinstance(devices, list) and all(is_integer(d) and d >= 0 for d in devices))
-        or (isinstance(devices, str) and re.fullmatch(r"-1|\d+(\s*,\s*\d+)*,?", devices)),
-        "trainer.devices",
-        devices,
+    "devices": (
+        lambda v: (
+            v == "auto"
+            or (is_integer(v) and (v >= 1 or v == -1))
+            or is_list_of(v, lambda index: is_integer(index) and index >= 0)
+            or (isinstance(v, str) and re.fullmatch(r"-1|\d+(\s*,\s*\d+)*,?", v) is not None)
+        ),
         "auto, a count >= 1, -1 (all), or a list of device indices",
-    )
+    ),
+}
 
 
 DATA_VALUES: dict[str, Rule] = {
@@ -311,17 +306,12 @@ def check_splits(data: dict[str, Any], n: int) -> int:
     share = (lambda v: is_finite_number(v) and 0 <= v <= 1, "a number in [0, 1]")
     check_table("data", data, dict.fromkeys(("val_fraction", "test_fraction"), share))
     fractions = [data.get("val_fraction", 0.0), data.get("test_fraction", 0.0)]
-    total = sum(fractions)
-    require(
-        total < 1,
-        "data.val_fraction + data.test_fraction",
-        total,
-        "a sum < 1 (the rest is the training split)",
-    )
+    shares, total = "data.val_fraction + data.test_fraction", sum(fractions)
+    require(total < 1, shares, total, "a sum < 1 (the rest is the training split)")
     n_train, n_val, n_test = split_sizes(n, *fractions)
     require(
         n_train >= 1,
-        "data.val_fraction + data.test_fraction",
+        shares,
         total,
         f"shares that leave a training split ({n} samples give val {n_val}, test {n_test}, "
         f"train {n_train})",
@@ -365,13 +355,8 @@ def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:
     n_features = model.get("n_features")
     data_features = data.get("n_features")
     require(is_integer(n_features) and n_features >= 1, "model.n_features", n_features, ">= 1")
-    if is_integer(data_features):
-        require(
-            n_features == data_features,
-            "model.n_features",
-            n_features,
-            f"data.n_features ({data_features})",
-        )
+    matches = not is_integer(data_features) or n_features == data_features
+    require(matches, "model.n_features", n_features, f"data.n_features ({data_features})")
     init = model.get("init", "default")
     if isinstance(init, dict):
         check_explicit_init(init, n_features, model.get("bias", True))
