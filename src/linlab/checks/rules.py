@@ -331,7 +331,8 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any], n_train: int) ->
     strategy = trainer.get("strategy")
     target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
     ranks = processes(trainer)
-    if "ddp" not in target.lower() or ranks < 2 or data.get("streaming"):
+    sized = "n_samples" in data or data.get("generator") == "fixed"  # no generator default guessed
+    if "ddp" not in target.lower() or ranks < 2 or data.get("streaming") or not sized:
         return
     try:
         check_equal_shards(n_train, data.get("batch_size"), data.get("drop_last", False), ranks)
@@ -371,8 +372,7 @@ def check_model(model: dict[str, Any], data: dict[str, Any]) -> None:
 
 
 def check_explicit_init(init: dict[str, Any], n_features: int, bias: bool) -> None:
-    unknown = sorted(set(init) - {"weight", "bias"})
-    require(not unknown, "model.init", init, "a mapping with keys weight, bias")
+    require(set(init) <= {"weight", "bias"}, "model.init", init, "a mapping with keys weight, bias")
     weight = init.get("weight", [0.0] * n_features)
     weight = weight if isinstance(weight, list) else [weight]
     require(
