@@ -331,7 +331,7 @@ def check_shards(data: dict[str, Any], trainer: dict[str, Any], n_train: int) ->
     strategy = trainer.get("strategy")
     target = strategy.get("_target_", "") if isinstance(strategy, dict) else str(strategy)
     ranks = processes(trainer)
-    sized = "n_samples" in data or data.get("generator") == "fixed"  # no generator default guessed
+    sized = "n_samples" in data or data.get("generator") == "fixed"  # n_train is no default's guess
     if "ddp" not in target.lower() or ranks < 2 or data.get("streaming") or not sized:
         return
     try:
