@@ -8,11 +8,12 @@ the signature of the class they go to.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from linlab.machine import installed
 
 SWEEPER_TARGET = "hydra_plugins.linlab_optuna.optuna_sweeper.OptunaSweeper"
 TRIAL_KEY = "optuna_trial"  # the job override ``+optuna_trial=<number>`` that names its trial
@@ -52,16 +53,14 @@ def storage_url(storage: str | None, sweep_dir: str | Path) -> str:
 
 def check(sweeper: Mapping[str, Any]) -> None:
     """Raise ``ValueError`` (one line) for settings no study can run with."""
-    if not _installed("optuna"):
+    if not installed("optuna"):
         raise ValueError(
             'hydra/sweeper=optuna needs Optuna, which is not installed: pip install -e ".[search]"'
         )
     _one_of("sampler", sweeper.get("sampler"), SAMPLERS)
     needs = SAMPLER_NEEDS.get(sweeper.get("sampler"))
-    if needs and importlib.util.find_spec(needs) is None:
-        here = [
-            name for name in SAMPLERS if importlib.util.find_spec(SAMPLER_NEEDS.get(name, "optuna"))
-        ]
+    if needs and not installed(needs):
+        here = [name for name in SAMPLERS if installed(SAMPLER_NEEDS.get(name, "optuna"))]
         raise ValueError(
             f"hydra.sweeper.sampler={sweeper.get('sampler')} needs {needs} (pip install {needs}); "
             f"allowed here: {', '.join(here)}"
@@ -93,13 +92,6 @@ def check(sweeper: Mapping[str, Any]) -> None:
             f"hydra.sweeper.pruner={sweeper.get('pruner')} is not allowed with several objectives "
             "(Optuna prunes single-objective studies only); allowed: none"
         )
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ValueError:  # in sys.modules as None: blocked
-        return False
 
 
 def _check_options(kind: str, class_name: str, options: Mapping[str, Any] | None) -> None:
