@@ -16,6 +16,7 @@ from conftest import QUIET, run_cli
 
 from linlab.checks import launchers
 from linlab.checks.preflight import problem
+from linlab.machine import has_slurm
 from linlab.report.cli import report
 from linlab.run_state import hold_lock
 from linlab.train import config_dir
@@ -203,7 +204,7 @@ def test_ddp_run_with_frequent_save_decisions_never_hangs(tmp_path):
     ],
 )
 def test_launcher_misconfigurations_are_refused_before_any_folder(tmp_path, overrides, message):
-    if message == "needs SLURM" and launchers.shutil.which("sbatch"):
+    if message == "needs SLURM" and has_slurm():
         pytest.skip("this machine has SLURM")
     sweep = tmp_path / "sweep"
     argv = ["-m", *overrides, "optimizer.lr=0.1,0.2", f"hydra.sweep.dir={sweep}"]
