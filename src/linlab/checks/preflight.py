@@ -38,7 +38,7 @@ from linlab.config_tree import create_hydra, parse_command_line
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
 from linlab.search.space import sample_jobs
-from linlab.sweeps.compose import JobComposer
+from linlab.sweeps.compose import STACKED_LAUNCHER, JobComposer, hand_over
 from linlab.sweeps.current_job import make_current
 
 EXIT_CONFIG_ERROR = 2
@@ -56,7 +56,7 @@ def check_command_line(
     it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
     checked: list[DictConfig] = []
-    message = problem(argv, primary_config_dir, announce, checked)
+    message = problem(argv, primary_config_dir, announce, checked, for_launcher=True)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
@@ -69,11 +69,14 @@ def problem(
     primary_config_dir: Path,
     announce: Announce | None = None,
     single_runs: list[DictConfig] | None = None,
+    for_launcher: bool = False,
 ) -> str | None:
     """The one-line refusal of the first bad job config ``argv`` launches, or None; a single
-    run's checked config is appended to ``single_runs``.
+    run's checked config is appended to ``single_runs``; ``for_launcher``: a stacked sweep's
+    jobs are handed to its launcher once all passed (``linlab.sweeps.compose``).
 
     An error the checks did not foresee is still one line, naming what raised it."""
+    stacked: list[DictConfig] = []
     try:
         for cfg in job_configs(argv, primary_config_dir):
             folder = output_dir(cfg)
@@ -82,10 +85,16 @@ def problem(
             validate(cfg, functools.partial(announce, folder=folder) if say else None)
             if single_run and single_runs is not None:
                 single_runs.append(cfg)
+            elif (
+                for_launcher
+                and OmegaConf.select(cfg, "hydra.launcher._target_") == STACKED_LAUNCHER
+            ):
+                stacked.append(cfg)
     except ConfigError as error:
         return str(error)
     except Exception as error:
         return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
+    hand_over(stacked)
     return None
 
 
@@ -108,6 +117,10 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"), RunMode.RUN)
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
+        if args.multirun and master.hydra.mode != RunMode.MULTIRUN:  # hydra.main's _run_app
+            with read_write(master.hydra), open_dict(master.hydra):
+                master.hydra.overrides.hydra.append("hydra.mode=MULTIRUN")
+                master.hydra.mode = RunMode.MULTIRUN
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
         search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
