@@ -39,37 +39,50 @@ from linlab.errors import ConfigError, first_line
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
+REMEMBERED = 256  # stages a sweep's check keeps built (the least recently used dropped)
 
 
-def check(values: dict[str, Any]) -> None:
-    """Refuse (``ConfigError``) the first group whose tiny build raises."""
+def check(values: dict[str, Any], built: dict[tuple[str, str], Any] | None = None) -> None:
+    """Refuse (``ConfigError``) the first group whose tiny build raises.
+
+    ``built`` keeps what earlier jobs' stages built, by exactly the stage's inputs (the
+    model: its node, precision and ``n_features``; the loss: its node and the model's inputs;
+    the optimiser: its node and precision; the scheduler: its node and the optimiser's; the
+    module: its node and all of those; a callback: its node and the module's; the data: its
+    node): a sweep builds each stage once per distinct input, and a stage that raises is
+    built again and refused as for the first job."""
+    built = {} if built is None else built
     precision = (values.get("trainer") or {}).get("precision", "32-true")
     dtype = dtype_for_precision(str(precision))
-    data = values.get("data") or {}
-    model_node = values.get("model") or {}
+    data, model_node = values.get("data") or {}, values.get("model") or {}
     n_features = next(
         (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n)), 1
     )
     x = torch.linspace(-1.0, 1.0, 2 * n_features, dtype=dtype).reshape(2, n_features)
     y = torch.tensor([0.5, -0.5], dtype=dtype)
+    node = {key: values.get(key) for key in ("loss", "optimizer", "scheduler", "module")}
+    node["model"] = model_node
+    model_in = repr((model_node, precision, n_features))
+    optimizer_in = repr((node["optimizer"], precision))
+    loss_in, scheduler_in = repr((node["loss"], model_in)), repr((node["scheduler"], optimizer_in))
+    module_in = repr((node["module"], loss_in, scheduler_in))
+
+    def stage(group: str, inputs: str, build: Callable[[dict], Any]) -> Any:
+        return _stage(group, node[group], build, built, inputs)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = _stage("model", model_node, lambda node: _model(node, precision, dtype, x))
-        loss = _stage("loss", values.get("loss"), lambda node: _loss(node, model, model_node, x, y))
-        optimizer = _stage("optimizer", values.get("optimizer"), lambda n: _optimizer(n, dtype))
-        scheduler = _stage(
-            "scheduler", values.get("scheduler"), lambda n: _scheduler(n, optimizer, dtype)
-        )
-        module = _stage(
-            "module",
-            values.get("module"),
-            lambda node: _module(node, model, loss, optimizer, scheduler),
-        )
-        _stage("data", data or None, _data)
-        for name, node in (values.get("callbacks") or {}).items():
-            _stage(f"callbacks.{name}", node, lambda node: _callback(node, module))
-    for path, node in target_nodes(values):
-        _check_imported_signature(path, node)
+        model = stage("model", model_in, lambda n: _model(n, precision, dtype, x))
+        loss = stage("loss", loss_in, lambda n: _loss(n, model, model_node, x, y))
+        optimizer = stage("optimizer", optimizer_in, lambda n: _optimizer(n, dtype))
+        scheduler = stage("scheduler", scheduler_in, lambda n: _scheduler(n, optimizer, dtype))
+        module = stage("module", module_in, lambda n: _module(n, model, loss, optimizer, scheduler))
+        _stage("data", data or None, _data, built, repr(data))
+        for name, callback in (values.get("callbacks") or {}).items():
+            group, inputs = f"callbacks.{name}", repr((callback, module_in))
+            _stage(group, callback, lambda n: _callback(n, module), built, inputs)
+    for path, target_node in target_nodes(values):
+        _check_imported_signature(path, target_node)
 
 
 def instantiate(node: dict, **extra: Any) -> Any:
@@ -169,17 +182,27 @@ def _callback(node: dict, module: Any) -> Any:
     return callback
 
 
-def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
-    """``build(node)``, or refuse with the one line that names what to change."""
+def _stage(
+    group: str, node: dict | None, build: Callable[[dict], Any], built: dict, inputs: str
+) -> Any:
+    """``build(node)``, or refuse with the one line that names what to change; what it built
+    kept in ``built`` by ``(group, inputs)``, the most recently used ``REMEMBERED``."""
     if not isinstance(node, dict) or "_target_" not in node:
         return None
+    if (group, inputs) in built:
+        built[group, inputs] = built.pop((group, inputs))  # the most recently used, last
+        return built[group, inputs]
     _check_imported_signature(group, node)
     try:
-        return build(node)
+        result = build(node)
     except ConfigError:
         raise
     except Exception as error:
         raise ConfigError(_refusal(group, node, build, error)) from None
+    built[group, inputs] = result
+    if len(built) > REMEMBERED:
+        del built[next(iter(built))]
+    return result
 
 
 def _check_imported_signature(path: str, node: dict) -> None:

@@ -77,12 +77,13 @@ def problem(
 
     An error the checks did not foresee is still one line, naming what raised it."""
     stacked: list[DictConfig] = []
+    built: dict = {}  # the dry build's stages, shared by the jobs
     try:
         for cfg in job_configs(argv, primary_config_dir):
             folder = output_dir(cfg)
             single_run = cfg.hydra.mode == RunMode.RUN
             say = announce is not None and single_run
-            validate(cfg, functools.partial(announce, folder=folder) if say else None)
+            validate(cfg, functools.partial(announce, folder=folder) if say else None, built)
             if single_run and single_runs is not None:
                 single_runs.append(cfg)
             elif (
