@@ -39,18 +39,14 @@ from linlab.errors import ConfigError, first_line
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
-REMEMBERED = 256  # stages a sweep's check keeps built (the least recently used dropped)
+REMEMBERED = 256  # stages a sweep's check keeps built
 
 
 def check(values: dict[str, Any], built: dict[tuple[str, str], Any] | None = None) -> None:
-    """Refuse (``ConfigError``) the first group whose tiny build raises.
-
-    ``built`` keeps what earlier jobs' stages built, by exactly the stage's inputs (the
-    model: its node, precision and ``n_features``; the loss: its node and the model's inputs;
-    the optimiser: its node and precision; the scheduler: its node and the optimiser's; the
-    module: its node and all of those; a callback: its node and the module's; the data: its
-    node): a sweep builds each stage once per distinct input, and a stage that raises is
-    built again and refused as for the first job."""
+    """Refuse (``ConfigError``) the first group whose tiny build raises. ``built``: what a
+    sweep's earlier jobs built, by exactly each stage's inputs (its node, and the precision,
+    ``n_features`` and earlier stages' inputs it builds on), so a stage is built once per
+    distinct input; one that raises was never kept: it is built again and refused."""
     built = {} if built is None else built
     precision = (values.get("trainer") or {}).get("precision", "32-true")
     dtype = dtype_for_precision(str(precision))
@@ -182,15 +178,12 @@ def _callback(node: dict, module: Any) -> Any:
     return callback
 
 
-def _stage(
-    group: str, node: dict | None, build: Callable[[dict], Any], built: dict, inputs: str
-) -> Any:
+def _stage(group: str, node: dict | None, build: Callable, built: dict, inputs: str) -> Any:
     """``build(node)``, or refuse with the one line that names what to change; what it built
-    kept in ``built`` by ``(group, inputs)``, the most recently used ``REMEMBERED``."""
+    kept in ``built`` by ``(group, inputs)`` (forgotten all at once past ``REMEMBERED``)."""
     if not isinstance(node, dict) or "_target_" not in node:
         return None
     if (group, inputs) in built:
-        built[group, inputs] = built.pop((group, inputs))  # the most recently used, last
         return built[group, inputs]
     _check_imported_signature(group, node)
     try:
@@ -199,9 +192,9 @@ def _stage(
         raise
     except Exception as error:
         raise ConfigError(_refusal(group, node, build, error)) from None
+    if len(built) >= REMEMBERED:
+        built.clear()
     built[group, inputs] = result
-    if len(built) > REMEMBERED:
-        del built[next(iter(built))]
     return result
 
 

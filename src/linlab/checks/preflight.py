@@ -38,7 +38,7 @@ from linlab.config_tree import create_hydra, parse_command_line
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
 from linlab.search.space import sample_jobs
-from linlab.sweeps.compose import STACKED_LAUNCHER, JobComposer, hand_over
+from linlab.sweeps.compose import JobComposer, as_hydra_main_launches, hand_over, stacked
 from linlab.sweeps.current_job import make_current
 
 EXIT_CONFIG_ERROR = 2
@@ -76,7 +76,7 @@ def problem(
     jobs are handed to its launcher once all passed (``linlab.sweeps.compose``).
 
     An error the checks did not foresee is still one line, naming what raised it."""
-    stacked: list[DictConfig] = []
+    to_launcher: list[DictConfig] = []
     built: dict = {}  # the dry build's stages, shared by the jobs
     try:
         for cfg in job_configs(argv, primary_config_dir):
@@ -86,16 +86,13 @@ def problem(
             validate(cfg, functools.partial(announce, folder=folder) if say else None, built)
             if single_run and single_runs is not None:
                 single_runs.append(cfg)
-            elif (
-                for_launcher
-                and OmegaConf.select(cfg, "hydra.launcher._target_") == STACKED_LAUNCHER
-            ):
-                stacked.append(cfg)
+            elif for_launcher and stacked(cfg):
+                to_launcher.append(cfg)
     except ConfigError as error:
         return str(error)
     except Exception as error:
         return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
-    hand_over(stacked)
+    hand_over(to_launcher)
     return None
 
 
@@ -118,10 +115,7 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"), RunMode.RUN)
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
-        if args.multirun and master.hydra.mode != RunMode.MULTIRUN:  # hydra.main's _run_app
-            with read_write(master.hydra), open_dict(master.hydra):
-                master.hydra.overrides.hydra.append("hydra.mode=MULTIRUN")
-                master.hydra.mode = RunMode.MULTIRUN
+        master = as_hydra_main_launches(master) if args.multirun else master
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
         search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
@@ -142,25 +136,20 @@ def _grid(master: DictConfig) -> list[list[str]]:
     if settings.is_search(sweeper):
         search_space.check(sweeper, arguments)
         return sample_jobs(arguments)  # an Optuna search: jobs at the space's edges
-    parsed = _parse(arguments)
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    except HydraException as error:
+        raise ConfigError(first_line(error)) from None
     if search_space.searched_elsewhere(sweeper, parsed):
         return [arguments]  # interval searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
 
-def _parse(arguments: list[str]):
-    try:
-        return OverridesParser.create().parse_overrides(arguments)
-    except HydraException as error:
-        raise ConfigError(first_line(error)) from None
-
-
 def _compose(hydra, config_name, overrides, sweep, run_mode):
     """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
     try:
-        if sweep is not None:
-            composer, job = sweep
-            return composer.compose(job)
+        if sweep is not None:  # (composer, job)
+            return sweep[0].compose(sweep[1])
         return hydra.compose_config(
             config_name, list(overrides), run_mode=run_mode, with_log_configuration=False
         )
@@ -182,8 +171,9 @@ def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrid
 
 
 def _composition_message(hydra: Hydra, config_name: str, error: Exception, overrides) -> str:
-    cause = error.__cause__ or error
-    key = getattr(cause, "full_key", None) or _key_of_failed_override(error)
+    cause, text = error.__cause__ or error, str(error)
+    failed = text.split("'")[1] if text.startswith("Could not override '") else None
+    key = getattr(cause, "full_key", None) or failed
     if key and "not in struct" in str(cause):
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
@@ -193,13 +183,6 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         return plain
     detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
-
-
-def _key_of_failed_override(error: Exception) -> str | None:
-    text = str(error)
-    if text.startswith("Could not override '"):
-        return text.split("'")[1]
-    return None
 
 
 def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[str]) -> str:

@@ -26,11 +26,27 @@ from collections.abc import Iterable, Sequence
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 STACKED_LAUNCHER = "hydra_plugins.linlab_sweeps.stacked_launcher.StackedLauncher"
 JobKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # config name, hydra and task overrides
 _handed_over: dict[JobKey, DictConfig] = {}
+
+
+def as_hydra_main_launches(master: DictConfig) -> DictConfig:
+    """The master config of ``-m``: ``hydra.main`` (``_run_app``) adds ``hydra.mode=MULTIRUN``
+    to the overrides where the config does not say it, and jobs compose from the master's."""
+    if master.hydra.mode != RunMode.MULTIRUN:
+        with read_write(master.hydra), open_dict(master.hydra):
+            master.hydra.overrides.hydra.append("hydra.mode=MULTIRUN")
+            master.hydra.mode = RunMode.MULTIRUN
+    return master
+
+
+def stacked(cfg: DictConfig) -> bool:
+    """Whether the job runs under ``hydra/launcher=stacked``, which takes handed-over jobs."""
+    return OmegaConf.select(cfg, "hydra.launcher._target_") == STACKED_LAUNCHER
 
 
 def hand_over(configs: Iterable[DictConfig]) -> None:
