@@ -42,41 +42,36 @@ SCHEDULER_STEPS = 3
 REMEMBERED = 256  # stages a sweep's check keeps built
 
 
-def check(values: dict[str, Any], built: dict[tuple[str, str], Any] | None = None) -> None:
+def check(values: dict[str, Any], built: dict[tuple[str, str], Any]) -> None:
     """Refuse (``ConfigError``) the first group whose tiny build raises. ``built``: what a
-    sweep's earlier jobs built, by exactly each stage's inputs (its node, and the precision,
-    ``n_features`` and earlier stages' inputs it builds on), so a stage is built once per
-    distinct input; one that raises was never kept: it is built again and refused."""
-    built = {} if built is None else built
+    sweep's earlier jobs built, by exactly each stage's inputs (its node, what it builds on),
+    so a stage is built once per distinct input; one that raises is built and refused again."""
     precision = (values.get("trainer") or {}).get("precision", "32-true")
     dtype = dtype_for_precision(str(precision))
     data, model_node = values.get("data") or {}, values.get("model") or {}
-    n_features = next(
-        (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n)), 1
-    )
+    found = (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n))
+    n_features = next(found, 1)
     x = torch.linspace(-1.0, 1.0, 2 * n_features, dtype=dtype).reshape(2, n_features)
     y = torch.tensor([0.5, -0.5], dtype=dtype)
-    node = {key: values.get(key) for key in ("loss", "optimizer", "scheduler", "module")}
-    node["model"] = model_node
-    model_in = repr((model_node, precision, n_features))
-    optimizer_in = repr((node["optimizer"], precision))
-    loss_in, scheduler_in = repr((node["loss"], model_in)), repr((node["scheduler"], optimizer_in))
-    module_in = repr((node["module"], loss_in, scheduler_in))
+    inputs = {"x": repr((precision, n_features))}
 
-    def stage(group: str, inputs: str, build: Callable[[dict], Any]) -> Any:
-        return _stage(group, node[group], build, built, inputs)
+    def stage(group: str, build: Callable[[dict], Any], *after: str) -> Any:
+        inputs[group] = repr((values.get(group), *(inputs[earlier] for earlier in after)))
+        return _stage(group, values.get(group), build, built, inputs[group])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = stage("model", model_in, lambda n: _model(n, precision, dtype, x))
-        loss = stage("loss", loss_in, lambda n: _loss(n, model, model_node, x, y))
-        optimizer = stage("optimizer", optimizer_in, lambda n: _optimizer(n, dtype))
-        scheduler = stage("scheduler", scheduler_in, lambda n: _scheduler(n, optimizer, dtype))
-        module = stage("module", module_in, lambda n: _module(n, model, loss, optimizer, scheduler))
+        model = stage("model", lambda n: _model(n, precision, dtype, x), "x")
+        loss = stage("loss", lambda n: _loss(n, model, model_node, x, y), "model")
+        optimizer = stage("optimizer", lambda n: _optimizer(n, dtype), "x")
+        scheduler = stage("scheduler", lambda n: _scheduler(n, optimizer, dtype), "optimizer")
+        module = stage(
+            "module", lambda n: _module(n, model, loss, optimizer, scheduler), "loss", "scheduler"
+        )
         _stage("data", data or None, _data, built, repr(data))
         for name, callback in (values.get("callbacks") or {}).items():
-            group, inputs = f"callbacks.{name}", repr((callback, module_in))
-            _stage(group, callback, lambda n: _callback(n, module), built, inputs)
+            key = repr((callback, inputs["module"]))
+            _stage(f"callbacks.{name}", callback, lambda n: _callback(n, module), built, key)
     for path, target_node in target_nodes(values):
         _check_imported_signature(path, target_node)
 
@@ -194,8 +189,7 @@ def _stage(group: str, node: dict | None, build: Callable, built: dict, inputs: 
         raise ConfigError(_refusal(group, node, build, error)) from None
     if len(built) >= REMEMBERED:
         built.clear()
-    built[group, inputs] = result
-    return result
+    return built.setdefault((group, inputs), result)
 
 
 def _check_imported_signature(path: str, node: dict) -> None:

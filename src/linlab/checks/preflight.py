@@ -1,12 +1,11 @@
 """Check a command line before Hydra runs it: compose every job's config and validate it.
 
 Hydra makes the run (or sweep) folder before it calls the task function, and prints its own
-composition errors over several lines. ``main()`` therefore calls :func:`check_command_line`
-first: it parses ``argv`` with Hydra's own parser, composes the config of every job the
-command would launch exactly as Hydra will (same search path, ``--config-dir``,
-``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid), and runs
-:func:`linlab.checks.validation.validate` on each. A problem is refused with one line on stderr and
-exit code 2, before any folder, logger or data exists.
+composition errors over several lines. So ``main()`` first calls :func:`check_command_line`:
+it composes every job's config with Hydra's own parser exactly as Hydra will (search path,
+``--config-dir``, ``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid)
+and validates each (``linlab.checks.validation``): a problem is one line on stderr, exit code
+2, before any folder, logger or data exists. A stacked sweep's launcher gets the checked jobs.
 """
 
 from __future__ import annotations
@@ -51,7 +50,6 @@ def check_command_line(
 ) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
     ``announce(values, output folder)`` is called for a single run once its values passed.
-
     Returns a single run's config as composed and checked (None for a sweep): Hydra can run
     it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
@@ -71,19 +69,16 @@ def problem(
     single_runs: list[DictConfig] | None = None,
     for_launcher: bool = False,
 ) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None; a single
-    run's checked config is appended to ``single_runs``; ``for_launcher``: a stacked sweep's
-    jobs are handed to its launcher once all passed (``linlab.sweeps.compose``).
-
-    An error the checks did not foresee is still one line, naming what raised it."""
-    to_launcher: list[DictConfig] = []
-    built: dict = {}  # the dry build's stages, shared by the jobs
+    """The one-line refusal of the first bad job config ``argv`` launches (also of an error the
+    checks did not foresee, naming what raised it), or None; a single run's checked config is
+    appended to ``single_runs``; ``for_launcher``: a stacked sweep's jobs are handed to its
+    launcher once all passed (``linlab.sweeps.compose``)."""
+    to_launcher, built = [], {}  # a stacked sweep's jobs; the dry build's stages, shared
     try:
         for cfg in job_configs(argv, primary_config_dir):
-            folder = output_dir(cfg)
             single_run = cfg.hydra.mode == RunMode.RUN
-            say = announce is not None and single_run
-            validate(cfg, functools.partial(announce, folder=folder) if say else None, built)
+            say = announce if single_run else None  # a single run's first line
+            validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
             if single_run and single_runs is not None:
                 single_runs.append(cfg)
             elif for_launcher and stacked(cfg):
@@ -97,10 +92,8 @@ def problem(
 
 
 def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictConfig]:
-    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches.
-
-    Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
-    """
+    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches;
+    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job."""
     args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
@@ -224,7 +217,6 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
 def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -> None:
     """``hydra.sweep.subdir`` of job ``num``, as the launcher resolves it, must be a folder of
     its own inside the sweep folder: not the sweep folder itself, not outside, not shared.
-
     A search's jobs (``taken`` None) are samples, and two trials may draw the same values: only
     their number tells them apart, so the subdir must change from trial ``num`` to ``num + 1``
     (a constant, ``${now:...}`` or ``${hydra.job.override_dirname}``, which the sweeper keeps

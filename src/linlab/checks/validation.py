@@ -30,9 +30,7 @@ REQUIRED_NODES = ("data", "model", "loss", "optimizer", "module", "trainer")
 
 
 def validate(
-    cfg: DictConfig,
-    values_passed: Callable[[dict[str, Any]], None] | None = None,
-    built: dict | None = None,
+    cfg: DictConfig, values_passed: Callable[[dict], None] | None = None, built: dict | None = None
 ) -> None:
     """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional);
     ``values_passed(values)`` is called once the values passed, before torch is imported;
@@ -42,7 +40,7 @@ def validate(
         values_passed(values)
     from linlab.checks import dry_build
 
-    dry_build.check(values, built)
+    dry_build.check(values, {} if built is None else built)
     from linlab.checks import environment, run_folder
 
     multirun = OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN
