@@ -30,7 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 STACKED_LAUNCHER = "hydra_plugins.linlab_sweeps.stacked_launcher.StackedLauncher"
-JobKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # config name, hydra and task overrides
+JobKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # config name, hydra.* and job overrides
 _handed_over: dict[JobKey, DictConfig] = {}
 
 
@@ -74,16 +74,16 @@ class JobComposer:
         self.master_hydra = tuple(OmegaConf.to_container(master.hydra.overrides.hydra))
 
     def compose(self, overrides: Sequence[str]) -> DictConfig:
+        key = (self.master.hydra.job.config_name, self.master_hydra, tuple(overrides))
+        checked = _handed_over.pop(key, None)  # (a sweep's jobs override no hydra.* key)
+        if checked is not None:
+            OmegaConf.copy_cache(from_config=self.master, to_config=checked)
+            return checked
         parsed = self.parser.parse_overrides(list(overrides))
         hydra_lines = self.master_hydra + tuple(
             o.input_line for o in parsed if o.is_hydra_override()
         )
         task = [o for o in parsed if not o.is_hydra_override()]
-        key = (self.master.hydra.job.config_name, hydra_lines, tuple(o.input_line for o in task))
-        checked = _handed_over.pop(key, None)
-        if checked is not None:
-            OmegaConf.copy_cache(from_config=self.master, to_config=checked)
-            return checked
         values = [o for o in parsed if self._is_value(o, hydra_lines)]
         structure = tuple(o.input_line for o in parsed if o not in values)
         if structure not in self.composed:
