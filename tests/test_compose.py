@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -151,3 +153,60 @@ def test_the_preflight_checks_each_dict_sweep_job_as_hydra_composes_it():
     first, second = (cfg.callbacks.theory for cfg in job_configs(argv, config_dir()))
     assert (first.enabled, first.target_val_loss) == (False, None)
     assert (second.enabled, second.target_val_loss) == (True, 0.5)
+
+
+def flags(node, path: str = "") -> dict[str, dict]:
+    """Every container's own flags (struct, readonly), by path."""
+    found = {path: dict(node._metadata.flags)}
+    keys = node.keys() if OmegaConf.is_dict(node) else range(len(node))
+    for key in keys:
+        child = node._get_node(key)
+        if OmegaConf.is_config(child):
+            found |= flags(child, f"{path}.{key}")
+    return found
+
+
+def test_the_stacked_launcher_gets_the_checked_jobs_as_hydra_composes_them():
+    """``linlab-train -m``'s up-front check hands its jobs to the launcher's composer, which
+    returns them as Hydra's ``load_sweep_config`` composes them from the master ``hydra.main``
+    makes (``_run_app`` appends ``hydra.mode=MULTIRUN``) and its later ``${now:...}``."""
+    import time
+
+    from linlab.checks.preflight import problem
+    from linlab.config_tree import config_dir, create_hydra, parse_command_line
+    from linlab.sweeps import naming
+
+    argv = [
+        "-m",
+        "hydra/launcher=stacked",
+        "optimizer=sgd,adam",  # a group choice
+        "optimizer.lr=0.01,0.1",
+        "callbacks.theory={enabled:false}",  # a dict value
+        "+trainer.limit_val_batches=2",
+        "~callbacks.figures",
+        "hydra.job.config.override_dirname.item_sep=+",
+        "hydra.sweep.dir=multirun/\\${now:%H-%M-%S-%f}",  # resolved later by the launcher
+    ]
+    naming.register_resolvers()
+    naming.start_launch(argv)
+    assert problem(argv, config_dir(), for_launcher=True) is None
+    time.sleep(0.01)
+    args = parse_command_line(argv)
+    hydra = create_hydra(args, config_dir())
+    try:
+        overrides = [*args.overrides, "hydra.mode=MULTIRUN"]  # as hydra.main's _run_app
+        master = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN)
+        sweep_dir = str(master.hydra.sweep.dir)
+        launcher_composer = JobComposer(hydra.config_loader, master)
+        task = OverridesParser.create().parse_overrides(list(master.hydra.overrides.task))
+        jobs = BasicSweeper.split_arguments(task, max_batch_size=None)[0]  # the sweeper's
+        assert len(jobs) == 4
+        for job in jobs:
+            expected = hydra.config_loader.load_sweep_config(master, job)
+            got = launcher_composer.compose(job)
+            assert OmegaConf.to_yaml(got) == OmegaConf.to_yaml(expected), job
+            assert flags(got) == flags(expected), job
+            assert got.hydra.sweep.dir == expected.hydra.sweep.dir == sweep_dir
+        assert launcher_composer.composed == {}  # each job composed once, by the check
+    finally:
+        GlobalHydra.instance().clear()

@@ -155,3 +155,40 @@ def test_any_config_trains_or_is_refused_in_one_line(chosen):
         results = train_run(overrides, Path(folder) / "run")
         assert (Path(folder) / "run" / "results.json").is_file()
         assert results["status"] in ("ok", "diverged")
+
+
+@pytest.mark.parametrize(
+    ("single", "swept"),
+    [
+        (["optimizer.lr=-1"], ["optimizer.lr=0.1,-1"]),
+        (
+            ["optimizer._target_=torch.optim.RMSprop", "+optimizer.alpha=-1"],
+            ["optimizer._target_=torch.optim.RMSprop", "+optimizer.alpha=0.9,-1"],
+        ),
+        (["loss=huber", "loss.delta=0"], ["loss=huber", "loss.delta=1.0,0", "seed=0,1"]),
+    ],
+)
+def test_a_sweeps_later_bad_job_is_refused_as_its_single_run(single, swept):
+    """The dry build keeps what a sweep's earlier jobs built: a stage that breaks in a later job
+    is still built for it, and refused with its single run's line."""
+    expected = problem(single, config_dir())
+    assert expected is not None
+    assert problem(["-m", "hydra/launcher=stacked", *swept], config_dir()) == expected
+
+
+def test_a_sweeps_dry_build_builds_a_stage_again_only_where_its_inputs_change(tmp_path):
+    """``optimizer.lr`` swept: the optimiser and the module around it (and the callbacks that
+    read the module) are built per job; the model, loss and data once."""
+    from collections import Counter
+
+    from conftest import compose_config
+
+    from linlab.checks import dry_build
+    from linlab.checks.validation import check_values
+
+    built: dict = {}
+    for lr in (0.1, 0.2, 0.3):
+        dry_build.check(check_values(compose_config([f"optimizer.lr={lr}"], tmp_path)), built)
+    stages = Counter(group for group, _ in built)
+    assert (stages["model"], stages["loss"], stages["data"]) == (1, 1, 1)
+    assert (stages["optimizer"], stages["module"], stages["callbacks.theory"]) == (3, 3, 3)

@@ -30,7 +30,15 @@ PACKAGE = Path(__file__).resolve().parent  # src/linlab, read as source
 def from_object(target: Callable) -> Parameters | None:
     """The keyword parameters an imported ``target`` takes; None where its signature cannot
     be read. A module class without its own ``__init__`` takes none: ``nn.Module.__init__``'s
-    ``**kwargs`` raises for any keyword."""
+    ``**kwargs`` raises for any keyword. Read once per target (a sweep checks every job):
+    callers must not change what it returns."""
+    if isinstance(target, collections.abc.Hashable):
+        return _object_parameters(target)
+    return _object_parameters.__wrapped__(target)
+
+
+@functools.cache
+def _object_parameters(target: Callable) -> Parameters | None:
     from torch import nn
 
     if inspect.isclass(target) and target.__init__ is nn.Module.__init__:
@@ -49,9 +57,11 @@ def from_object(target: Callable) -> Parameters | None:
     }
 
 
+@functools.cache
 def definition(target: str) -> tuple[str, Parameters] | None:
     """``(module.Name where it is defined, its parameters)`` for a linlab target, following
-    ``from ... import`` re-exports and base classes of the same module."""
+    ``from ... import`` re-exports and base classes of the same module; read once per target
+    (as its source, ``_module_tree``): callers must not change what it returns."""
     module, _, name = target.rpartition(".")
     tree = _module_tree(module)
     if tree is None:

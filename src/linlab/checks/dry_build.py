@@ -39,37 +39,41 @@ from linlab.errors import ConfigError, first_line
 
 TINY_SAMPLES = 16
 SCHEDULER_STEPS = 3
+REMEMBERED = 256  # stages a sweep's check keeps built
 
 
-def check(values: dict[str, Any]) -> None:
-    """Refuse (``ConfigError``) the first group whose tiny build raises."""
+def check(values: dict[str, Any], built: dict[tuple[str, str], Any]) -> None:
+    """Refuse (``ConfigError``) the first group whose tiny build raises. ``built``: what a
+    sweep's earlier jobs built, by exactly each stage's inputs (its node, what it builds on),
+    so a stage is built once per distinct input; one that raises is built and refused again."""
     precision = (values.get("trainer") or {}).get("precision", "32-true")
     dtype = dtype_for_precision(str(precision))
-    data = values.get("data") or {}
-    model_node = values.get("model") or {}
-    n_features = next(
-        (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n)), 1
-    )
+    data, model_node = values.get("data") or {}, values.get("model") or {}
+    found = (n for n in (data.get("n_features"), model_node.get("n_features")) if is_integer(n))
+    n_features = next(found, 1)
     x = torch.linspace(-1.0, 1.0, 2 * n_features, dtype=dtype).reshape(2, n_features)
     y = torch.tensor([0.5, -0.5], dtype=dtype)
+    inputs = {"x": repr((precision, n_features))}
+
+    def stage(group: str, build: Callable[[dict], Any], *after: str) -> Any:
+        inputs[group] = repr((values.get(group), *(inputs[earlier] for earlier in after)))
+        return _stage(group, values.get(group), build, built, inputs[group])
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = _stage("model", model_node, lambda node: _model(node, precision, dtype, x))
-        loss = _stage("loss", values.get("loss"), lambda node: _loss(node, model, model_node, x, y))
-        optimizer = _stage("optimizer", values.get("optimizer"), lambda n: _optimizer(n, dtype))
-        scheduler = _stage(
-            "scheduler", values.get("scheduler"), lambda n: _scheduler(n, optimizer, dtype)
+        model = stage("model", lambda n: _model(n, precision, dtype, x), "x")
+        loss = stage("loss", lambda n: _loss(n, model, model_node, x, y), "model")
+        optimizer = stage("optimizer", lambda n: _optimizer(n, dtype), "x")
+        scheduler = stage("scheduler", lambda n: _scheduler(n, optimizer, dtype), "optimizer")
+        module = stage(
+            "module", lambda n: _module(n, model, loss, optimizer, scheduler), "loss", "scheduler"
         )
-        module = _stage(
-            "module",
-            values.get("module"),
-            lambda node: _module(node, model, loss, optimizer, scheduler),
-        )
-        _stage("data", data or None, _data)
-        for name, node in (values.get("callbacks") or {}).items():
-            _stage(f"callbacks.{name}", node, lambda node: _callback(node, module))
-    for path, node in target_nodes(values):
-        _check_imported_signature(path, node)
+        _stage("data", data or None, _data, built, repr(data))
+        for name, callback in (values.get("callbacks") or {}).items():
+            key = repr((callback, inputs["module"]))
+            _stage(f"callbacks.{name}", callback, lambda n: _callback(n, module), built, key)
+    for path, target_node in target_nodes(values):
+        _check_imported_signature(path, target_node)
 
 
 def instantiate(node: dict, **extra: Any) -> Any:
@@ -169,17 +173,23 @@ def _callback(node: dict, module: Any) -> Any:
     return callback
 
 
-def _stage(group: str, node: dict | None, build: Callable[[dict], Any]) -> Any:
-    """``build(node)``, or refuse with the one line that names what to change."""
+def _stage(group: str, node: dict | None, build: Callable, built: dict, inputs: str) -> Any:
+    """``build(node)``, or refuse with the one line that names what to change; what it built
+    kept in ``built`` by ``(group, inputs)`` (forgotten all at once past ``REMEMBERED``)."""
     if not isinstance(node, dict) or "_target_" not in node:
         return None
+    if (group, inputs) in built:
+        return built[group, inputs]
     _check_imported_signature(group, node)
     try:
-        return build(node)
+        result = build(node)
     except ConfigError:
         raise
     except Exception as error:
         raise ConfigError(_refusal(group, node, build, error)) from None
+    if len(built) >= REMEMBERED:
+        built.clear()
+    return built.setdefault((group, inputs), result)
 
 
 def _check_imported_signature(path: str, node: dict) -> None:

@@ -1,12 +1,11 @@
 """Check a command line before Hydra runs it: compose every job's config and validate it.
 
 Hydra makes the run (or sweep) folder before it calls the task function, and prints its own
-composition errors over several lines. ``main()`` therefore calls :func:`check_command_line`
-first: it parses ``argv`` with Hydra's own parser, composes the config of every job the
-command would launch exactly as Hydra will (same search path, ``--config-dir``,
-``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid), and runs
-:func:`linlab.checks.validation.validate` on each. A problem is refused with one line on stderr and
-exit code 2, before any folder, logger or data exists.
+composition errors over several lines. So ``main()`` first calls :func:`check_command_line`:
+it composes every job's config with Hydra's own parser exactly as Hydra will (search path,
+``--config-dir``, ``--config-name``, ``-m``, ``hydra.*`` overrides, the basic sweeper's grid)
+and validates each (``linlab.checks.validation``): a problem is one line on stderr, exit code
+2, before any folder, logger or data exists. A stacked sweep's launcher gets the checked jobs.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from linlab.config_tree import create_hydra, parse_command_line
 from linlab.errors import ConfigError, first_line
 from linlab.search import settings
 from linlab.search.space import sample_jobs
-from linlab.sweeps.compose import JobComposer
+from linlab.sweeps.compose import JobComposer, as_hydra_main_launches, hand_over, stacked
 from linlab.sweeps.current_job import make_current
 
 EXIT_CONFIG_ERROR = 2
@@ -51,12 +50,11 @@ def check_command_line(
 ) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
     ``announce(values, output folder)`` is called for a single run once its values passed.
-
     Returns a single run's config as composed and checked (None for a sweep): Hydra can run
     it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
     checked: list[DictConfig] = []
-    message = problem(argv, primary_config_dir, announce, checked)
+    message = problem(argv, primary_config_dir, announce, checked, for_launcher=True)
     if message is not None:
         print(f"linlab-train: error: {message}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
@@ -69,31 +67,33 @@ def problem(
     primary_config_dir: Path,
     announce: Announce | None = None,
     single_runs: list[DictConfig] | None = None,
+    for_launcher: bool = False,
 ) -> str | None:
-    """The one-line refusal of the first bad job config ``argv`` launches, or None; a single
-    run's checked config is appended to ``single_runs``.
-
-    An error the checks did not foresee is still one line, naming what raised it."""
+    """The one-line refusal of the first bad job config ``argv`` launches (also of an error the
+    checks did not foresee, naming what raised it), or None; a single run's checked config is
+    appended to ``single_runs``; ``for_launcher``: a stacked sweep's jobs are handed to its
+    launcher once all passed (``linlab.sweeps.compose``)."""
+    to_launcher, built = [], {}  # a stacked sweep's jobs; the dry build's stages, shared
     try:
         for cfg in job_configs(argv, primary_config_dir):
-            folder = output_dir(cfg)
             single_run = cfg.hydra.mode == RunMode.RUN
-            say = announce is not None and single_run
-            validate(cfg, functools.partial(announce, folder=folder) if say else None)
+            say = announce if single_run else None  # a single run's first line
+            validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
             if single_run and single_runs is not None:
                 single_runs.append(cfg)
+            elif for_launcher and stacked(cfg):
+                to_launcher.append(cfg)
     except ConfigError as error:
         return str(error)
     except Exception as error:
         return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
+    hand_over(to_launcher)
     return None
 
 
 def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictConfig]:
-    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches.
-
-    Informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job.
-    """
+    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches;
+    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job."""
     args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
@@ -108,6 +108,7 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 yield _with_output_dir(cfg, _output_dir(cfg, "hydra.run.dir"), RunMode.RUN)
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
+        master = as_hydra_main_launches(master) if args.multirun else master
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
         search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
@@ -128,25 +129,20 @@ def _grid(master: DictConfig) -> list[list[str]]:
     if settings.is_search(sweeper):
         search_space.check(sweeper, arguments)
         return sample_jobs(arguments)  # an Optuna search: jobs at the space's edges
-    parsed = _parse(arguments)
+    try:
+        parsed = OverridesParser.create().parse_overrides(arguments)
+    except HydraException as error:
+        raise ConfigError(first_line(error)) from None
     if search_space.searched_elsewhere(sweeper, parsed):
         return [arguments]  # interval searches belong to an optimising sweeper
     return BasicSweeper.split_arguments(parsed, max_batch_size=None)[0]
 
 
-def _parse(arguments: list[str]):
-    try:
-        return OverridesParser.create().parse_overrides(arguments)
-    except HydraException as error:
-        raise ConfigError(first_line(error)) from None
-
-
 def _compose(hydra, config_name, overrides, sweep, run_mode):
     """Compose like Hydra does, turning its multi-line errors into one ``ConfigError``."""
     try:
-        if sweep is not None:
-            composer, job = sweep
-            return composer.compose(job)
+        if sweep is not None:  # (composer, job)
+            return sweep[0].compose(sweep[1])
         return hydra.compose_config(
             config_name, list(overrides), run_mode=run_mode, with_log_configuration=False
         )
@@ -168,8 +164,9 @@ def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrid
 
 
 def _composition_message(hydra: Hydra, config_name: str, error: Exception, overrides) -> str:
-    cause = error.__cause__ or error
-    key = getattr(cause, "full_key", None) or _key_of_failed_override(error)
+    cause, text = error.__cause__ or error, str(error)
+    failed = text.split("'")[1] if text.startswith("Could not override '") else None
+    key = getattr(cause, "full_key", None) or failed
     if key and "not in struct" in str(cause):
         others = [o for o in overrides if o.partition("=")[0].lstrip("+~") != key]
         return _unknown_key_message(hydra, config_name, key, others)
@@ -179,13 +176,6 @@ def _composition_message(hydra: Hydra, config_name: str, error: Exception, overr
         return plain
     detail = first_line(cause) if cause is not error else ""
     return f"{first} ({detail})" if detail and detail not in first else first
-
-
-def _key_of_failed_override(error: Exception) -> str | None:
-    text = str(error)
-    if text.startswith("Could not override '"):
-        return text.split("'")[1]
-    return None
 
 
 def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[str]) -> str:
@@ -227,7 +217,6 @@ def _output_dir(cfg: DictConfig, key: str) -> str:
 def _check_job_folder(cfg: DictConfig, num: int, taken: dict[str, int] | None) -> None:
     """``hydra.sweep.subdir`` of job ``num``, as the launcher resolves it, must be a folder of
     its own inside the sweep folder: not the sweep folder itself, not outside, not shared.
-
     A search's jobs (``taken`` None) are samples, and two trials may draw the same values: only
     their number tells them apart, so the subdir must change from trial ``num`` to ``num + 1``
     (a constant, ``${now:...}`` or ``${hydra.job.override_dirname}``, which the sweeper keeps

@@ -30,16 +30,17 @@ REQUIRED_NODES = ("data", "model", "loss", "optimizer", "module", "trainer")
 
 
 def validate(
-    cfg: DictConfig, values_passed: Callable[[dict[str, Any]], None] | None = None
+    cfg: DictConfig, values_passed: Callable[[dict], None] | None = None, built: dict | None = None
 ) -> None:
     """Raise ``ConfigError`` for the first problem of a composed config (Hydra node optional);
-    ``values_passed(values)`` is called once the values passed, before torch is imported."""
+    ``values_passed(values)`` is called once the values passed, before torch is imported;
+    ``built``: what the dry build of a sweep's earlier jobs built (``dry_build.check``)."""
     values = check_values(cfg)
     if values_passed is not None:
         values_passed(values)
     from linlab.checks import dry_build
 
-    dry_build.check(values)
+    dry_build.check(values, {} if built is None else built)
     from linlab.checks import environment, run_folder
 
     multirun = OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN
