@@ -11,7 +11,6 @@ and validates each (``linlab.checks.validation``): a problem is one line on stde
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import os
 import sys
@@ -34,7 +33,7 @@ from linlab.checks.rules import refusal, show
 from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.config_tree import create_hydra, parse_command_line
-from linlab.errors import ConfigError, first_line
+from linlab.errors import ConfigError, did_you_mean, first_line
 from linlab.search import settings
 from linlab.search.space import sample_jobs
 from linlab.sweeps.compose import JobComposer, as_hydra_main_launches, hand_over, stacked
@@ -158,8 +157,7 @@ def _missing_option_message(hydra: Hydra, error: MissingConfigException, overrid
     if not group:
         return first_line(error)
     options = sorted(hydra.config_loader.get_group_options(group))
-    close = difflib.get_close_matches(option, options, n=1)
-    hint = f"; did you mean {group}={close[0]}?" if close else ""
+    hint = did_you_mean(option, options, prefix=f"{group}=", before="; ", after="")
     return f"{group}={option} is not an option of {group}; available: {', '.join(options)}{hint}"
 
 
@@ -190,9 +188,8 @@ def _unknown_key_message(hydra: Hydra, config_name: str, key: str, others: list[
         node = None
     keys = [str(k) for k in node] if isinstance(node, DictConfig) else []
     keys = [k for k in keys if not k.startswith("_") and k != "hydra"]
-    close = difflib.get_close_matches(name, keys, n=1)
     where = parent or "the top level"
-    hint = f"did you mean {'.'.join(filter(None, (parent, close[0])))}? " if close else ""
+    hint = did_you_mean(name, keys, prefix=f"{parent}." if parent else "")
     allowed = f"allowed: {', '.join(keys)}" if keys else f"{where} has no settings"
     target = node.get("_target_") if isinstance(node, DictConfig) else None
     parameters = from_source({"_target_": target})  # None where not linlab's: judged on import

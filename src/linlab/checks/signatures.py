@@ -6,13 +6,12 @@ generator's parameters.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
 from linlab.checks.rules import is_integer, refusal, show
 from linlab.choices import GENERATOR_NAMES
-from linlab.errors import ConfigError
+from linlab.errors import ConfigError, did_you_mean
 from linlab.schema import Parameters, accepts, definition, describe
 
 DATA_MODULE = "linlab.data.datamodule.LinearDataModule"
@@ -28,8 +27,7 @@ def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> No
             continue
         if key not in params:
             names = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"did you mean {path}.{close[0]}? " if close else ""
+            hint = did_you_mean(key, names, prefix=f"{path}.")
             allowed = f"allowed: {', '.join(names)}" if names else "it takes no settings"
             raise ConfigError(
                 f"{path}.{key} is not a setting of {node['_target_']}; {hint}{allowed}"
