@@ -141,7 +141,9 @@ class RegressionModule(L.LightningModule):
 
     def _member_flats(self) -> Tensor:
         """(K, P) parameters of every member, in ``param_names`` order."""
-        return torch.stack([flat_values(self.member_model(k)) for k in range(self.n_members)])
+        if self.stacked:
+            return self.model.flat_values()
+        return flat_values(self.model).unsqueeze(0)
 
     def _active(self) -> list[int]:
         return [k for k, s in enumerate(self.states) if s.status not in STOPPED]
