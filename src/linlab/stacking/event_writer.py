@@ -3,13 +3,19 @@
 Each member's ``SummaryWriter`` starts its own writer thread (TensorBoard's ``_AsyncWriter``),
 which takes the GIL for every event and wakes every ``flush_secs``. A group of 1024 members ran
 1025 threads: a load average of 800 on 2 cores, its steps waiting for the GIL. Here every
-member's events go through one queue to one thread, each to its own file; a file gets the same
-records in the same order as with its own thread, and is flushed at least every ``flush_secs``.
+member's events go to one thread, each to its own file; a file gets the same records in the
+same order as with its own thread, and is flushed at least every ``flush_secs``.
+
+The training thread only appends an event to a deque (no lock, no wake-up); the writer wakes
+when ``BATCH`` events wait or ``flush_secs`` have passed, and appends each file's waiting
+records with one write: TensorBoard's local file system opens and closes the file for every
+write, which cost more than the records themselves.
 """
 
 from __future__ import annotations
 
-import queue
+import collections
+import io
 import threading
 import time
 from collections.abc import Iterable
@@ -17,45 +23,83 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from tensorboard.summary.writer.record_writer import RecordWriter
 
+BATCH = 1024  # events waiting that wake the writer
+LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
 _STOP = object()
 
 
 class GroupWriterThread(threading.Thread):
-    """Writes ``(record_writer, bytes)`` items from one queue; flushes each file written since
-    the last flush every ``flush_secs``. A failed write is kept and raised to every writer."""
+    """Writes ``(record_writer, bytes)`` items appended with ``put``; flushes each file written
+    since the last flush every ``flush_secs``. A failed write is kept and raised to every
+    writer."""
 
     def __init__(self, flush_secs: float) -> None:
         super().__init__(daemon=True, name="linlab-group-events")
-        self.items: queue.Queue[Any] = queue.Queue(maxsize=1024)
+        self.items: collections.deque[Any] = collections.deque()
+        self.wake = threading.Event()
         self.flush_secs, self.exception = flush_secs, None
         self.open_writers = 0
         self.lock = threading.Lock()
+
+    def put(self, item: Any) -> None:
+        """Queue an event (on the training thread): cheap, the writer wakes for a batch."""
+        self.items.append(item)
+        if len(self.items) >= BATCH:
+            self.wake.set()
+            if len(self.items) >= LIMIT:
+                self.written()
+
+    def written(self) -> None:
+        """Return once every event put so far is written."""
+        done = threading.Event()
+        self.items.append(done)
+        self.wake.set()
+        done.wait()
 
     def run(self) -> None:
         pending: set[Any] = set()
         next_flush = time.monotonic() + self.flush_secs
         while True:
-            try:
-                item = self.items.get(timeout=max(next_flush - time.monotonic(), 0.0))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                self.items.task_done()
+            self.wake.wait(timeout=max(next_flush - time.monotonic(), 0.0))
+            self.wake.clear()
+            if not self._write_waiting(pending):
                 return
-            if item is not None:
-                record_writer, data = item
-                try:
-                    if self.exception is None:
-                        record_writer.write(data)
-                        pending.add(record_writer)
-                except Exception as error:  # raised to the writers (``MemberWriter``)
-                    self.exception = error
-                finally:
-                    self.items.task_done()
             if time.monotonic() >= next_flush:
                 self._flush(pending)
                 next_flush = time.monotonic() + self.flush_secs
+
+    def _write_waiting(self, pending: set[Any]) -> bool:
+        """Write the events waiting, each file's in one write; False after ``_STOP``."""
+        records: dict[Any, io.BytesIO] = {}
+        try:
+            while True:
+                try:
+                    item = self.items.popleft()
+                except IndexError:
+                    return True
+                if item is _STOP:
+                    return False
+                if isinstance(item, threading.Event):
+                    self._append(records, pending)
+                    item.set()
+                    continue
+                record_writer, data = item
+                buffer = records.setdefault(record_writer, io.BytesIO())
+                RecordWriter(buffer).write(data)  # TensorBoard's framing and checksums
+        finally:
+            self._append(records, pending)
+
+    def _append(self, records: dict[Any, io.BytesIO], pending: set[Any]) -> None:
+        for record_writer, buffer in records.items():
+            try:
+                if self.exception is None:
+                    record_writer._writer.write(buffer.getvalue())
+                    pending.add(record_writer)
+            except Exception as error:  # raised to the writers (``MemberWriter``)
+                self.exception = error
+        records.clear()
 
     def _flush(self, pending: set[Any]) -> None:
         for record_writer in pending:
@@ -71,24 +115,25 @@ class GroupWriterThread(threading.Thread):
             self.open_writers -= 1
             last = self.open_writers == 0
         if last:
-            self.items.put(_STOP)
+            self.items.append(_STOP)
+            self.wake.set()
             self.join()
 
 
 class MemberWriter:
     """TensorBoard's ``_AsyncWriter`` interface (``write``, ``flush``, ``close``) on the group's
-    thread: ``flush`` waits until the queue is written, then flushes this member's file."""
+    thread: ``flush`` waits until the events put are written, then flushes this member's file."""
 
     def __init__(self, record_writer: Any, thread: GroupWriterThread) -> None:
         self._writer, self._thread, self._closed = record_writer, thread, False
 
     def write(self, bytestring: bytes) -> None:
         self._check(open_only=True)
-        self._thread.items.put((self._writer, bytestring))
+        self._thread.put((self._writer, bytestring))
 
     def flush(self) -> None:
         self._check(open_only=True)
-        self._thread.items.join()
+        self._thread.written()
         self._check()
         self._writer.flush()
 
@@ -97,7 +142,7 @@ class MemberWriter:
             return
         self._closed = True
         try:
-            self._thread.items.join()
+            self._thread.written()
             self._writer.flush()
             self._writer.close()
         finally:
