@@ -477,3 +477,21 @@ def test_stacked_members_flat_parameters_are_each_members_own(model):
     members = [make() for _ in range(5)]
     expected = torch.stack([flat_values(m) for m in members])
     assert torch.equal(StackedModels(members).flat_values(), expected)
+
+
+def test_a_groups_event_records_are_tensorboards_own_framing():
+    """Length, checksums and data as TensorBoard's ``RecordWriter`` frames them, for records
+    empty, short, and longer than the checksum table (4096 bytes)."""
+    import io
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from linlab.stacking.event_writer import tfrecords
+
+    generator = torch.Generator().manual_seed(0)
+    sizes = [0, 1, 8, 200, 4095, 4096, 4097, 9000]
+    datas = [bytes(torch.randint(0, 256, (n,), generator=generator).tolist()) for n in sizes]
+    for data, framed in zip(datas, tfrecords(datas), strict=True):
+        expected = io.BytesIO()
+        RecordWriter(expected).write(data)
+        assert framed == expected.getvalue(), len(data)

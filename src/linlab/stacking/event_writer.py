@@ -9,13 +9,15 @@ same order as with its own thread, and is flushed at least every ``flush_secs``.
 The training thread only appends an event to a deque (no lock, no wake-up); the writer wakes
 when ``BATCH`` events wait or ``flush_secs`` have passed, and appends each file's waiting
 records with one write: TensorBoard's local file system opens and closes the file for every
-write, which cost more than the records themselves.
+write, which cost more than the records themselves. The records' checksums are computed for the
+whole batch in one NumPy pass (``tfrecords``).
 """
 
 from __future__ import annotations
 
 import collections
-import io
+import itertools
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -23,10 +25,12 @@ from typing import Any
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
-from tensorboard.summary.writer.record_writer import RecordWriter
+
+from linlab.scalars import masked_crc32c
 
 BATCH = 1024  # events waiting that wake the writer
 LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
+CRC_RECORDS = 256  # records checksummed in one NumPy pass
 _STOP = object()
 
 
@@ -72,7 +76,7 @@ class GroupWriterThread(threading.Thread):
 
     def _write_waiting(self, pending: set[Any]) -> bool:
         """Write the events waiting, each file's in one write; False after ``_STOP``."""
-        records: dict[Any, io.BytesIO] = {}
+        records: dict[Any, list[bytes]] = {}
         try:
             while True:
                 try:
@@ -86,19 +90,24 @@ class GroupWriterThread(threading.Thread):
                     item.set()
                     continue
                 record_writer, data = item
-                buffer = records.setdefault(record_writer, io.BytesIO())
-                RecordWriter(buffer).write(data)  # TensorBoard's framing and checksums
+                records.setdefault(record_writer, []).append(data)
         finally:
             self._append(records, pending)
 
-    def _append(self, records: dict[Any, io.BytesIO], pending: set[Any]) -> None:
-        for record_writer, buffer in records.items():
+    def _append(self, records: dict[Any, list[bytes]], pending: set[Any]) -> None:
+        """Each file's waiting records, framed, in one write to the file."""
+        if not records or self.exception is not None:
+            records.clear()
+            return
+        frames = iter(tfrecords([data for datas in records.values() for data in datas]))
+        for record_writer, datas in records.items():
+            chunk = b"".join(next(frames) for _ in datas)
             try:
-                if self.exception is None:
-                    record_writer._writer.write(buffer.getvalue())
-                    pending.add(record_writer)
+                record_writer._writer.write(chunk)
+                pending.add(record_writer)
             except Exception as error:  # raised to the writers (``MemberWriter``)
                 self.exception = error
+                break
         records.clear()
 
     def _flush(self, pending: set[Any]) -> None:
@@ -118,6 +127,25 @@ class GroupWriterThread(threading.Thread):
             self.items.append(_STOP)
             self.wake.set()
             self.join()
+
+
+def tfrecords(datas: list[bytes]) -> list[bytes]:
+    """Each ``data`` as TensorBoard's ``RecordWriter`` writes it (length, its masked CRC-32C,
+    the data, its masked CRC-32C), the checksums of all in one NumPy pass: TensorBoard's own
+    is pure Python, about 30 µs an event, on the thread that also holds the GIL for training.
+    ``CRC_RECORDS`` records at a time, which bounds the pass's temporary arrays."""
+    if len(datas) > CRC_RECORDS:
+        parts = range(0, len(datas), CRC_RECORDS)
+        return [frame for i in parts for frame in tfrecords(datas[i : i + CRC_RECORDS])]
+    headers = [struct.pack("<Q", len(data)) for data in datas]
+    lengths = [8] * len(headers) + [len(data) for data in datas]
+    offsets = list(itertools.accumulate(lengths, initial=0))[:-1]
+    crcs = masked_crc32c(b"".join(headers + datas), list(zip(offsets, lengths, strict=True)))
+    n = len(datas)
+    return [
+        b"".join((header, struct.pack("<I", crcs[i]), data, struct.pack("<I", crcs[n + i])))
+        for i, (header, data) in enumerate(zip(headers, datas, strict=True))
+    ]
 
 
 class MemberWriter:
