@@ -187,7 +187,8 @@ class MemberWriter:
 
 def one_writer_thread(loggers: Iterable[Logger]) -> None:
     """Move every TensorBoard logger's events file onto one new ``GroupWriterThread`` (its own
-    thread stopped once it has written what it had); other loggers are left as they are."""
+    thread stopped once it has written what it had, as its ``stop`` does); other loggers are
+    left as they are."""
     writers = []
     for logger in loggers:
         if isinstance(logger, LightningTensorBoardLogger):
@@ -197,10 +198,14 @@ def one_writer_thread(loggers: Iterable[Logger]) -> None:
     if not writers:
         return
     thread = GroupWriterThread(min(float(w._async_writer._worker._flush_secs) for w in writers))
+    workers = [w._async_writer._worker for w in writers]
+    for worker in workers:  # all told to stop first, then waited for: no hand-off per member
+        worker._queue.put(worker._shutdown_signal)
+    for worker in workers:
+        worker.join()
     for event_writer in writers:
         own = event_writer._async_writer
-        own.flush()
-        own._worker.stop()
+        own.flush()  # its thread's failed write raised; the file flushed
         event_writer._async_writer = MemberWriter(own._writer, thread)
     thread.open_writers = len(writers)
     thread.start()
