@@ -30,7 +30,7 @@ from linlab.scalars import masked_crc32c
 
 BATCH = 1024  # events waiting that wake the writer
 LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
-CRC_RECORDS = 256  # records checksummed in one NumPy pass
+CRC_RECORDS = 128  # records checksummed in one NumPy pass (its arrays: ~1 MiB)
 _STOP = object()
 
 
