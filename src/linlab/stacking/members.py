@@ -9,8 +9,9 @@ TensorBoard run, its folder, its model and status, its slice of the checkpoint);
 else is the group's trainer and module. So every callback works per member unchanged.
 
 A member that stopped (diverged, pruned) sees what its single run saw: its own ``global_step``
-and ``current_epoch``, the end of the epoch it stopped in, then only the end of training; its
-``last.ckpt`` saves follow a clock of their own from then on.
+and ``current_epoch``, the end of the step (``on_train_batch_end``) and of the epoch it stopped
+in, then only the end of training; its ``last.ckpt`` saves follow a clock of their own from
+then on.
 """
 
 from __future__ import annotations
@@ -228,8 +229,8 @@ class PerMemberCallbacks(L.Callback):
         if state.status == "failed":
             return False
         self._own_clock(k)
-        if hook in _STEP_HOOKS:
-            return False
+        if hook in _STEP_HOOKS:  # but the step it stopped in ends for its run too
+            return hook == "on_train_batch_end" and self.module.global_step == state.stopped_step
         return hook not in _EPOCH_END_HOOKS or epoch < state.stopped_epoch
 
     def _own_clock(self, k: int) -> None:
