@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,7 @@ class PerMemberCallbacks(L.Callback):
             callback.clock = self.clock
         self.module, self.datamodules, self.run_dirs = module, list(datamodules), list(run_dirs)
         self._dump: dict[tuple[int, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
-        self._hook_methods: dict[str, list[list[Callable[..., Any]]]] = {}
+        self._hook_positions: dict[str, list[tuple[int, ...]]] = {}
         self._member_views: tuple[L.Trainer, list[tuple[MemberTrainer, MemberView]]] | None = None
 
     @property
@@ -187,29 +187,35 @@ class PerMemberCallbacks(L.Callback):
             return
         views = self._views(trainer)
         epoch = trainer.current_epoch
-        for k, methods in enumerate(takers):
-            if not self._receives(k, hook, epoch) or not methods:
+        for k, positions in enumerate(takers):
+            if not self._receives(k, hook, epoch) or not positions:
                 continue
             member_trainer, member = views[k]
+            callbacks = self.callbacks[k]
             try:
-                for method in methods:
-                    method(member_trainer, member, *args, **kwargs)
+                for i in positions:
+                    getattr(callbacks[i], hook)(member_trainer, member, *args, **kwargs)
             except Exception as error:
                 if hook == "on_exception":
                     raise
                 self._fail(k, error)
 
-    def _takers(self, hook: str) -> list[list[Callable[..., Any]]]:
-        """Per member, the bound ``hook`` of each callback that overrides it (found once);
-        empty when no member's callback does."""
-        if hook not in self._hook_methods:
+    def _takers(self, hook: str) -> list[tuple[int, ...]]:
+        """Per member, the positions of its callbacks whose class overrides ``hook`` (found
+        once, one tuple shared by members with the same classes: nothing long-lived per
+        member); empty when no member's callback does."""
+        if hook not in self._hook_positions:
             base = getattr(L.Callback, hook)
-            methods = [
-                [getattr(c, hook) for c in callbacks if getattr(type(c), hook) is not base]
-                for callbacks in self.callbacks
-            ]
-            self._hook_methods[hook] = methods if any(methods) else []
-        return self._hook_methods[hook]
+            shared: dict[tuple[type, ...], tuple[int, ...]] = {}
+            positions = []
+            for callbacks in self.callbacks:
+                classes = tuple(type(c) for c in callbacks)
+                if classes not in shared:
+                    overriding = (i for i, c in enumerate(classes) if getattr(c, hook) is not base)
+                    shared[classes] = tuple(overriding)
+                positions.append(shared[classes])
+            self._hook_positions[hook] = positions if any(positions) else []
+        return self._hook_positions[hook]
 
     def _views(self, trainer: L.Trainer) -> list[tuple[MemberTrainer, MemberView]]:
         """Each member's trainer and module, made once per trainer (they hold no state)."""
