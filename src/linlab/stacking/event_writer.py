@@ -35,15 +35,20 @@ _STOP = object()
 
 
 class GroupWriterThread(threading.Thread):
-    """Writes ``(record_writer, bytes)`` items appended with ``put``; flushes each file written
-    since the last flush every ``flush_secs``. A failed write is kept and raised to every
-    writer."""
+    """Writes ``(file number, bytes)`` items appended with ``put`` to ``record_writers``;
+    flushes each file written since the last flush every ``flush_secs``. A failed write is kept
+    and raised to every writer.
+
+    An item holds the file's number, not its writer: a tuple of an int and bytes is not
+    tracked by Python's cyclic GC, so the events waiting do not pile up in its oldest
+    generation (whose growth triggers full collections, seconds long in a big group)."""
 
     def __init__(self, flush_secs: float) -> None:
         super().__init__(daemon=True, name="linlab-group-events")
         self.items: collections.deque[Any] = collections.deque()
         self.wake = threading.Event()
         self.flush_secs, self.exception = flush_secs, None
+        self.record_writers: list[Any] = []
         self.open_writers = 0
         self.lock = threading.Lock()
 
@@ -76,7 +81,7 @@ class GroupWriterThread(threading.Thread):
 
     def _write_waiting(self, pending: set[Any]) -> bool:
         """Write the events waiting, each file's in one write; False after ``_STOP``."""
-        records: dict[Any, list[bytes]] = {}
+        records: dict[int, list[bytes]] = {}
         try:
             while True:
                 try:
@@ -89,18 +94,19 @@ class GroupWriterThread(threading.Thread):
                     self._append(records, pending)
                     item.set()
                     continue
-                record_writer, data = item
-                records.setdefault(record_writer, []).append(data)
+                number, data = item
+                records.setdefault(number, []).append(data)
         finally:
             self._append(records, pending)
 
-    def _append(self, records: dict[Any, list[bytes]], pending: set[Any]) -> None:
+    def _append(self, records: dict[int, list[bytes]], pending: set[Any]) -> None:
         """Each file's waiting records, framed, in one write to the file."""
         if not records or self.exception is not None:
             records.clear()
             return
         frames = iter(tfrecords([data for datas in records.values() for data in datas]))
-        for record_writer, datas in records.items():
+        for number, datas in records.items():
+            record_writer = self.record_writers[number]
             chunk = b"".join(next(frames) for _ in datas)
             try:
                 record_writer._writer.write(chunk)
@@ -154,10 +160,12 @@ class MemberWriter:
 
     def __init__(self, record_writer: Any, thread: GroupWriterThread) -> None:
         self._writer, self._thread, self._closed = record_writer, thread, False
+        self._number = len(thread.record_writers)
+        thread.record_writers.append(record_writer)
 
     def write(self, bytestring: bytes) -> None:
         self._check(open_only=True)
-        self._thread.put((self._writer, bytestring))
+        self._thread.put((self._number, bytestring))
 
     def flush(self) -> None:
         self._check(open_only=True)
