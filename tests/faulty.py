@@ -64,3 +64,28 @@ class FailOnceForLr(FailForLr):
             except RuntimeError:
                 self.marker.touch()
                 raise
+
+
+class HookLog(Callback):
+    """Append each hook it overrides, with the epoch and step its run is at, to
+    ``<run folder>/hooks.txt``: a stacked member's calls, compared with its single run's."""
+
+    def _log(self, trainer: L.Trainer, hook: str) -> None:
+        line = f"{hook} {trainer.current_epoch} {trainer.global_step}\n"
+        with open(Path(trainer.default_root_dir) / "hooks.txt", "a") as file:
+            file.write(line)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer, "on_train_start")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_) -> None:
+        self._log(trainer, "on_train_batch_end")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer, "on_validation_end")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer, "on_train_epoch_end")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(trainer, "on_train_end")

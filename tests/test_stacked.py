@@ -27,6 +27,7 @@ from linlab.train import build, config_dir
 TESTS = Path(__file__).parent
 TINY = ["data.n_samples=200", "trainer.max_epochs=3", "callbacks.figures.enabled=false"]
 GRID = ["optimizer.lr=0.01,0.3", "seed=0,1", "optimizer.momentum=0.5"]
+HOOK_LOG = ["+callbacks.hook_log._target_=faulty.HookLog"]  # <job>/hooks.txt
 PRECISIONS = ["trainer.precision=32-true,64-true"]
 STACKED = ["hydra/launcher=stacked"]
 
@@ -56,7 +57,7 @@ def results(folder: Path) -> dict[str, dict]:
 def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
     """The same 8-job grid with the basic and the stacked launcher, run side by side."""
     root = tmp_path_factory.mktemp("twins")
-    args = [*GRID, *PRECISIONS, *TINY]
+    args = [*GRID, *PRECISIONS, *TINY, *HOOK_LOG]
     procs = {
         name: start([*args, *extra, f"hydra.sweep.dir={root / name}"], REPO)
         for name, extra in (("basic", []), ("stacked", STACKED))
@@ -95,6 +96,9 @@ def test_stacked_members_equal_the_basic_launchers_jobs(twin_sweeps):
                 atol=1e-6,
             )
         assert (twin_sweeps["stacked"] / job / "checkpoints" / "last.ckpt").is_file()
+        hooks = (twin_sweeps["basic"] / job / "hooks.txt").read_text()
+        assert hooks.count("on_train_epoch_end") == 3, job
+        assert (twin_sweeps["stacked"] / job / "hooks.txt").read_text() == hooks, job
     sessions = hparams_sessions(twin_sweeps["stacked"])
     expected_sessions = hparams_sessions(twin_sweeps["basic"])
     assert {run: s.keys() for run, s in sessions.items()} == {
@@ -150,7 +154,7 @@ def _select(cfg, key):
 def test_diverging_and_failing_members_and_step_precise_divergence(tmp_path):
     folder, alone = tmp_path / "sweep", tmp_path / "alone"
     args = [*PLAIN_RUN[:-2], "seed=5", "trainer.max_epochs=3", "trainer.log_every_n_steps=1"]
-    args += ["callbacks.last_checkpoint.min_interval_s=0"]
+    args += ["callbacks.last_checkpoint.min_interval_s=0", *HOOK_LOG]
     twin = start([*args, "optimizer.lr=30", f"hydra.sweep.dir={alone}"], REPO)
     args += [*STACKED, "optimizer.lr=0.01,0.02,30"]
     args += ["+callbacks.fail._target_=faulty.FailForLr", "+callbacks.fail.lr=0.02"]
@@ -164,6 +168,8 @@ def test_diverging_and_failing_members_and_step_precise_divergence(tmp_path):
     )
     assert (member["epoch"], member["global_step"]) == (single["epoch"], single["global_step"])
     assert member["global_step"] < 3 * 13  # stopped in its first epoch, unlike the group
+    hooks = (alone / "job0" / "hooks.txt").read_text()  # its callbacks' calls: its single run's
+    assert (folder / "lr=30" / "hooks.txt").read_text() == hooks
     for key, value in single["state_dict"].items():
         torch.testing.assert_close(member["state_dict"][key], value, rtol=1e-6, atol=1e-6)
     assert "1 of 3 jobs failed" in out
@@ -410,3 +416,82 @@ def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(t
     assert cfg.model._get_parent() is cfg
     view.seed = 5
     assert cfg.seed is None and OmegaConf.to_yaml(cfg) == job_yaml
+
+
+def test_a_groups_events_thread_writes_every_members_scalars_in_batches(tmp_path):
+    """More events than the writer lets wait (``LIMIT``), through one thread, read back by
+    linlab's reader (which checks each record's CRC-32C): each member's own values and steps,
+    all of them on disk after a flush, before the files are closed."""
+    from linlab.logger import TensorBoardLogger
+    from linlab.scalars import read_scalars
+    from linlab.stacking.event_writer import LIMIT, one_writer_thread
+
+    members, rows = 3, LIMIT // 3 + 100
+    loggers = [TensorBoardLogger(save_dir=str(tmp_path / f"m{k}")) for k in range(members)]
+    one_writer_thread(loggers)
+    for step in range(rows):
+        for k, logger in enumerate(loggers):
+            logger.log_metrics({"loss/train": k + step / rows}, step=step)
+    loggers[1].experiment.flush()
+    expected = {
+        k: torch.tensor([k + step / rows for step in range(rows)], dtype=torch.float32).tolist()
+        for k in range(members)
+    }
+    flushed = read_scalars(loggers[1].log_dir)["loss/train"]
+    assert list(flushed) == list(range(rows)) and list(flushed.values()) == expected[1]
+    for logger in loggers:
+        logger.finalize("success")
+    for k, logger in enumerate(loggers):
+        curve = read_scalars(logger.log_dir)["loss/train"]
+        assert list(curve) == list(range(rows)) and list(curve.values()) == expected[k], k
+
+
+def test_a_members_checkpoint_holds_its_own_entries_of_the_groups_state_dict():
+    """Member 1's entries are not member 10's or 11's (``model.members.1.`` is a prefix of
+    neither); each member's state dict is its entries, renamed, in the group's order."""
+    from linlab.stacking.checkpoints import member_checkpoint, member_state_dicts
+
+    n = 12
+    state_dict = {f"model.members.{k}.{name}": torch.tensor([k]) for k in range(n) for name in "wb"}
+    full = {"epoch": 2, "global_step": 9, "state_dict": state_dict}
+    full["linlab_members"] = [{"stopped_step": None} for _ in range(n)]
+    split = member_state_dicts(state_dict, n)
+    for k in (1, 10, 11):
+        member = member_checkpoint(full, k, n, split[k])
+        assert list(member["state_dict"]) == ["model.w", "model.b"]
+        assert all(int(v) == k for v in member["state_dict"].values())
+        assert (member["epoch"], member["global_step"]) == (2, 9)
+
+
+@pytest.mark.parametrize("model", ["linear", "linear_no_bias", "softmax"])
+def test_stacked_members_flat_parameters_are_each_members_own(model):
+    from linlab.models import LinearRegression, SoftmaxRegression
+    from linlab.params import flat_values
+    from linlab.stacking.models import StackedModels
+
+    make = {
+        "linear": lambda: LinearRegression(3),
+        "linear_no_bias": lambda: LinearRegression(3, bias=False),
+        "softmax": lambda: SoftmaxRegression(3, 4),
+    }[model]
+    members = [make() for _ in range(5)]
+    expected = torch.stack([flat_values(m) for m in members])
+    assert torch.equal(StackedModels(members).flat_values(), expected)
+
+
+def test_a_groups_event_records_are_tensorboards_own_framing():
+    """Length, checksums and data as TensorBoard's ``RecordWriter`` frames them, for records
+    empty, short, and longer than the checksum table (4096 bytes)."""
+    import io
+
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    from linlab.stacking.event_writer import tfrecords
+
+    generator = torch.Generator().manual_seed(0)
+    sizes = [0, 1, 8, 200, 4095, 4096, 4097, 9000]
+    datas = [bytes(torch.randint(0, 256, (n,), generator=generator).tolist()) for n in sizes]
+    for data, framed in zip(datas, tfrecords(datas), strict=True):
+        expected = io.BytesIO()
+        RecordWriter(expected).write(data)
+        assert framed == expected.getvalue(), len(data)

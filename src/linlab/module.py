@@ -141,7 +141,9 @@ class RegressionModule(L.LightningModule):
 
     def _member_flats(self) -> Tensor:
         """(K, P) parameters of every member, in ``param_names`` order."""
-        return torch.stack([flat_values(self.member_model(k)) for k in range(self.n_members)])
+        if self.stacked:
+            return self.model.flat_values()
+        return flat_values(self.model).unsqueeze(0)
 
     def _active(self) -> list[int]:
         return [k for k, s in enumerate(self.states) if s.status not in STOPPED]
@@ -234,11 +236,12 @@ class RegressionModule(L.LightningModule):
         self.epoch_loss_sum = self.epoch_loss_sum + losses.sum(0)
         self.epoch_steps += len(losses)
         values = losses.T.tolist()  # the chunk's one read-back from the device: [member][step]
+        params = _per_member(snapshots, self.n_members)
         active = self._active()
         for k in active:
             if self.states[k].first_loss is None:
                 self.states[k].first_loss = values[k][0]
-            self._log_steps(k, start, values[k], snapshots)
+            self._log_steps(k, start, values[k], params[k])
         bad = {k: s for k in active if (s := self._first_bad_step(k, values[k])) is not None}
         if bad:
             self._stop_diverged(bad, start, values, before, saved_state, chunk, optimizer)
@@ -246,14 +249,11 @@ class RegressionModule(L.LightningModule):
         interrupts.raise_if_stopping()  # after the steps taken are counted and logged
 
     def _log_steps(
-        self, k: int, start: int, values: list[float], snapshots: dict[int, Tensor]
+        self, k: int, start: int, values: list[float], params: dict[int, list[float]]
     ) -> None:
-        """``loss/train`` and ``params/*`` every k steps; step s holds θ_s and the loss at θ_s."""
+        """``loss/train`` and ``params/*`` every k steps; step s holds θ_s and the loss at θ_s
+        (``params``: member k's parameters at the chunk's snapshot steps)."""
         every = self.trainer.log_every_n_steps
-        params = {}
-        if snapshots:
-            rows_k = torch.stack([s[k] for s in snapshots.values()]).tolist()
-            params = dict(zip(snapshots, rows_k, strict=True))
         rows = []
         for step in range(start + (-start) % every, start + len(values), every):
             metrics = {tags.TRAIN_LOSS: values[step - start]}
@@ -407,6 +407,15 @@ class RegressionModule(L.LightningModule):
             if state.status in STOPPED:
                 for p in self.member_model(k).parameters():
                     p.requires_grad_(False)
+
+
+def _per_member(snapshots: dict[int, Tensor], n_members: int) -> list[dict[int, list[float]]]:
+    """``{step: (K, P) parameters}`` as each member's ``{step: its P values}``, read back in
+    one piece."""
+    if not snapshots:
+        return [{} for _ in range(n_members)]
+    rows = torch.stack(list(snapshots.values()), dim=1).tolist()  # [member][snapshot][param]
+    return [dict(zip(snapshots, member, strict=True)) for member in rows]
 
 
 def _mask(bad: dict[int, int], like: Tensor) -> Tensor:

@@ -96,7 +96,7 @@ def _records(data: bytes) -> list[bytes]:
     if not spans:
         return []
     pieces = [(offset, 8) for offset, _, _ in spans] + [(start, n) for _, start, n in spans]
-    crcs = _masked_crc32c(data, pieces)
+    crcs = masked_crc32c(data, pieces)
     stored = [struct.unpack_from("<I", data, offset + 8)[0] for offset, _, _ in spans]
     stored += [struct.unpack_from("<I", data, start + n)[0] for _, start, n in spans]
     records = []
@@ -107,8 +107,9 @@ def _records(data: bytes) -> list[bytes]:
     return records
 
 
-def _masked_crc32c(data: bytes, pieces: list[tuple[int, int]]) -> list[int]:
-    """TFRecord's masked CRC-32C of each ``data[offset : offset + length]``."""
+def masked_crc32c(data: bytes, pieces: list[tuple[int, int]]) -> list[int]:
+    """TFRecord's masked CRC-32C of each ``data[offset : offset + length]`` (one NumPy pass;
+    also what ``linlab.stacking.event_writer`` writes)."""
     short = [(o, n) for o, n in pieces if 0 < n <= TABLE_BYTES]  # an empty one's is 0
     crcs = dict(zip(short, _crc32c_table_pass(data, short), strict=True)) if short else {}
     masked = []

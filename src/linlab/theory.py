@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor
@@ -43,9 +44,14 @@ class Reference:
         O(d²) from the Hessian alone: no pass over the training data each epoch.
         """
         theta = torch.cat([w.reshape(-1), b.reshape(-1)]) if b is not None else w.reshape(-1)
-        optimum = self.w_opt + ([self.b_opt] if self.b_opt is not None else [])
-        delta = theta.detach().cpu().to(torch.float64) - torch.tensor(optimum, dtype=torch.float64)
+        delta = theta.detach().cpu().to(torch.float64) - self._theta_opt
         return float(0.5 * delta @ self.hessian @ delta)
+
+    @cached_property
+    def _theta_opt(self) -> Tensor:
+        """θ* as a tensor, made once: ``excess_loss`` runs every epoch for every member."""
+        optimum = self.w_opt + ([self.b_opt] if self.b_opt is not None else [])
+        return torch.tensor(optimum, dtype=torch.float64)
 
 
 def design_matrix(x: Tensor, bias: bool) -> Tensor:
@@ -131,10 +137,8 @@ def population_risk(
     E (ŷ − y)² = (w − β)ᵀ Σ (w − β) + (b − b_true)² + σ². The loss c/2·(ŷ − y)² takes c/2 of it:
     MSE (c = 2) the sum itself, the half-squared loss (c = 1) half of it.
     """
-    delta = w.detach().reshape(-1).cpu().to(torch.float64) - beta.to(torch.float64).reshape(-1)
-    offset = float(b) if b is not None else 0.0
-    offset -= float(b_true or 0.0)
-    return curvature / 2 * (float(delta @ covariance @ delta) + offset**2 + noise_variance)
+    risks = population_risks(w, b, beta, b_true, covariance, noise_variance, curvature)
+    return risks[0]
 
 
 def excess_population_risk(
@@ -147,6 +151,23 @@ def excess_population_risk(
 ) -> float:
     """``population_risk`` less the irreducible c/2·σ²: c/2·[(w − β)ᵀΣ(w − β) + (b − b_true)²]."""
     return population_risk(w, b, beta, b_true, covariance, 0.0, curvature)
+
+
+def population_risks(
+    w: Tensor,
+    b: Tensor | float | None,
+    beta: Tensor,
+    b_true: float | None,
+    covariance: Tensor,
+    noise_variance: float,
+    curvature: float = 2.0,
+) -> tuple[float, float]:
+    """``(population_risk, excess_population_risk)`` from one evaluation of (w − β)ᵀΣ(w − β)."""
+    delta = w.detach().reshape(-1).cpu().to(torch.float64) - beta.to(torch.float64).reshape(-1)
+    offset = float(b) if b is not None else 0.0
+    offset -= float(b_true or 0.0)
+    error = float(delta @ covariance @ delta) + offset**2
+    return curvature / 2 * (error + noise_variance), curvature / 2 * (error + 0.0)
 
 
 def ridge(

@@ -69,10 +69,14 @@ class TheoryMetrics(L.Callback):
         self.expected: list[float] | None = None
         self.expected_start = 0  # the step of expected[0]
         self.streaming = False
+        self._target_tensors: (
+            tuple[torch.device, torch.Tensor | None, torch.Tensor | None] | None
+        ) = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         splits = getattr(trainer.datamodule, "splits", {})
         model, loss = pl_module.model, pl_module.loss_fn
+        self._target_tensors = None
         self.classifier = self.enabled and getattr(loss, "classifier", False)
         if self.classifier:
             self._start_classifier(splits, model)
@@ -241,25 +245,35 @@ class TheoryMetrics(L.Callback):
         model = pl_module.model
         w = model.w.detach().to(torch.float64).reshape(-1)
         b = getattr(model, "b", None)
+        w_opt, w_true = self._targets(w.device)
         metrics = {}
         if self.reference is not None:
-            metrics[tags.theory("dist_w_opt")] = _distance(w, self.reference.w_opt)
+            metrics[tags.theory("dist_w_opt")] = _distance(w, w_opt)
             if self.reference.optimum_loss is not None:
                 metrics[tags.theory("excess_loss")] = self.reference.excess_loss(w, b)
-        if self.true_weights is not None:
-            metrics[tags.theory("dist_w_true")] = _distance(w, self.true_weights)
+        if w_true is not None:
+            metrics[tags.theory("dist_w_true")] = _distance(w, w_true)
         if self.population is not None:
             p = self.population
-            risk = theory.population_risk(
+            risk, excess = theory.population_risks(
                 w, b, p["beta"], p["b_true"], p["covariance"], p["noise_variance"], p["curvature"]
             )
             metrics[tags.theory("population_risk")] = risk
-            metrics[tags.theory("excess_population_risk")] = self._excess(w, b)
+            metrics[tags.theory("excess_population_risk")] = excess
             index = pl_module.global_step - self.expected_start
             if self.expected is not None and 0 <= index < len(self.expected):
                 metrics[tags.theory("expected_risk")] = self.expected[index]
         self.latest = metrics
         return metrics
+
+    def _targets(self, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """w* and w_true as float64 tensors on ``device``, made once (every member measures
+        against them every epoch)."""
+        if self._target_tensors is None or self._target_tensors[0] != device:
+            w_opt = None if self.reference is None else self.reference.w_opt
+            tensors = (_on(w_opt, device), _on(self.true_weights, device))
+            self._target_tensors = (device, *tensors)
+        return self._target_tensors[1], self._target_tensors[2]
 
     @staticmethod
     def _log(trainer: L.Trainer, metrics: dict[str, float]) -> None:
@@ -345,6 +359,10 @@ def _weight_decay(trainer: L.Trainer) -> float:
     return float(optimizer.param_groups[0].get("weight_decay") or 0.0)
 
 
-def _distance(w: torch.Tensor, other: list[float]) -> float:
+def _on(values: list[float] | None, device: torch.device) -> torch.Tensor | None:
+    return None if values is None else torch.tensor(values, dtype=torch.float64, device=device)
+
+
+def _distance(w: torch.Tensor, other: torch.Tensor) -> float:
     """‖w − other‖₂ (one device-to-host read)."""
-    return float(torch.linalg.vector_norm(w - torch.tensor(other, dtype=w.dtype, device=w.device)))
+    return float(torch.linalg.vector_norm(w - other))

@@ -31,18 +31,27 @@ def member_progress(epoch: int, global_step: int, state: dict[str, Any]) -> tupl
     return min(epoch, state["stopped_epoch"]), state["stopped_step"]
 
 
-def member_checkpoint(full: dict[str, Any], k: int, n_members: int) -> dict[str, Any]:
-    """Member ``k``'s checkpoint from the group's (see the module docstring)."""
-    prefix = f"{MEMBER_PREFIX}{k}."
+def member_state_dicts(state_dict: dict[str, Any], n_members: int) -> list[dict[str, Any]]:
+    """Each member's ``model.*`` entries (``model.members.<k>.*`` renamed), in one pass over
+    the group's state dict: a member's save need not scan the other members' entries."""
+    members: list[dict[str, Any]] = [{} for _ in range(n_members)]
+    for key, value in state_dict.items():
+        if key.startswith(MEMBER_PREFIX):
+            index, _, name = key.removeprefix(MEMBER_PREFIX).partition(".")
+            members[int(index)]["model." + name] = value
+    return members
+
+
+def member_checkpoint(
+    full: dict[str, Any], k: int, n_members: int, state_dict: dict[str, Any]
+) -> dict[str, Any]:
+    """Member ``k``'s checkpoint from the group's (see the module docstring); ``state_dict`` is
+    its entry of ``member_state_dicts(full["state_dict"], n_members)``."""
     member = {key: full[key] for key in SHARED if key in full}
     if "epoch" in full:
         progress = member_progress(full["epoch"], full["global_step"], full["linlab_members"][k])
         member["epoch"], member["global_step"] = progress
-    member["state_dict"] = {
-        "model." + key.removeprefix(prefix): value
-        for key, value in full["state_dict"].items()
-        if key.startswith(prefix)
-    }
+    member["state_dict"] = state_dict
     member["optimizer_states"] = [_optimizer_slice(s, k) for s in full.get("optimizer_states", [])]
     member["lr_schedulers"] = [
         _scheduler_slice(s, k, n_members) for s in full.get("lr_schedulers", [])

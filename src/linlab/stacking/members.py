@@ -9,8 +9,9 @@ TensorBoard run, its folder, its model and status, its slice of the checkpoint);
 else is the group's trainer and module. So every callback works per member unchanged.
 
 A member that stopped (diverged, pruned) sees what its single run saw: its own ``global_step``
-and ``current_epoch``, the end of the epoch it stopped in, then only the end of training; its
-``last.ckpt`` saves follow a clock of their own from then on.
+and ``current_epoch``, the end of the step (``on_train_batch_end``) and of the epoch it stopped
+in, then only the end of training; its ``last.ckpt`` saves follow a clock of their own from
+then on.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from linlab import tags
 from linlab.callbacks.last_checkpoint import LastCheckpoint
 from linlab.module import STOPPED, RegressionModule
-from linlab.stacking.checkpoints import member_checkpoint, member_progress
+from linlab.stacking.checkpoints import member_checkpoint, member_progress, member_state_dicts
 
 log = logging.getLogger("linlab")
 _MEMBER_FIELDS = ("status", "first_loss", "trajectory", "diverged_at_step", "val_loss")
@@ -129,8 +130,9 @@ class MemberTrainer:
     def save_checkpoint(
         self, filepath: str | Path, weights_only: bool = False, storage_options: Any = None
     ) -> None:
-        full = self._group.full_checkpoint(weights_only)
-        member = member_checkpoint(full, self._k, len(self._group.run_dirs))
+        full, state_dicts = self._group.full_checkpoint(weights_only)
+        n_members = len(self._group.run_dirs)
+        member = member_checkpoint(full, self._k, n_members, state_dicts[self._k])
         self._trainer.strategy.checkpoint_io.save_checkpoint(member, filepath, storage_options)
 
 
@@ -150,36 +152,80 @@ class PerMemberCallbacks(L.Callback):
         for callback in spacing:  # one decision for all: their checkpoints hold the same step
             callback.clock = self.clock
         self.module, self.datamodules, self.run_dirs = module, list(datamodules), list(run_dirs)
-        self._dump: dict[tuple[int, bool], dict[str, Any]] = {}
+        self._dump: dict[tuple[int, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+        self._hook_positions: dict[str, list[tuple[int, ...]]] = {}
+        self._member_views: tuple[L.Trainer, list[tuple[MemberTrainer, MemberView]]] | None = None
 
     @property
     def state_key(self) -> str:
         return "members"
 
-    def full_checkpoint(self, weights_only: bool) -> dict[str, Any]:
-        """The group's checkpoint, made once per hook and shared by the members' saves."""
+    def full_checkpoint(self, weights_only: bool) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The group's checkpoint and its members' state dicts, made once per hook and shared
+        by the members' saves."""
         key = (self.module.global_step, weights_only)
         if key not in self._dump:
-            trainer = self.module.trainer
-            self._dump = {key: trainer._checkpoint_connector.dump_checkpoint(weights_only)}
+            full = self.module.trainer._checkpoint_connector.dump_checkpoint(weights_only)
+            self._dump = {key: (full, member_state_dicts(full["state_dict"], len(self.run_dirs)))}
         return self._dump[key]
 
     def _dispatch(
         self, hook: str, trainer: L.Trainer, pl_module: Any, *args: Any, **kwargs: Any
     ) -> None:
-        """Member k's callbacks; one that raises fails member k alone and the others go on."""
+        """Member k's callbacks; one that raises fails member k alone and the others go on.
+
+        Only the methods that override ``L.Callback``'s (which do nothing) are called: a hook
+        that none of them takes costs no pass over the members, but a member stopped since the
+        last hook still takes its own clock then (``_own_clock``), as at its turn in a pass.
+        """
         self._dump = {}
-        for k, callbacks in enumerate(self.callbacks):
-            if not self._receives(k, hook, trainer.current_epoch):
+        takers = self._takers(hook)
+        if not takers:
+            for k, state in enumerate(self.module.states):
+                if state.status in STOPPED and state.status != "failed":
+                    self._own_clock(k)
+            return
+        views = self._views(trainer)
+        epoch = trainer.current_epoch
+        for k, positions in enumerate(takers):
+            if not self._receives(k, hook, epoch) or not positions:
                 continue
-            member_trainer, member = MemberTrainer(self, trainer, k), MemberView(self.module, k)
+            member_trainer, member = views[k]
+            callbacks = self.callbacks[k]
             try:
-                for callback in callbacks:
-                    getattr(callback, hook)(member_trainer, member, *args, **kwargs)
+                for i in positions:
+                    getattr(callbacks[i], hook)(member_trainer, member, *args, **kwargs)
             except Exception as error:
                 if hook == "on_exception":
                     raise
                 self._fail(k, error)
+
+    def _takers(self, hook: str) -> list[tuple[int, ...]]:
+        """Per member, the positions of its callbacks whose class overrides ``hook`` (found
+        once, one tuple shared by members with the same classes: nothing long-lived per
+        member); empty when no member's callback does."""
+        if hook not in self._hook_positions:
+            base = getattr(L.Callback, hook)
+            shared: dict[tuple[type, ...], tuple[int, ...]] = {}
+            positions = []
+            for callbacks in self.callbacks:
+                classes = tuple(type(c) for c in callbacks)
+                if classes not in shared:
+                    overriding = (i for i, c in enumerate(classes) if getattr(c, hook) is not base)
+                    shared[classes] = tuple(overriding)
+                positions.append(shared[classes])
+            self._hook_positions[hook] = positions if any(positions) else []
+        return self._hook_positions[hook]
+
+    def _views(self, trainer: L.Trainer) -> list[tuple[MemberTrainer, MemberView]]:
+        """Each member's trainer and module, made once per trainer (they hold no state)."""
+        if self._member_views is None or self._member_views[0] is not trainer:
+            views = [
+                (MemberTrainer(self, trainer, k), MemberView(self.module, k))
+                for k in range(len(self.callbacks))
+            ]
+            self._member_views = (trainer, views)
+        return self._member_views[1]
 
     def _receives(self, k: int, hook: str, epoch: int) -> bool:
         """Whether member k's run still gets ``hook`` (a failed member's callbacks are done)."""
@@ -189,8 +235,8 @@ class PerMemberCallbacks(L.Callback):
         if state.status == "failed":
             return False
         self._own_clock(k)
-        if hook in _STEP_HOOKS:
-            return False
+        if hook in _STEP_HOOKS:  # but the step it stopped in ends for its run too
+            return hook == "on_train_batch_end" and self.module.global_step == state.stopped_step
         return hook not in _EPOCH_END_HOOKS or epoch < state.stopped_epoch
 
     def _own_clock(self, k: int) -> None:

@@ -46,6 +46,14 @@ class StackedModels(nn.Module):
 
         return torch.vmap(one, in_dims=(0, None if x.dim() == 2 else 0))(params, x)
 
+    @torch.no_grad()
+    def flat_values(self) -> Tensor:
+        """(K, P) parameters, row k member k's ``linlab.params.flat_values``: one stack per
+        parameter, not a concatenation per member."""
+        columns = zip(*(m.parameters() for m in self.members), strict=True)
+        k = len(self.members)
+        return torch.cat([torch.stack(column).reshape(k, -1) for column in columns], dim=1)
+
 
 def stack_modules(modules: Sequence[RegressionModule]) -> RegressionModule:
     """One module training ``modules`` as members: the first, with the others' models and
