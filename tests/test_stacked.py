@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,6 +53,11 @@ def results(folder: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
 
 
+def job_places(stdout: str) -> dict[str, str]:
+    """Each job line's ``[k/N]`` by job folder name."""
+    return {job: place for place, job in re.findall(r"^\[(\d+/\d+)\] (\S+)  ", stdout, re.M)}
+
+
 @pytest.fixture(scope="module")
 def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
     """The same 8-job grid with the basic and the stacked launcher, run side by side."""
@@ -64,6 +70,7 @@ def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
     for name, proc in procs.items():
         code, out, err = finish(proc)
         assert code == 0, (name, out, err)
+        (root / f"{name}.stdout").write_text(out)
     return {name: root / name for name in procs}
 
 
@@ -104,6 +111,15 @@ def test_stacked_members_equal_the_basic_launchers_jobs(twin_sweeps):
         assert {k: v for k, v in session.items() if not k.startswith("final/")} == {
             k: v for k, v in expected_sessions[run].items() if not k.startswith("final/")
         }
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweeps_job_lines_count_the_jobs_as_they_end(twin_sweeps, launcher):
+    """``[k/N]``: k runs 1..N in the order the lines are printed (two groups of 4 members)."""
+    stdout = (twin_sweeps[launcher].parent / f"{launcher}.stdout").read_text()
+    lines = re.findall(r"^\[(\d+)/(\d+)\] (\S+)  ", stdout, flags=re.MULTILINE)
+    assert [(int(k), int(n)) for k, n, _ in lines] == [(k, 8) for k in range(1, 9)], stdout
+    assert {job for _, _, job in lines} == set(results(twin_sweeps[launcher]))
 
 
 def test_a_members_checkpoint_resumes_as_a_single_run(twin_sweeps):
@@ -310,11 +326,13 @@ def test_a_rerun_stacked_sweep_trains_only_what_did_not_finish(tmp_path):
     fail += [f"+callbacks.fail.marker={tmp_path / 'failed-once'}"]
     code, out, err = finish(start([*args, *fail], REPO))
     assert code == 1, (out, err)
+    assert job_places(out) == {"lr=0.01": "1/2", "lr=0.02": "2/2"}, out
     first = results(folder)
     assert first["lr=0.01"]["status"] == "ok" and first["lr=0.02"]["status"] == "failed"
     kept = (folder / "lr=0.01" / "results.json").read_bytes()
     code, out, err = finish(start([*args, *fail], REPO))  # the same command
     assert code == 0, (out, err)
+    assert job_places(out) == {"lr=0.01": "1/2", "lr=0.02": "2/2"}, out  # the kept one first
     again = results(folder)
     assert (folder / "lr=0.01" / "results.json").read_bytes() == kept  # not retrained
     assert again["lr=0.02"]["status"] == "ok"
