@@ -377,16 +377,26 @@ def test_a_shared_hydra_node_reads_as_hydras_own_copy(tmp_path):
     assert shared.hydra._get_parent() is cfgs[1]
 
 
-@pytest.mark.parametrize("lr", ["0.25", "${callbacks.figures.resolution}"])
-def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tmp_path, lr):
-    """The summary reads only the config nodes it needs unless one interpolates: the HParams
-    equal those of ``OmegaConf.load`` of the whole saved config."""
+@pytest.mark.parametrize(
+    ("lr", "more"),
+    [
+        ("0.25", []),
+        ("${callbacks.figures.resolution}", []),  # resolves in the whole config only
+        ("0.25", ["data.weights=[1,2.5,3,4,5]", "+model.extra={a: 1, b: [x]}"]),
+        ("0.25", ["+module.later=???"]),  # selects None
+        ("0.25", ["+data.other=${seed}"]),
+        ("0.25", ["+trainer.plugins.0.extra=1"]),  # a key through a list
+    ],
+)
+def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tmp_path, lr, more):
+    """The summary reads only the values it needs unless one interpolates or is missing: the
+    HParams equal those of ``OmegaConf.load`` of the whole saved config."""
     from hydra import compose, initialize_config_dir
 
     from linlab.results import save_config
     from linlab.sweeps.hparams import _job_session, hparams_from
 
-    task = [f"optimizer.lr={lr}", "data.noise=0.5", "report.value=train_loss"]
+    task = [f"optimizer.lr={lr}", "data.noise=0.5", "report.value=train_loss", *more]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", task, return_hydra_config=True)
     hydra_dir = tmp_path / ".hydra"
@@ -400,6 +410,7 @@ def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tm
     hparams, _ = _job_session(tmp_path)
     assert hparams == expected
     assert hparams["optimizer.lr"] == (0.25 if lr == "0.25" else 41.0)
+    assert {override.lstrip("+").partition("=")[0] for override in more} <= set(hparams)
 
 
 def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
