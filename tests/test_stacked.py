@@ -439,3 +439,43 @@ def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(t
     assert cfg.model._get_parent() is cfg
     view.seed = 5
     assert cfg.seed is None and OmegaConf.to_yaml(cfg) == job_yaml
+
+
+def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):
+    """``member_object`` (plain values where Hydra would pass plain values) builds each
+    logger and callback node of a member as Hydra's ``instantiate`` does: same class, same
+    attributes (a list argument still goes through Hydra, as its ``ListConfig``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from linlab.sweeps.current_job import make_current
+    from linlab.train import member_object
+
+    overrides = ["callbacks.figures.surface_params=[w0,w1]", "callbacks.theory.enabled=false"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "job")
+    make_current(cfg)
+    nodes = [(node, {}) for node in cfg.callbacks.values()]
+    nodes += [(node, {"save_dir": str(tmp_path)}) for node in cfg.logger.values()]
+    assert len(nodes) >= 6
+    for node, extra in nodes:
+        built, expected = member_object(node, **extra), instantiate(node, **extra)
+        assert type(built) is type(expected), node._target_
+        assert attributes(built) == attributes(expected), node._target_
+    checkpoints = member_object(cfg.callbacks.last_checkpoint)
+    assert checkpoints.dirpath == str(tmp_path / "job" / "checkpoints")
+
+
+CLOCK_READINGS = ("saved_at", "event_start")  # time.monotonic() when the object was made
+
+
+def attributes(thing: object) -> dict[str, str]:
+    """An object's attributes by their type and text, objects held by it by their own."""
+    shown = {name: value for name, value in vars(thing).items() if name not in CLOCK_READINGS}
+    return {
+        name: f"{type(v).__name__} {attributes(v) if hasattr(v, '__dict__') else repr(v)}"
+        for name, v in shown.items()
+    }
