@@ -169,14 +169,8 @@ def train_group(
     """
     as_member = as_member or (lambda k: None)
     seeds = [resolve_seed(cfg) for cfg in cfgs]
-    built = []
-    for cfg, seed in zip(cfgs, seeds, strict=True):
-        L.seed_everything(seed, workers=True, verbose=False)
-        built.append(build(cfg))
-    datamodules = [datamodule for datamodule, _ in built]
-    module = stack_modules([m for _, m in built])
-    data_settings = [OmegaConf.to_container(c.data, resolve=True) for c in cfgs]
-    shared = all(d == data_settings[0] for d in data_settings)
+    datamodules, module = build_members(cfgs, seeds)
+    shared = len(cfgs) > 1 and shared_data(cfgs)
     datamodule = datamodules[0] if len(cfgs) == 1 else StackedDataModule(datamodules, shared)
     trainer = build_trainer(cfgs, run_dirs, module, datamodules, as_member)
     ddp.refuse_script_launcher_in_multirun(trainer.strategy)
@@ -225,6 +219,26 @@ def train_group(
     for state in module.states:
         faults.exit_if_interrupted(state)
     return all_results
+
+
+def build_members(
+    cfgs: Sequence[DictConfig], seeds: Sequence[int]
+) -> tuple[list[LinearDataModule], RegressionModule]:
+    """Each member's datamodule, and the members' modules merged into one (``stack_modules``);
+    the other members' module objects (~8 KiB each) are not kept through the fit."""
+    datamodules, modules = [], []
+    for cfg, seed in zip(cfgs, seeds, strict=True):
+        L.seed_everything(seed, workers=True, verbose=False)
+        datamodule, module = build(cfg)
+        datamodules.append(datamodule)
+        modules.append(module)
+    return datamodules, stack_modules(modules)
+
+
+def shared_data(cfgs: Sequence[DictConfig]) -> bool:
+    """Whether the members' data settings agree (resolved): then one dataset serves all."""
+    first = OmegaConf.to_container(cfgs[0].data, resolve=True)
+    return all(OmegaConf.to_container(cfg.data, resolve=True) == first for cfg in cfgs[1:])
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
