@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,11 @@ def results(folder: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
 
 
+def job_places(stdout: str) -> dict[str, str]:
+    """Each job line's ``[k/N]`` by job folder name."""
+    return {job: place for place, job in re.findall(r"^\[(\d+/\d+)\] (\S+)  ", stdout, re.M)}
+
+
 @pytest.fixture(scope="module")
 def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
     """The same 8-job grid with the basic and the stacked launcher, run side by side."""
@@ -65,6 +71,7 @@ def twin_sweeps(tmp_path_factory) -> dict[str, Path]:
     for name, proc in procs.items():
         code, out, err = finish(proc)
         assert code == 0, (name, out, err)
+        (root / f"{name}.stdout").write_text(out)
     return {name: root / name for name in procs}
 
 
@@ -108,6 +115,15 @@ def test_stacked_members_equal_the_basic_launchers_jobs(twin_sweeps):
         assert {k: v for k, v in session.items() if not k.startswith("final/")} == {
             k: v for k, v in expected_sessions[run].items() if not k.startswith("final/")
         }
+
+
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_sweeps_job_lines_count_the_jobs_as_they_end(twin_sweeps, launcher):
+    """``[k/N]``: k runs 1..N in the order the lines are printed (two groups of 4 members)."""
+    stdout = (twin_sweeps[launcher].parent / f"{launcher}.stdout").read_text()
+    lines = re.findall(r"^\[(\d+)/(\d+)\] (\S+)  ", stdout, flags=re.MULTILINE)
+    assert [(int(k), int(n)) for k, n, _ in lines] == [(k, 8) for k in range(1, 9)], stdout
+    assert {job for _, _, job in lines} == set(results(twin_sweeps[launcher]))
 
 
 def test_a_members_checkpoint_resumes_as_a_single_run(twin_sweeps):
@@ -316,11 +332,13 @@ def test_a_rerun_stacked_sweep_trains_only_what_did_not_finish(tmp_path):
     fail += [f"+callbacks.fail.marker={tmp_path / 'failed-once'}"]
     code, out, err = finish(start([*args, *fail], REPO))
     assert code == 1, (out, err)
+    assert job_places(out) == {"lr=0.01": "1/2", "lr=0.02": "2/2"}, out
     first = results(folder)
     assert first["lr=0.01"]["status"] == "ok" and first["lr=0.02"]["status"] == "failed"
     kept = (folder / "lr=0.01" / "results.json").read_bytes()
     code, out, err = finish(start([*args, *fail], REPO))  # the same command
     assert code == 0, (out, err)
+    assert job_places(out) == {"lr=0.01": "1/2", "lr=0.02": "2/2"}, out  # the kept one first
     again = results(folder)
     assert (folder / "lr=0.01" / "results.json").read_bytes() == kept  # not retrained
     assert again["lr=0.02"]["status"] == "ok"
@@ -365,16 +383,26 @@ def test_a_shared_hydra_node_reads_as_hydras_own_copy(tmp_path):
     assert shared.hydra._get_parent() is cfgs[1]
 
 
-@pytest.mark.parametrize("lr", ["0.25", "${callbacks.figures.resolution}"])
-def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tmp_path, lr):
-    """The summary reads only the config nodes it needs unless one interpolates: the HParams
-    equal those of ``OmegaConf.load`` of the whole saved config."""
+@pytest.mark.parametrize(
+    ("lr", "more"),
+    [
+        ("0.25", []),
+        ("${callbacks.figures.resolution}", []),  # resolves in the whole config only
+        ("0.25", ["data.weights=[1,2.5,3,4,5]", "+model.extra={a: 1, b: [x]}"]),
+        ("0.25", ["+module.later=???"]),  # selects None
+        ("0.25", ["+data.other=${seed}"]),
+        ("0.25", ["+trainer.plugins.0.extra=1"]),  # a key through a list
+    ],
+)
+def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tmp_path, lr, more):
+    """The summary reads only the values it needs unless one interpolates or is missing: the
+    HParams equal those of ``OmegaConf.load`` of the whole saved config."""
     from hydra import compose, initialize_config_dir
 
     from linlab.results import save_config
     from linlab.sweeps.hparams import _job_session, hparams_from
 
-    task = [f"optimizer.lr={lr}", "data.noise=0.5", "report.value=train_loss"]
+    task = [f"optimizer.lr={lr}", "data.noise=0.5", "report.value=train_loss", *more]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("train", task, return_hydra_config=True)
     hydra_dir = tmp_path / ".hydra"
@@ -388,6 +416,7 @@ def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tm
     hparams, _ = _job_session(tmp_path)
     assert hparams == expected
     assert hparams["optimizer.lr"] == (0.25 if lr == "0.25" else 41.0)
+    assert {override.lstrip("+").partition("=")[0] for override in more} <= set(hparams)
 
 
 def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
@@ -495,3 +524,43 @@ def test_a_groups_event_records_are_tensorboards_own_framing():
         expected = io.BytesIO()
         RecordWriter(expected).write(data)
         assert framed == expected.getvalue(), len(data)
+
+
+def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):
+    """``member_object`` (plain values where Hydra would pass plain values) builds each
+    logger and callback node of a member as Hydra's ``instantiate`` does: same class, same
+    attributes (a list argument still goes through Hydra, as its ``ListConfig``)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from linlab.sweeps.current_job import make_current
+    from linlab.train import member_object
+
+    overrides = ["callbacks.figures.surface_params=[w0,w1]", "callbacks.theory.enabled=false"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path / "job")
+    make_current(cfg)
+    nodes = [(node, {}) for node in cfg.callbacks.values()]
+    nodes += [(node, {"save_dir": str(tmp_path)}) for node in cfg.logger.values()]
+    assert len(nodes) >= 6
+    for node, extra in nodes:
+        built, expected = member_object(node, **extra), instantiate(node, **extra)
+        assert type(built) is type(expected), node._target_
+        assert attributes(built) == attributes(expected), node._target_
+    checkpoints = member_object(cfg.callbacks.last_checkpoint)
+    assert checkpoints.dirpath == str(tmp_path / "job" / "checkpoints")
+
+
+CLOCK_READINGS = ("saved_at", "event_start")  # time.monotonic() when the object was made
+
+
+def attributes(thing: object) -> dict[str, str]:
+    """An object's attributes by their type and text, objects held by it by their own."""
+    shown = {name: value for name, value in vars(thing).items() if name not in CLOCK_READINGS}
+    return {
+        name: f"{type(v).__name__} {attributes(v) if hasattr(v, '__dict__') else repr(v)}"
+        for name, v in shown.items()
+    }

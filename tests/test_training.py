@@ -123,3 +123,26 @@ def test_linlab_tensorboard_logger_writes_one_event_per_call_and_reopens(tmp_pat
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("a")] == [(3, 1.0), (4, 5.0)]
     assert [(e.step, e.value) for e in events.Scalars("b")] == [(3, 2.0)]
+
+
+def test_linlab_loggers_share_their_writers_default_histogram_bins(tmp_path):
+    """One list of TensorBoard's default bins for every writer (a stacked group has one per
+    member); a histogram with those bins reads back as a plain ``SummaryWriter`` writes it."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    loggers = [
+        TensorBoardLogger(save_dir=str(tmp_path / f"m{k}"), name="", version="") for k in (0, 1)
+    ]
+    values = torch.linspace(-3.0, 5.0, 101)
+    with SummaryWriter(str(tmp_path / "plain")) as plain:
+        assert loggers[0].experiment.default_bins == plain.default_bins
+        plain.add_histogram("h", values, 1)
+    assert loggers[0].experiment.default_bins is loggers[1].experiment.default_bins
+    loggers[1].experiment.add_histogram("h", values, 1)
+    loggers[1].finalize("success")
+    histograms = []
+    for folder in ("plain", "m1"):
+        events = EventAccumulator(str(tmp_path / folder))
+        events.Reload()
+        histograms.append(events.Histograms("h")[0].histogram_value)
+    assert histograms[0] == histograms[1] and len(histograms[0].bucket_limit) > 10

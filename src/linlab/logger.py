@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.utilities.logger import _add_prefix
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
@@ -29,6 +30,7 @@ from torch.utils.tensorboard import SummaryWriter
 from linlab.unwritten import not_written
 
 Rows = Sequence[tuple[int | None, Mapping[str, float]]]
+SHARED_BINS: list[float] = []  # every writer's default histogram bins (``experiment``)
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -44,6 +46,21 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         self._hparams_saved = False
         self._write_failed = False
         _quiet_writer_thread_errors()
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> SummaryWriter:
+        """Lightning's ``SummaryWriter``, its default histogram bins (a list of 1,500 numbers,
+        ~47 KiB, read only by ``add_histogram``) one list for every writer of the process: a
+        stacked group of 1024 members holds 1024 writers."""
+        fresh = self._experiment is None
+        writer = super().experiment
+        if fresh:
+            if not SHARED_BINS:
+                SHARED_BINS.extend(writer.default_bins)
+            if writer.default_bins == SHARED_BINS:
+                writer.default_bins = SHARED_BINS
+        return writer
 
     def _writing(self, what: str, write: Callable[[], Any]) -> None:
         """Run ``write``; one that fails (a full disk) is one warning, and the logger stops

@@ -285,15 +285,31 @@ def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
 
 
 def _read_keys(saved: Path, keys: Iterable[str]) -> dict[str, Any]:
-    """The saved config's top-level nodes that ``keys`` select in, where none of them
-    interpolates (so they resolve alone as in the whole config); else the whole config.
-    A job's config is large and ``OmegaConf.create`` of it costs ~8 ms: a sweep's summary
-    pays it per job."""
+    """The saved config's values at ``keys`` (nested as in the config), where none of them
+    interpolates (so each reads alone as in the whole config); else the whole config. A job's
+    config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model nodes hold
+    interpolations, so their top-level nodes alone are not enough): a summary pays it per job."""
     plain = read_saved_config(saved)
     if not isinstance(plain, dict):
         return plain
-    nodes = {top: plain[top] for top in {key.split(".")[0] for key in keys} if top in plain}
-    return plain if _interpolates(nodes) else nodes
+    picked: dict[str, Any] = {}
+    for key in keys:
+        path, node = key.split("."), plain
+        for part in path:
+            if not isinstance(node, dict) or "[" in part:
+                return plain  # through a list, a value or an interpolation: the whole config
+            if part not in node:
+                break  # selects None, as in the whole config
+            node = node[part]
+        else:
+            if _interpolates(node):
+                return plain
+            *parents, name = path
+            into = picked
+            for parent in parents:
+                into = into.setdefault(parent, {})
+            into[name] = node
+    return picked
 
 
 def _interpolates(value: Any) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import shlex
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,11 +51,13 @@ class SweepProgress(Callback):
         self.total: int | None = None
         self.started = self.sweep_started = time.perf_counter()
         self.live: LiveSweepLine | None = None
+        self.order: EndOrder | None = None  # jobs' places, kept by the launching process
         self.value = chosen.DEFAULT  # the sweep's report.value, read from its config
 
     def __getstate__(self) -> dict[str, Any]:
-        """Sent to joblib workers without the live line (drawn by the launching process)."""
-        return {**self.__dict__, "live": None}
+        """Sent to joblib workers without the live line (drawn by the launching process) and
+        the end order (a worker does not see the other workers' jobs end)."""
+        return {**self.__dict__, "live": None, "order": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.total = grid_size(config)
@@ -62,6 +65,7 @@ class SweepProgress(Callback):
         self.sweep_started = time.perf_counter()
         folder = Path(config.hydra.sweep.dir).absolute()
         print(header_line(config, self.total), flush=True)
+        self.order = EndOrder(folder)
         # submitit tasks and Ray workers print their job lines elsewhere: report them from here
         launcher = config.hydra.launcher
         elsewhere = "submitit" in str(launcher.get("_target_", ""))
@@ -90,7 +94,7 @@ class SweepProgress(Callback):
             print(line, flush=True)
 
     def job_line(self, run_dir: Path, results: dict[str, Any], seconds: float | None) -> str:
-        done = finished_before(run_dir)
+        done = finished_before(run_dir) if self.order is None else self.order.place(run_dir)
         took = "-" if seconds is None else f"{seconds:.1f}"
         value = chosen.shown(self.value, [results])
         return (
@@ -145,9 +149,50 @@ def interrupted_sweep_message(argv: Sequence[str]) -> str | None:
     )
 
 
+class EndOrder:
+    """Each job's place in the order the sweep's jobs end (``[k/N]``), without reading the
+    sweep folder per job (``finished_before`` does: O(N) a job, O(N²) a sweep).
+
+    The launching process sees its jobs end one at a time: its own jobs' ``on_job_end``, a
+    stacked group's members in order, the live line's ``line_of`` for jobs that ran
+    elsewhere. The jobs an earlier launch finished (a re-run sweep keeps them) come first,
+    in the order they were written; each job this launch ends comes after them and after
+    the jobs that ended before it. So a whole sweep's lines count 1..N, also when a group
+    writes its members' files within one tick of the file system's clock.
+    """
+
+    def __init__(self, sweep_dir: Path) -> None:
+        kept = []
+        for results_file in sweep_dir.glob(f"*/{RESULTS_FILE}"):
+            if read_results_if_any(results_file.parent).get("status") in FINISHED:
+                kept.append((_written(results_file), results_file.parent.name))
+        self.kept = {name: (k, when) for k, (when, name) in enumerate(sorted(kept), start=1)}
+        self.ended: set[str] = set()  # jobs this launch ended that no earlier launch finished
+        self.lock = threading.Lock()  # the live line's thread asks too
+
+    def place(self, run_dir: Path) -> int:
+        name = run_dir.name
+        with self.lock:
+            place, when = self.kept.get(name, (None, None))
+            if place is not None and when == _written(run_dir / RESULTS_FILE):
+                return place  # finished by an earlier launch, not trained again
+            if name not in self.kept:
+                self.ended.add(name)
+            return len(self.kept) + len(self.ended)
+
+
+def _written(results_file: Path) -> int | None:
+    try:
+        return results_file.stat().st_mtime_ns
+    except OSError:
+        return None
+
+
 def finished_before(run_dir: Path) -> int:
     """How many jobs of the sweep wrote ``results.json`` no later than this one: its place
-    in the order jobs end, also when a stacked group writes its members' files at once."""
+    in the order jobs end, also when a stacked group writes its members' files at once.
+    Reads the whole sweep folder: for a process that does not see the others' jobs end
+    (a joblib worker); the launching process keeps the order (``EndOrder``)."""
     files = list(run_dir.parent.glob(f"*/{RESULTS_FILE}"))
     mine = run_dir / RESULTS_FILE
     if not mine.is_file():
