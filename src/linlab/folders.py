@@ -174,11 +174,29 @@ def finished_before(run_dir: Path) -> dict[str, Any] | None:
     if not run_dir.absolute().is_relative_to(sweep_dir):
         return None
     name = str(run_dir.absolute().relative_to(sweep_dir))
-    for job in read_plan(sweep_dir):
-        if job.get("folder") == name and job.get("finished_before"):
-            log.info("finished in an earlier launch (%s): not retrained", job["finished_before"])
-            return read_results_if_any(run_dir)
+    status = finished_folders(sweep_dir).get(name)
+    if status:
+        log.info("finished in an earlier launch (%s): not retrained", status)
+        return read_results_if_any(run_dir)
     return None
+
+
+_finished: dict[tuple, dict[str, Any]] = {}  # one sweep.json's version -> its finished folders
+
+
+def finished_folders(sweep_dir: Path) -> dict[str, Any]:
+    """``{folder: status}`` of ``sweep.json``'s jobs an earlier launch finished, read once per
+    version of the file: every job asks, and reading the whole plan per job is quadratic."""
+    try:
+        stat = (sweep_dir / PLAN_FILE).stat()
+    except OSError:
+        return {}
+    version = (str(sweep_dir), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    if version not in _finished:
+        _finished.clear()
+        plan = read_plan(sweep_dir)
+        _finished[version] = {j.get("folder"): j.get("finished_before") for j in plan}
+    return _finished[version]
 
 
 def read_plan(sweep_dir: Path) -> list[dict[str, Any]]:
