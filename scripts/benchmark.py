@@ -22,6 +22,10 @@ import os
 
 os.environ.setdefault("OMP_PROC_BIND", "true")
 os.environ.setdefault("OMP_PLACES", "{0},{1}")
+# the timed commands run in a scratch folder: a relative PYTHONPATH=src must still find this tree
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p
+)
 
 import argparse
 import contextlib
