@@ -26,6 +26,7 @@ from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra.types import HydraContext
 from omegaconf import DictConfig, read_write
 
+from linlab import heap
 from linlab.checks.preflight import check_command_line
 from linlab.config_tree import config_dir, create_hydra, group_options, parse_command_line
 from linlab.sweeps import naming
@@ -98,6 +99,7 @@ def main() -> None:
     naming.register_resolvers()
     naming.start_launch(argv)
     config = check_command_line(argv, config_dir(), announce)
+    heap.settle()
     from linlab.faults import exit_130_on_interrupt
     from linlab.train import hydra_main, quiet_lightning, task  # torch and Lightning from here
 

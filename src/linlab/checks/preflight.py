@@ -34,6 +34,7 @@ from linlab.checks.signatures import from_source, takes
 from linlab.checks.validation import validate
 from linlab.config_tree import create_hydra, parse_command_line
 from linlab.errors import ConfigError, did_you_mean, first_line
+from linlab.heap import few_full_collections
 from linlab.search import settings
 from linlab.search.space import sample_jobs
 from linlab.sweeps.compose import JobComposer, as_hydra_main_launches, hand_over, stacked
@@ -73,19 +74,20 @@ def problem(
     appended to ``single_runs``; ``for_launcher``: a stacked sweep's jobs are handed to its
     launcher once all passed (``linlab.sweeps.compose``)."""
     to_launcher, built = [], {}  # a stacked sweep's jobs; the dry build's stages, shared
-    try:
-        for cfg in job_configs(argv, primary_config_dir):
-            single_run = cfg.hydra.mode == RunMode.RUN
-            say = announce if single_run else None  # a single run's first line
-            validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
-            if single_run and single_runs is not None:
-                single_runs.append(cfg)
-            elif for_launcher and stacked(cfg):
-                to_launcher.append(cfg)
-    except ConfigError as error:
-        return str(error)
-    except Exception as error:
-        return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
+    with few_full_collections():
+        try:
+            for cfg in job_configs(argv, primary_config_dir):
+                single_run = cfg.hydra.mode == RunMode.RUN
+                say = announce if single_run else None  # a single run's first line
+                validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
+                if single_run and single_runs is not None:
+                    single_runs.append(cfg)
+                elif for_launcher and stacked(cfg):
+                    to_launcher.append(cfg)
+        except ConfigError as error:
+            return str(error)
+        except Exception as error:
+            return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
     hand_over(to_launcher)
     return None
 

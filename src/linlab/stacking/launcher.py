@@ -35,6 +35,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab.heap import few_full_collections
 from linlab.results import save_config
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
@@ -131,7 +132,8 @@ def run_group(
             job_subdir_key="hydra.sweep.subdir",
         )
         return [job]
-    return run_stacked(hydra_context, task_function, configs)
+    with few_full_collections():  # the members' configs and objects live to the group's end
+        return run_stacked(hydra_context, task_function, configs)
 
 
 def member_scope(configs: Sequence[DictConfig]) -> Callable[[int], None]:
