@@ -9,6 +9,7 @@ from its cache, and every job must equal Hydra's composition or fail with Hydra'
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,57 @@ def test_the_stacked_launcher_gets_the_checked_jobs_as_hydra_composes_them():
         assert launcher_composer.composed == {}  # each job composed once, by the check
     finally:
         GlobalHydra.instance().clear()
+
+
+def _hydra_files(folder: Path) -> dict[str, str]:
+    """Every ``.hydra/*.yaml`` and ``multirun.yaml`` under ``folder``, by relative path, with
+    the one setting and override the comparison adds (``hydra.verbose``) taken out."""
+    files = {}
+    for path in sorted([*folder.rglob(".hydra/*.yaml"), *folder.glob("multirun.yaml")]):
+        lines = path.read_text().replace(str(folder), "<folder>").splitlines()
+        kept = [x for x in lines if "hydra.verbose=" not in x and not x.startswith("  verbose:")]
+        files[path.relative_to(folder).as_posix()] = "\n".join(kept)
+    return files
+
+
+@pytest.mark.parametrize("launch", [["-m", "hydra/launcher=stacked"], []], ids=["sweep", "run"])
+def test_the_cli_runs_what_hydra_main_composes(tmp_path, launch):
+    """``linlab-train`` runs a single run's checked config and a sweep's checked master
+    without ``hydra.main`` composing them again; ``hydra.verbose=true`` goes through
+    ``hydra.main`` itself (``Hydra.run``/``Hydra.multirun`` compose from scratch, with the
+    version base its decorator sets): every ``.hydra/`` file and ``multirun.yaml`` must equal.
+    Run as the console script runs (``python -m linlab.train`` sets the version base first)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_cli import CONSOLE_SCRIPT
+
+    grid = ["optimizer.lr=0.01,0.1"] if launch else []
+    tiny = ["data.n_samples=64", "trainer.max_epochs=1", "callbacks=none"]
+    folders = {}
+    for name, extra in (("checked", []), ("hydra_main", ["hydra.verbose=true"])):
+        folder = tmp_path / name / "out"
+        key = "hydra.sweep.dir" if launch else "hydra.run.dir"
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CONSOLE_SCRIPT,
+                *launch,
+                *grid,
+                *tiny,
+                *extra,
+                f"{key}={folder}",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            check=True,
+            timeout=300,
+        )
+        folders[name] = _hydra_files(folder)
+    assert folders["checked"] == folders["hydra_main"]
+    assert len(folders["checked"]) == (7 if launch else 3)
+    if launch:  # the jobs the check handed over were composed as hydra.main composes
+        bases = {n: re.findall(r"version_base: .*", t) for n, t in folders["hydra_main"].items()}
+        assert len({b[0] for b in bases.values() if b}) == 1, bases

@@ -22,9 +22,10 @@ from typing import Any, NoReturn
 from hydra._internal.callbacks import Callbacks
 from hydra._internal.utils import get_args_parser, run_and_report
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, configure_log, run_job
-from hydra.types import HydraContext
-from omegaconf import DictConfig, read_write
+from hydra.types import HydraContext, RunMode
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from linlab import heap
 from linlab.checks.preflight import check_command_line
@@ -106,20 +107,42 @@ def main() -> None:
     quiet_lightning()
     args = parse_command_line(argv)
     if config is None or args.experimental_rerun is not None or config.hydra.verbose:
-        exit_130_on_interrupt(hydra_main)  # a sweep, or what only hydra.main does
+        exit_130_on_interrupt(hydra_main)  # what only hydra.main does
     else:
         exit_130_on_interrupt(lambda: run_checked(args, config, task))
 
 
 def run_checked(args: Any, config: DictConfig, task: Callable[[DictConfig], Any]) -> None:
-    """``Hydra.run``, as ``hydra.main`` calls it for a single run, on the config the checks
-    composed: ``hydra.main`` would compose it twice more (once only to read its run mode),
-    about 0.1 s each. Errors are Hydra's (``run_and_report``: the task's error, exit 1)."""
+    """``Hydra.run`` or ``Hydra.multirun``, as ``hydra.main`` calls them, on the config the
+    checks composed (a single run's, or a sweep's master): ``hydra.main`` would compose it twice
+    more (once only to read its run mode), about 0.1 s each. Errors are Hydra's
+    (``run_and_report``: the task's error, exit 1)."""
     hydra = create_hydra(args, config_dir())
+    name = args.config_name or "train"
+    composed = sweep_composed if config.hydra.mode == RunMode.MULTIRUN else run_composed
     try:
-        run_and_report(lambda: run_composed(hydra, config, task, args.config_name or "train"))
+        run_and_report(lambda: composed(hydra, config, task, name))
     finally:
         GlobalHydra.instance().clear()
+
+
+def sweep_composed(
+    hydra: Any, master: DictConfig, task: Callable[[DictConfig], Any], name: str
+) -> Any:
+    """What ``Hydra.multirun`` does once it has composed, on a sweep's checked master config:
+    logging, callbacks, the sweeper over the command line's overrides."""
+    configure_log(master.hydra.hydra_logging, master.hydra.verbose)
+    callbacks = Callbacks(master)
+    callbacks.on_multirun_start(config=master, config_name=name)
+    sweeper = Plugins.instance().instantiate_sweeper(
+        config=master,
+        hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+        task_function=task,
+    )
+    overrides = OmegaConf.to_container(master.hydra.overrides.task, resolve=False)
+    returns = sweeper.sweep(arguments=overrides)
+    callbacks.on_multirun_end(config=master, config_name=name)
+    return returns
 
 
 def run_composed(

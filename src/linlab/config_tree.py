@@ -7,11 +7,14 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from hydra import version
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 
 from linlab.errors import ConfigError
+
+VERSION_BASE = "1.3"  # Hydra's defaults linlab is written for (``hydra.main(version_base=...)``)
 
 
 def config_dir() -> Path:
@@ -44,7 +47,9 @@ def parse_command_line(argv: Sequence[str]):
 
 
 def create_hydra(args, primary_config_dir: Path) -> Hydra:
-    """The Hydra ``hydra.main`` makes for ``linlab-train`` (search path, ``--config-dir``)."""
+    """The Hydra ``hydra.main`` makes for ``linlab-train`` (search path, ``--config-dir``,
+    version base: what composes here is what ``hydra.main`` composes)."""
+    version.setbase(VERSION_BASE)
     search_path = create_automatic_config_search_path(
         str(Path(__file__).with_name("train.py")), None, args.config_path or str(primary_config_dir)
     )

@@ -181,7 +181,7 @@ def hydra_session(argv: Sequence[str], single_runs: list[Any] | None = None) -> 
 
     naming.register_resolvers()
     naming.start_launch(list(argv))
-    message = preflight.problem(list(argv), config_dir(), single_runs=single_runs)
+    message = preflight.problem(list(argv), config_dir(), composed=single_runs)
     if message is not None:
         raise ConfigError(message)
     checked_before, preflight.every_job_checked = preflight.every_job_checked, True

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
-from linlab.config_tree import config_dir
+from linlab.config_tree import VERSION_BASE, config_dir
 from linlab.data.datamodule import LinearDataModule
 from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
@@ -370,9 +370,9 @@ def task_group(
 # How the stacked launcher trains a group of this task's jobs; other tasks run one by one.
 task.group_task = task_group  # type: ignore[attr-defined]
 naming.register_resolvers()
-hydra_main = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")(
-    task
-)
+hydra_main = hydra.main(
+    version_base=VERSION_BASE, config_path=str(config_dir()), config_name="train"
+)(task)
 
 
 def quiet_lightning() -> None:

@@ -50,8 +50,9 @@ def check_command_line(
 ) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
     ``announce(values, output folder)`` is called for a single run once its values passed.
-    Returns a single run's config as composed and checked (None for a sweep): Hydra can run
-    it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
+    Returns what Hydra runs as composed and checked: a single run's config or a sweep's master
+    (None for a command that launches no job). Hydra can run it without composing it again,
+    and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
     checked: list[DictConfig] = []
     message = problem(argv, primary_config_dir, announce, checked, for_launcher=True)
@@ -66,22 +67,24 @@ def problem(
     argv: Sequence[str],
     primary_config_dir: Path,
     announce: Announce | None = None,
-    single_runs: list[DictConfig] | None = None,
+    composed: list[DictConfig] | None = None,
     for_launcher: bool = False,
 ) -> str | None:
     """The one-line refusal of the first bad job config ``argv`` launches (also of an error the
     checks did not foresee, naming what raised it), or None; a single run's checked config is
-    appended to ``single_runs``; ``for_launcher``: a stacked sweep's jobs are handed to its
-    launcher once all passed (``linlab.sweeps.compose``)."""
+    appended to ``composed``; ``for_launcher``: a stacked sweep's jobs are handed to its
+    launcher once all passed (``linlab.sweeps.compose``), and a sweep's master config is
+    appended to ``composed`` (what ``Hydra.multirun`` would compose again)."""
     to_launcher, built = [], {}  # a stacked sweep's jobs; the dry build's stages, shared
     with few_full_collections():
         try:
-            for cfg in job_configs(argv, primary_config_dir):
+            masters: list[DictConfig] = []
+            for cfg in job_configs(argv, primary_config_dir, masters):
                 single_run = cfg.hydra.mode == RunMode.RUN
                 say = announce if single_run else None  # a single run's first line
                 validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
-                if single_run and single_runs is not None:
-                    single_runs.append(cfg)
+                if single_run and composed is not None:
+                    composed.append(cfg)
                 elif for_launcher and stacked(cfg):
                     to_launcher.append(cfg)
         except ConfigError as error:
@@ -89,12 +92,17 @@ def problem(
         except Exception as error:
             return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
     hand_over(to_launcher)
+    if for_launcher and composed is not None:
+        composed += masters
     return None
 
 
-def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictConfig]:
+def job_configs(
+    argv: Sequence[str], primary_config_dir: Path, masters: list[DictConfig] | None = None
+) -> Iterator[DictConfig]:
     """The composed config (Hydra node included) of each job ``linlab-train argv`` launches;
-    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job."""
+    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job. A sweep's
+    master config, as ``Hydra.multirun`` composes it, is appended to ``masters``."""
     args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
@@ -110,6 +118,8 @@ def job_configs(argv: Sequence[str], primary_config_dir: Path) -> Iterator[DictC
                 return
         master = _compose(hydra, config_name, args.overrides, None, RunMode.MULTIRUN)
         master = as_hydra_main_launches(master) if args.multirun else master
+        if masters is not None:
+            masters.append(master)
         sweep_dir = _output_dir(master, "hydra.sweep.dir")
         composer = JobComposer(hydra.config_loader, master)
         search = settings.is_search(OmegaConf.select(master, "hydra.sweeper"))
