@@ -50,9 +50,8 @@ def check_command_line(
 ) -> DictConfig | None:
     """Refuse ``argv`` (one line on stderr, exit 2) if any job it launches has a bad config;
     ``announce(values, output folder)`` is called for a single run once its values passed.
-    Returns what Hydra runs as composed and checked: a single run's config or a sweep's master
-    (None for a command that launches no job). Hydra can run it without composing it again,
-    and its ``${now:...}`` (cached) names the same folder."""
+    Returns a single run's config or a sweep's master as composed and checked: Hydra can run
+    it without composing it again, and its ``${now:...}`` (cached) names the same folder."""
     global every_job_checked
     checked: list[DictConfig] = []
     message = problem(argv, primary_config_dir, announce, checked, for_launcher=True)
@@ -63,6 +62,7 @@ def check_command_line(
     return checked[0] if checked else None
 
 
+@few_full_collections()
 def problem(
     argv: Sequence[str],
     primary_config_dir: Path,
@@ -73,36 +73,31 @@ def problem(
     """The one-line refusal of the first bad job config ``argv`` launches (also of an error the
     checks did not foresee, naming what raised it), or None; a single run's checked config is
     appended to ``composed``; ``for_launcher``: a stacked sweep's jobs are handed to its
-    launcher once all passed (``linlab.sweeps.compose``), and a sweep's master config is
-    appended to ``composed`` (what ``Hydra.multirun`` would compose again)."""
+    launcher once all passed (``linlab.sweeps.compose``), its master appended to ``composed``."""
     to_launcher, built = [], {}  # a stacked sweep's jobs; the dry build's stages, shared
-    with few_full_collections():
-        try:
-            masters: list[DictConfig] = []
-            for cfg in job_configs(argv, primary_config_dir, masters):
-                single_run = cfg.hydra.mode == RunMode.RUN
-                say = announce if single_run else None  # a single run's first line
-                validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
-                if single_run and composed is not None:
-                    composed.append(cfg)
-                elif for_launcher and stacked(cfg):
-                    to_launcher.append(cfg)
-        except ConfigError as error:
-            return str(error)
-        except Exception as error:
-            return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
+    try:
+        for cfg in job_configs(argv, primary_config_dir, composed if for_launcher else None):
+            single_run = cfg.hydra.mode == RunMode.RUN
+            say = announce if single_run else None  # a single run's first line
+            validate(cfg, say and functools.partial(say, folder=output_dir(cfg)), built)
+            if single_run and composed is not None:
+                composed.append(cfg)
+            elif for_launcher and stacked(cfg):
+                to_launcher.append(cfg)
+    except ConfigError as error:
+        return str(error)
+    except Exception as error:
+        return f"the config could not be checked: {type(error).__name__}: {first_line(error)}"
     hand_over(to_launcher)
-    if for_launcher and composed is not None:
-        composed += masters
     return None
 
 
 def job_configs(
     argv: Sequence[str], primary_config_dir: Path, masters: list[DictConfig] | None = None
 ) -> Iterator[DictConfig]:
-    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches;
-    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job. A sweep's
-    master config, as ``Hydra.multirun`` composes it, is appended to ``masters``."""
+    """The composed config (Hydra node included) of each job ``linlab-train argv`` launches
+    (a sweep's master, as ``Hydra.multirun`` composes it, appended to ``masters``);
+    informational commands (``--help``, ``--cfg``, ``--info``, ...) launch no job."""
     args = parse_command_line(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return
