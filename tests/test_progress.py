@@ -135,3 +135,22 @@ def test_an_80_column_terminal_gets_one_line_and_the_closing_lines(tmp_path):
     assert lines[-2:] == [f"run folder: {run_dir}", f"next: tensorboard --logdir {run_dir}"]
     log = (run_dir / "train.log").read_text()
     assert log.rstrip().endswith("\n".join(lines[-6:]))  # status, loss, w, true w, folder, next
+
+
+def test_the_last_line_names_three_failed_logs_and_counts_the_rest(tmp_path, capsys):
+    """A sweep whose 1,000 jobs all failed must not print 1,000 paths in its last line."""
+    from omegaconf import OmegaConf
+
+    from linlab.sweeps.progress import SweepProgress
+
+    for k in range(5):
+        job = tmp_path / f"job{k}"
+        (job / ".hydra").mkdir(parents=True)
+        (job / "train.log").write_text("Traceback ...\n")
+        (job / "results.json").write_text('{"status": "failed"}')
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with pytest.raises(SystemExit):
+        SweepProgress().on_multirun_end(config)
+    logs = ", ".join(str(tmp_path / f"job{k}" / "train.log") for k in range(3))
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"5 of 5 jobs failed; logs: {logs} and 2 more in {tmp_path}"

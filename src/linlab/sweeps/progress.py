@@ -41,6 +41,7 @@ from linlab.search.settings import is_search
 from linlab.sweeps.live_line import LiveSweepLine
 
 FINISHED = ("ok", "diverged", "pruned")  # what a rerun of the sweep does not train again
+SHOWN_LOGS = 3  # failed jobs' logs named in the last line (a thousand would bury the rest)
 LAUNCHED: dict[str, Any] = {}  # the sweep this process launches: folder, job count, live line
 
 
@@ -123,10 +124,10 @@ class SweepProgress(Callback):
         failed = [j.folder for j in jobs if j.results.get("status", "failed") == "failed"]
         if failed:
             logs = [str(log) for d in failed for log in sorted(d.glob("*.log"))] or failed
-            print(
-                f"{len(failed)} of {len(jobs)} jobs failed; logs: {', '.join(map(str, logs))}",
-                flush=True,
-            )
+            hidden = len(logs) - SHOWN_LOGS
+            more = f" and {hidden} more in {sweep_dir}" if hidden > 0 else ""
+            shown = ", ".join(map(str, logs[:SHOWN_LOGS]))
+            print(f"{len(failed)} of {len(jobs)} jobs failed; logs: {shown}{more}", flush=True)
             raise SystemExit(1)
 
 
