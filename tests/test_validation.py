@@ -192,3 +192,21 @@ def test_a_sweeps_dry_build_builds_a_stage_again_only_where_its_inputs_change(tm
     stages = Counter(group for group, _ in built)
     assert (stages["model"], stages["loss"], stages["data"]) == (1, 1, 1)
     assert (stages["optimizer"], stages["module"], stages["callbacks.theory"]) == (3, 3, 3)
+
+
+@pytest.mark.parametrize("generator", ["line_1d", "gaussian", "gaussian_mixture", "separable"])
+def test_a_deleted_n_samples_is_judged_on_the_generators_own_default(generator):
+    """``~data.n_samples`` leaves the generator's default (``separable``: 200, not 1000): the
+    batch-size bound is the training split of that many samples, as the run would draw."""
+    import inspect
+
+    from linlab.data import synthetic
+
+    n = inspect.signature(getattr(synthetic, generator)).parameters["n_samples"].default
+    base = [f"data={generator}", "~data.n_samples", "data.val_fraction=0", "data.test_fraction=0"]
+    base += ["data.n_features=1"] if generator == "line_1d" else []
+    if generator == "separable":
+        base += ["model=logistic", "loss=logistic"]
+    assert problem([*base, f"data.batch_size={n}"], config_dir()) is None
+    message = problem([*base, f"data.batch_size={n + 1}"], config_dir())
+    assert message is not None and f"training split's size {n}" in message, message

@@ -7,7 +7,8 @@ takes to compose, not in the seconds torch and Lightning take to load.
 
 from __future__ import annotations
 
-GENERATOR_NAMES = ("line_1d", "gaussian", "fixed", "gaussian_mixture", "separable")  # synthetic.py
+GENERATORS_MODULE = "linlab.data.synthetic"
+GENERATOR_NAMES = ("line_1d", "gaussian", "fixed", "gaussian_mixture", "separable")  # its functions
 COVARIANCES = ("identity", "power_law", "condition", "spiked")
 WEIGHT_KINDS = ("normal", "power_law", "sparse")
 NOISE_KINDS = ("gaussian", "student_t", "none")

@@ -78,6 +78,13 @@ def definition(target: str) -> tuple[str, Parameters] | None:
     return None
 
 
+def default(target: str, key: str) -> Any:
+    """The default that a linlab target's source writes for ``key`` (``empty`` where none)."""
+    found = definition(target)
+    parameter = None if found is None else found[1].get(key)
+    return inspect.Parameter.empty if parameter is None else parameter.default
+
+
 def _class_parameters(module: str, cls: ast.ClassDef) -> tuple[str, Parameters] | None:
     if cls.decorator_list:  # a dataclass or the like: its signature is made at import
         return None
@@ -115,9 +122,27 @@ def _parameters(args: ast.arguments, skip_first: bool) -> Parameters:
     listed += [(a, kind.KEYWORD_ONLY) for a in args.kwonlyargs]
     if args.kwarg:
         listed.append((args.kwarg, kind.VAR_KEYWORD))
-    return {
-        a.arg: inspect.Parameter(a.arg, k, annotation=_annotation(a.annotation)) for a, k in listed
+    positional = [*args.posonlyargs, *args.args]
+    written = dict(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    written |= {
+        a: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
     }
+    return {
+        a.arg: inspect.Parameter(
+            a.arg, k, annotation=_annotation(a.annotation), default=_default(written.get(a))
+        )
+        for a, k in listed
+    }
+
+
+def _default(written: ast.expr | None) -> Any:
+    """A default written as a literal (``n_samples: int = 200``); any other is ``empty``."""
+    try:
+        return inspect.Parameter.empty if written is None else ast.literal_eval(written)
+    except ValueError:
+        return inspect.Parameter.empty
 
 
 class UnknownType(type):

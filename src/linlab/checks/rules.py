@@ -21,6 +21,7 @@ from linlab.choices import (
     COVARIANCES,
     FLOAT_MAX,
     GENERATOR_NAMES,
+    GENERATORS_MODULE,
     GRADIENT_MODES,
     INIT_MODES,
     NOISE_KINDS,
@@ -31,6 +32,7 @@ from linlab.choices import (
     split_sizes,
 )
 from linlab.errors import ConfigError
+from linlab.schema import default
 
 BUILT_IN_DATA = ("linlab.data.LinearDataModule", "linlab.data.datamodule.LinearDataModule")
 BUILT_IN_MODEL = "linlab.models.LinearRegression"
@@ -297,7 +299,7 @@ def check_samples(data: dict[str, Any], generator: str, n_features: int) -> int:
         check_table("data", data, GAUSSIAN_VALUES)
         in_range = (lambda v: is_integer(v) and 1 <= v <= n_features, f"1 to {n_features}")
         check_table("data", data, dict.fromkeys(("n_nonzero", "n_spikes"), in_range))
-    n = data.get("n_samples", 61 if generator == "line_1d" else 1000)
+    n = data.get("n_samples", default(f"{GENERATORS_MODULE}.{generator}", "n_samples"))
     require(is_integer(n) and n >= 1, "data.n_samples", n, "an integer >= 1")
     return n
 

@@ -10,12 +10,11 @@ import inspect
 from typing import Any
 
 from linlab.checks.rules import is_integer, refusal, show
-from linlab.choices import GENERATOR_NAMES
+from linlab.choices import GENERATOR_NAMES, GENERATORS_MODULE
 from linlab.errors import ConfigError, did_you_mean
 from linlab.schema import Parameters, accepts, definition, describe
 
 DATA_MODULE = "linlab.data.datamodule.LinearDataModule"
-GENERATORS_MODULE = "linlab.data.synthetic"
 
 
 def check_node(path: str, node: dict[str, Any], params: Parameters | None) -> None:
