@@ -108,9 +108,10 @@ def test_no_import_cycles():
 
 # src/linlab/checks/ was 2,277 lines (issue 25); what is not a check moved out (run_state, schema,
 # machine, build, search.space.sample_jobs, ddp.relaunches_command_line) and duplicates merged.
-# A new rule shortens or replaces an old one, or this is raised on purpose (1834 -> 1841: the
-# check returns a sweep's master to linlab-train and composes without full GC collections).
-CHECKS_MAX_LINES = 1841
+# A new rule shortens or replaces an old one, or this is raised on purpose (1834 -> 1842: the
+# check returns a sweep's master to linlab-train and composes without full GC collections;
+# a generator's n_samples default is read from its source).
+CHECKS_MAX_LINES = 1842
 BELOW_THE_CHECKS = (
     "linlab.run_state",
     "linlab.schema",
