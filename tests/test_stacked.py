@@ -3,6 +3,7 @@ files equal to what the basic launcher's separate process writes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -564,3 +565,54 @@ def attributes(thing: object) -> dict[str, str]:
         name: f"{type(v).__name__} {attributes(v) if hasattr(v, '__dict__') else repr(v)}"
         for name, v in shown.items()
     }
+
+
+
+def _near_float32_midpoints(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Floats a, b in [1, 2) whose product is 1 + e, 0 < |e| < 2⁻²⁹: 1 + 2⁻²⁴·a·b lies within
+    2⁻⁵³ of a float32 midpoint, where float64 then float32 rounds differently from once."""
+    a = (1 + torch.rand(200_000, generator=torch.Generator().manual_seed(0))).float().double()
+    b = (1 / a).float().double()
+    error = a * b - 1
+    keep = (error != 0) & (error.abs() < 2**-29)
+    return a[keep][:n].float(), b[keep][:n].float()
+
+
+def test_a_groups_plain_sgd_step_is_each_members_torch_step_bit_for_bit():
+    """``plain_sgd.step`` against each member's own ``torch.optim.SGD``: equal bits over
+    steps of gradients of many magnitudes, at values where rounding twice would differ from
+    torch's once (w = 1, lr·g = -2⁻²⁴·a·b), and for a member whose gradient is None."""
+    from linlab.models import LinearRegression
+    from linlab.params import flat_values
+    from linlab.stacking import plain_sgd
+    from linlab.stacking.models import StackedModels
+
+    a, b = _near_float32_midpoints(48)
+    lrs = [*b.tolist(), *(10 ** torch.linspace(-4, 0, 16)).tolist()]
+    k = len(lrs)
+    alone = [LinearRegression(4, init="normal", init_std=1.0) for _ in range(k)]
+    for m in alone[: len(a)]:
+        m.load_state_dict({"w": torch.ones(4), "b": torch.ones(())})
+    members = [copy.deepcopy(m) for m in alone]
+    group = StackedModels(members)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=lr) for m, lr in zip(alone, lrs, strict=True)]
+    stacked = torch.optim.SGD(
+        [{"params": list(m.parameters()), "lr": lr} for m, lr in zip(members, lrs, strict=True)]
+    )
+    generator = torch.Generator().manual_seed(1)
+    for step in range(5):
+        grads = torch.randn(k, 5, generator=generator) * 10.0 ** torch.randint(-8, 3, (k, 1))
+        if step == 0:
+            grads[: len(a)] = (a * -(2**-24)).unsqueeze(1)
+        for i, (m, twin) in enumerate(zip(members, alone, strict=True)):
+            for p, q, g in ((m.w, twin.w, grads[i, :4]), (m.b, twin.b, grads[i, 4])):
+                p.grad, q.grad = (None, None) if i == 3 and step > 1 else (g.clone(), g.clone())
+        for optimizer in optimizers:
+            optimizer.step()
+        assert plain_sgd.step(stacked, group.columns())
+        bits = [p.detach().view(torch.int32) for m in members for p in m.parameters()]
+        expected = [p.detach().view(torch.int32) for m in alone for p in m.parameters()]
+        assert all(torch.equal(x, y) for x, y in zip(bits, expected, strict=True)), step
+    assert torch.equal(group.flat_values(), torch.stack([flat_values(m) for m in alone]))
+    stacked.param_groups[5]["momentum"] = 0.5  # not plain SGD: torch's own step is kept
+    assert not plain_sgd.step(stacked, group.columns())

@@ -39,6 +39,7 @@ from linlab.direct_steps import (
 from linlab.logger import log_rows
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, load_flat_values, scalar_names
+from linlab.stacking import plain_sgd
 
 STOPPED = ("diverged", "interrupted", "pruned", "failed")
 
@@ -206,7 +207,8 @@ class RegressionModule(L.LightningModule):
             else:
                 loss.backward()
         average_gradients(self.model.parameters())
-        optimizer.step()
+        if not (self.stacked and plain_sgd.step(optimizer, self.model.columns())):
+            optimizer.step()
         return loss.detach()
 
     def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:

@@ -1,0 +1,107 @@
+"""A stacked group's plain SGD step in one tensor operation, bit for bit torch's per member.
+
+``torch.optim.SGD`` with one param group per member loops in Python over the K groups at
+every step (about 8 ms at K = 1024: more than the group's forward and backward). Without
+momentum or weight decay, member k's update is ``p.add_(g, alpha=-lr_k)``, which torch's CPU
+kernel computes as a fused multiply-add, p + α·g rounded once to float32 (``_fused``
+checks that at run time). ``step`` computes it for all members at once on the (K, ...)
+tensors that hold their parameters (``StackedModels.columns``): α·g is exact in float64
+(24 + 24 bits), p + α·g is rounded to odd in float64 (the error from Knuth's TwoSum), and
+that rounded to float32 is the correctly rounded p + α·g (Boldo and Melquiond, "When double
+rounding is odd", 2005). Anything else (momentum, weight decay, another optimiser, a
+scheduler, float64, a GPU, a kernel that does not fuse) keeps the optimiser's own step.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import Tensor, nn
+
+_PLAIN = {"momentum": 0, "weight_decay": 0, "maximize": False, "differentiable": False}
+
+
+def step(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
+    """``optimizer.step()`` for every member at once; False (nothing done) where that would
+    not be torch's own step bit for bit. ``columns``: ``StackedModels.columns()``."""
+    if not _applies(optimizer, columns):
+        return False
+    groups = optimizer.param_groups
+    alpha = torch.tensor([-g["lr"] for g in groups], dtype=torch.float32).double()
+    with torch.no_grad():
+        for values, params in columns:
+            grads = [p.grad for p in params]
+            if all(g is None for g in grads):
+                continue
+            zero = torch.zeros_like(values[0])
+            stepped = torch.tensor([g is not None for g in grads]).view(-1, *[1] * values[0].dim())
+            gradient = torch.stack([zero if g is None else g for g in grads])
+            update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
+            values.copy_(torch.where(stepped, update, values))
+    return True
+
+
+def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
+    """Plain SGD on CPU float32, group k = member k's parameters, nothing hooked in (an LR
+    scheduler wraps ``step`` on the instance)."""
+    if type(optimizer) is not torch.optim.SGD or "step" in vars(optimizer) or _hooked(optimizer):
+        return False
+    groups = optimizer.param_groups
+    if any(len(params) != len(groups) for _, params in columns):
+        return False
+    for values, _ in columns:
+        if values.dtype != torch.float32 or values.device.type != "cpu":
+            return False
+        if not _fused(tuple(values.shape[1:])):
+            return False
+    for k, group in enumerate(groups):
+        if any(group.get(key) != value for key, value in _PLAIN.items()):
+            return False
+        if group.get("foreach") or group.get("fused") or type(group["lr"]) not in (float, int):
+            return False
+        if len(group["params"]) != len(columns) or any(
+            p is not params[k] for p, (_, params) in zip(group["params"], columns, strict=True)
+        ):
+            return False
+    return not any(
+        p.grad is not None and (p.grad.is_sparse or p.grad.dtype != torch.float32)
+        for _, params in columns
+        for p in params
+    )
+
+
+def _hooked(optimizer: torch.optim.Optimizer) -> bool:
+    """Step hooks of this optimiser or of all (``register_optimizer_step_pre_hook``)."""
+    from torch.optim import optimizer as module
+
+    return bool(
+        optimizer._optimizer_step_pre_hooks
+        or optimizer._optimizer_step_post_hooks
+        or module._global_optimizer_pre_hooks
+        or module._global_optimizer_post_hooks
+    )
+
+
+def _fused_multiply_add(p: Tensor, g: Tensor, alpha: Tensor) -> Tensor:
+    """float32 p + α·g rounded once (p, g float32; α float32 values in float64)."""
+    a, product = p.double(), g.double() * alpha  # the product is exact
+    total = a + product
+    virtual = total - a
+    error = (a - (total - virtual)) + (product - virtual)  # total + error = a + product
+    even = (total.view(torch.int64) & 1) == 0
+    inexact = (error != 0) & torch.isfinite(error)
+    towards = torch.where(error > 0, math.inf, -math.inf).to(total.dtype)
+    odd = torch.where(inexact & even, torch.nextafter(total, towards), total)
+    return odd.float()
+
+
+@functools.cache
+def _fused(shape: tuple[int, ...]) -> bool:
+    """Whether torch's CPU ``add_(g, alpha=α)`` on float32 tensors of ``shape`` rounds
+    p + α·g once: for p = -1, g = α = 1 + 2⁻²², once gives 2⁻²¹ + 2⁻⁴⁴, twice 2⁻²¹."""
+    one_plus = 1 + 2**-22
+    p, g = torch.full(shape, -1.0), torch.full(shape, one_plus)
+    p.add_(g, alpha=one_plus)
+    return bool((p == 2**-21 + 2**-44).all())
