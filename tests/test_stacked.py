@@ -567,7 +567,6 @@ def attributes(thing: object) -> dict[str, str]:
     }
 
 
-
 def _near_float32_midpoints(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Floats a, b in [1, 2) whose product is 1 + e, 0 < |e| < 2⁻²⁹: 1 + 2⁻²⁴·a·b lies within
     2⁻⁵³ of a float32 midpoint, where float64 then float32 rounds differently from once."""
