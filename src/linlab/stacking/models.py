@@ -87,15 +87,11 @@ def _named_columns(members: Sequence[nn.Module]) -> list[tuple[list[nn.Parameter
 
 
 def _rows_of(values: Tensor, params: list[nn.Parameter], slots: list[Slot]) -> bool:
-    """Whether each member still holds parameter k, and it is row k of ``values``."""
+    """Whether each member still holds parameter k, and it is row k of ``values`` (its
+    address: a parameter moved or cast has new memory)."""
     start, row = values.data_ptr(), values.stride(0) * values.element_size()
-    shape, dtype, device = values.shape[1:], values.dtype, values.device
     return all(
-        slot[attribute] is p
-        and p.data_ptr() == start + k * row
-        and p.dtype == dtype
-        and p.device == device
-        and p.shape == shape
+        slot[attribute] is p and p.data_ptr() == start + k * row
         for k, (p, (slot, attribute)) in enumerate(zip(params, slots, strict=True))
     )
 

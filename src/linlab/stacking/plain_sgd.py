@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
+from itertools import chain
 
 import torch
 from torch import Tensor, nn
-
-_PLAIN = {"momentum": 0, "weight_decay": 0, "maximize": False, "differentiable": False}
 
 
 def step(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
@@ -28,19 +28,30 @@ def step(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) ->
     not be torch's own step bit for bit. ``columns``: ``StackedModels.columns()``."""
     if not _applies(optimizer, columns):
         return False
-    groups = optimizer.param_groups
-    alpha = torch.tensor([-g["lr"] for g in groups], dtype=torch.float32).double()
+    steps = [_gradient(values, params) for values, params in columns]
+    if any(
+        g is not None and (g.layout != torch.strided or g.dtype != torch.float32) for g, _ in steps
+    ):
+        return False
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    alpha = -torch.tensor(lrs, dtype=torch.float32).double()  # torch's alpha=-lr, in float32
     with torch.no_grad():
-        for values, params in columns:
-            grads = [p.grad for p in params]
-            if all(g is None for g in grads):
-                continue
-            zero = torch.zeros_like(values[0])
-            stepped = torch.tensor([g is not None for g in grads]).view(-1, *[1] * values[0].dim())
-            gradient = torch.stack([zero if g is None else g for g in grads])
-            update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
-            values.copy_(torch.where(stepped, update, values))
+        for (values, _), (gradient, stepped) in zip(columns, steps, strict=True):
+            if gradient is not None:
+                update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
+                values.copy_(torch.where(stepped, update, values))
     return True
+
+
+def _gradient(values: Tensor, params: list[nn.Parameter]) -> tuple[Tensor | None, Tensor]:
+    """The members' gradients as one tensor (zero where a member has none), and which have
+    one (torch's step leaves a parameter without a gradient as it is); None: none has."""
+    grads = [p.grad for p in params]
+    stepped = torch.tensor([g is not None for g in grads]).view(-1, *[1] * values[0].dim())
+    if not stepped.any():
+        return None, stepped
+    zero = torch.zeros_like(values[0])
+    return torch.stack([zero if g is None else g for g in grads]), stepped
 
 
 def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
@@ -48,27 +59,35 @@ def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]
     scheduler wraps ``step`` on the instance)."""
     if type(optimizer) is not torch.optim.SGD or "step" in vars(optimizer) or _hooked(optimizer):
         return False
-    groups = optimizer.param_groups
-    if any(len(params) != len(groups) for _, params in columns):
+    if not all(
+        values.dtype == torch.float32
+        and values.device.type == "cpu"
+        and _fused(tuple(values.shape[1:]))
+        for values, _ in columns
+    ):
         return False
-    for values, _ in columns:
-        if values.dtype != torch.float32 or values.device.type != "cpu":
-            return False
-        if not _fused(tuple(values.shape[1:])):
-            return False
-    for k, group in enumerate(groups):
-        if any(group.get(key) != value for key, value in _PLAIN.items()):
-            return False
-        if group.get("foreach") or group.get("fused") or type(group["lr"]) not in (float, int):
-            return False
-        if len(group["params"]) != len(columns) or any(
-            p is not params[k] for p, (_, params) in zip(group["params"], columns, strict=True)
-        ):
-            return False
-    return not any(
-        p.grad is not None and (p.grad.is_sparse or p.grad.dtype != torch.float32)
-        for _, params in columns
-        for p in params
+    groups = optimizer.param_groups
+    if not all(map(_plain, groups)):
+        return False
+    held = [group["params"] for group in groups]
+    members = zip(*(params for _, params in columns), strict=True)
+    return (
+        len(held) == len(columns[0][1])
+        and all(len(params) == len(columns) for params in held)
+        and all(map(operator.is_, chain.from_iterable(held), chain.from_iterable(members)))
+    )
+
+
+def _plain(group: dict) -> bool:
+    """SGD's update p - lr·g alone: no momentum, weight decay, maximize or tensor lr."""
+    return (
+        group["momentum"] == 0
+        and group["weight_decay"] == 0
+        and not group["maximize"]
+        and not group.get("differentiable")
+        and not group.get("foreach")
+        and not group.get("fused")
+        and type(group["lr"]) in (float, int)
     )
 
 
