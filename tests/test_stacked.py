@@ -603,15 +603,66 @@ def test_a_groups_plain_sgd_step_is_each_members_torch_step_bit_for_bit():
         grads = torch.randn(k, 5, generator=generator) * 10.0 ** torch.randint(-8, 3, (k, 1))
         if step == 0:
             grads[: len(a)] = (a * -(2**-24)).unsqueeze(1)
-        for i, (m, twin) in enumerate(zip(members, alone, strict=True)):
-            for p, q, g in ((m.w, twin.w, grads[i, :4]), (m.b, twin.b, grads[i, 4])):
-                p.grad, q.grad = (None, None) if i == 3 and step > 1 else (g.clone(), g.clone())
+        if step == 2:  # member 3 stops: its parameters require no gradient, get none
+            for p, q in zip(members[3].parameters(), alone[3].parameters(), strict=True):
+                p.requires_grad_(False)
+                q.grad = None
+        for i, twin in enumerate(alone):
+            if i != 3 or step < 2:
+                twin.w.grad, twin.b.grad = grads[i, :4].clone(), grads[i, 4].clone()
         for optimizer in optimizers:
             optimizer.step()
-        assert plain_sgd.step(stacked, group.columns())
+        assert plain_sgd.step(stacked, group.columns(), [grads[:, :4].clone(), grads[:, 4]])
         bits = [p.detach().view(torch.int32) for m in members for p in m.parameters()]
         expected = [p.detach().view(torch.int32) for m in alone for p in m.parameters()]
         assert all(torch.equal(x, y) for x, y in zip(bits, expected, strict=True)), step
     assert torch.equal(group.flat_values(), torch.stack([flat_values(m) for m in alone]))
     stacked.param_groups[5]["momentum"] = 0.5  # not plain SGD: torch's own step is kept
-    assert not plain_sgd.step(stacked, group.columns())
+    assert not plain_sgd.step(stacked, group.columns(), [grads[:, :4].clone(), grads[:, 4]])
+
+
+def _stacked_through_each_members_parameters(members: list, x: torch.Tensor) -> torch.Tensor:
+    """(K, B, ...) predictions from the members' own parameters stacked, so that autograd
+    reaches each member's parameters (the same products as ``StackedModels.forward``)."""
+    names = [name for name, _ in members[0].named_parameters()]
+    params = {n: torch.stack([dict(m.named_parameters())[n] for m in members]) for n in names}
+    if "b" in params and params["b"].dim() == 1:  # linear: one (B, d) @ (d, K) product
+        return (x @ params["w"].T).T + params["b"].unsqueeze(-1)
+
+    def one(p: dict, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(members[0], p, (inputs,))
+
+    return torch.vmap(one, in_dims=(0, None))(params, x)
+
+
+@pytest.mark.parametrize("model", ["linear", "softmax"])
+def test_a_groups_one_backward_pass_gives_each_member_its_own_gradient(model):
+    """``take_gradients`` after the group's backward pass: row k is, bit for bit, the
+    gradient autograd gives member k's own parameters through the same products; then
+    ``give_gradients`` hands each member its rows, none to a member that requires none."""
+    from linlab.losses import CrossEntropyLoss, MSELoss
+    from linlab.models import LinearRegression, SoftmaxRegression
+    from linlab.stacking.models import StackedModels
+
+    torch.manual_seed(0)
+    make, loss = {
+        "linear": (lambda: LinearRegression(6, init="normal", init_std=1.0), MSELoss()),
+        "softmax": (lambda: SoftmaxRegression(6, 3), CrossEntropyLoss()),
+    }[model]
+    alone = [make() for _ in range(9)]
+    group = StackedModels([copy.deepcopy(m) for m in alone])
+    x = torch.randn(32, 6)
+    y = (torch.randn(32) if model == "linear" else torch.randint(0, 3, (32,))).float()
+    loss.per_sample(_stacked_through_each_members_parameters(alone, x), y).mean(-1).sum().backward()
+    loss.per_sample(group(x), y).mean(-1).sum().backward()
+    grads = group.take_gradients()
+    expected = [[p.grad for p in m.parameters()] for m in alone]
+    for k in range(len(alone)):
+        assert all(torch.equal(g[k], e) for g, e in zip(grads, expected[k], strict=True)), k
+    assert all(g is None for g in group.take_gradients())  # handed over once
+    for p in group.members[4].parameters():
+        p.requires_grad_(False)
+    group.give_gradients(grads)
+    for k, (member, own) in enumerate(zip(group.members, expected, strict=True)):
+        got = [p.grad for p in member.parameters()]
+        assert all(g is None for g in got) if k == 4 else all(map(torch.equal, got, own)), k

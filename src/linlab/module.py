@@ -188,9 +188,13 @@ class RegressionModule(L.LightningModule):
         optimiser (see ``linlab.direct_steps``).
         """
         optimizer.zero_grad()
-        if self.stacked:
+        if self.stacked:  # the members' gradients as one tensor per parameter name
             loss = self.member_losses(x, y)
             loss.sum().backward()
+            grads = self.model.take_gradients()
+            if plain_sgd.step(optimizer, self.model.columns(), grads):
+                return loss.detach()
+            self.model.give_gradients(grads)
         elif self.gradient == "analytic":
             with torch.no_grad():
                 pred = self.model(x)
@@ -207,8 +211,7 @@ class RegressionModule(L.LightningModule):
             else:
                 loss.backward()
         average_gradients(self.model.parameters())
-        if not (self.stacked and plain_sgd.step(optimizer, self.model.columns())):
-            optimizer.step()
+        optimizer.step()
         return loss.detach()
 
     def training_step(self, chunk: tuple[Tensor, Tensor], chunk_idx: int) -> None:

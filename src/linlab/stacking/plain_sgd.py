@@ -23,35 +23,33 @@ import torch
 from torch import Tensor, nn
 
 
-def step(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
-    """``optimizer.step()`` for every member at once; False (nothing done) where that would
-    not be torch's own step bit for bit. ``columns``: ``StackedModels.columns()``."""
-    if not _applies(optimizer, columns):
+def step(
+    optimizer: object,
+    columns: list[tuple[Tensor, list[nn.Parameter]]],
+    grads: list[Tensor | None],
+) -> bool:
+    """``optimizer.step()`` for every member at once, with ``grads`` as the members'
+    gradients; False (nothing done) where that would not be torch's own step bit for bit.
+    ``columns``: ``StackedModels.columns()``; ``grads``: ``StackedModels.take_gradients()``,
+    given to no member (each member's ``.grad`` is None)."""
+    if not _applies(optimizer, columns) or not all(map(_dense_float32, grads)):
         return False
-    steps = [_gradient(values, params) for values, params in columns]
-    if any(
-        g is not None and (g.layout != torch.strided or g.dtype != torch.float32) for g, _ in steps
-    ):
+    if any(p.grad is not None for _, params in columns for p in params):
         return False
     lrs = [group["lr"] for group in optimizer.param_groups]
     alpha = -torch.tensor(lrs, dtype=torch.float32).double()  # torch's alpha=-lr, in float32
     with torch.no_grad():
-        for (values, _), (gradient, stepped) in zip(columns, steps, strict=True):
-            if gradient is not None:
-                update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
-                values.copy_(torch.where(stepped, update, values))
+        for (values, params), gradient in zip(columns, grads, strict=True):
+            # a parameter that requires no gradient gets none, and torch's step skips it
+            stepped = torch.tensor([p.requires_grad for p in params])
+            stepped = stepped.view(-1, *[1] * (values.dim() - 1))
+            update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
+            values.copy_(torch.where(stepped, update, values))
     return True
 
 
-def _gradient(values: Tensor, params: list[nn.Parameter]) -> tuple[Tensor | None, Tensor]:
-    """The members' gradients as one tensor (zero where a member has none), and which have
-    one (torch's step leaves a parameter without a gradient as it is); None: none has."""
-    grads = [p.grad for p in params]
-    stepped = torch.tensor([g is not None for g in grads]).view(-1, *[1] * values[0].dim())
-    if not stepped.any():
-        return None, stepped
-    zero = torch.zeros_like(values[0])
-    return torch.stack([zero if g is None else g for g in grads]), stepped
+def _dense_float32(grad: Tensor | None) -> bool:
+    return grad is not None and grad.layout == torch.strided and grad.dtype == torch.float32
 
 
 def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]) -> bool:
