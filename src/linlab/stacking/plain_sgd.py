@@ -17,10 +17,20 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from itertools import chain
+from itertools import chain, repeat
 
 import torch
 from torch import Tensor, nn
+
+# a param group of SGD's update p - lr·g alone (no momentum, weight decay, maximize; torch's
+# own single-tensor loop) and a number as its lr
+_SETTINGS = operator.itemgetter(
+    "momentum", "weight_decay", "maximize", "differentiable", "foreach", "fused"
+)
+_PLAIN = (0, 0, False, False, None, None)
+_LR = operator.itemgetter("lr")
+_GRAD = operator.attrgetter("grad")
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
 
 
 def step(
@@ -34,14 +44,15 @@ def step(
     given to no member (each member's ``.grad`` is None)."""
     if not _applies(optimizer, columns) or not all(map(_dense_float32, grads)):
         return False
-    if any(p.grad is not None for _, params in columns for p in params):
+    held = chain.from_iterable(params for _, params in columns)
+    if not all(map(operator.is_, map(_GRAD, held), repeat(None))):
         return False
     lrs = [group["lr"] for group in optimizer.param_groups]
     alpha = -torch.tensor(lrs, dtype=torch.float32).double()  # torch's alpha=-lr, in float32
     with torch.no_grad():
         for (values, params), gradient in zip(columns, grads, strict=True):
             # a parameter that requires no gradient gets none, and torch's step skips it
-            stepped = torch.tensor([p.requires_grad for p in params])
+            stepped = torch.tensor(list(map(_REQUIRES_GRAD, params)))
             stepped = stepped.view(-1, *[1] * (values.dim() - 1))
             update = _fused_multiply_add(values, gradient, alpha.view_as(stepped))
             values.copy_(torch.where(stepped, update, values))
@@ -65,7 +76,11 @@ def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]
     ):
         return False
     groups = optimizer.param_groups
-    if not all(map(_plain, groups)):
+    try:
+        settings = set(map(_SETTINGS, groups))
+    except KeyError:
+        return False
+    if settings != {_PLAIN} or not set(map(type, map(_LR, groups))) <= {float, int}:
         return False
     held = [group["params"] for group in groups]
     members = zip(*(params for _, params in columns), strict=True)
@@ -73,19 +88,6 @@ def _applies(optimizer: object, columns: list[tuple[Tensor, list[nn.Parameter]]]
         len(held) == len(columns[0][1])
         and all(len(params) == len(columns) for params in held)
         and all(map(operator.is_, chain.from_iterable(held), chain.from_iterable(members)))
-    )
-
-
-def _plain(group: dict) -> bool:
-    """SGD's update p - lr·g alone: no momentum, weight decay, maximize or tensor lr."""
-    return (
-        group["momentum"] == 0
-        and group["weight_decay"] == 0
-        and not group["maximize"]
-        and not group.get("differentiable")
-        and not group.get("foreach")
-        and not group.get("fused")
-        and type(group["lr"]) in (float, int)
     )
 
 
