@@ -7,9 +7,11 @@ each member has its own data); for any other model ``torch.func.functional_call`
 ``torch.vmap`` over the members' stacked parameters.
 
 The members' parameters of one name live side by side in one (K, ...) tensor (``columns``):
-member k's parameter is row k of it, the same memory. So reading all members' values, and
-updating them all in one operation (``linlab.stacking.plain_sgd``), costs one tensor
-operation instead of K.
+member k's parameter is row k of it, the same memory. The forward reads that memory as one
+autograd leaf, so a backward pass yields one gradient per name, not K (``take_gradients``);
+reading all members' values, and updating them all (``linlab.stacking.plain_sgd``), is one
+tensor operation instead of K. Where torch's own optimiser step runs instead, each member's
+parameters receive their rows as ``.grad`` (``give_gradients``).
 """
 
 from __future__ import annotations
