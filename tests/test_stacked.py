@@ -3,6 +3,7 @@ files equal to what the basic launcher's separate process writes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -564,3 +565,104 @@ def attributes(thing: object) -> dict[str, str]:
         name: f"{type(v).__name__} {attributes(v) if hasattr(v, '__dict__') else repr(v)}"
         for name, v in shown.items()
     }
+
+
+def _near_float32_midpoints(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Floats a, b in [1, 2) whose product is 1 + e, 0 < |e| < 2⁻²⁹: 1 + 2⁻²⁴·a·b lies within
+    2⁻⁵³ of a float32 midpoint, where float64 then float32 rounds differently from once."""
+    a = (1 + torch.rand(200_000, generator=torch.Generator().manual_seed(0))).float().double()
+    b = (1 / a).float().double()
+    error = a * b - 1
+    keep = (error != 0) & (error.abs() < 2**-29)
+    return a[keep][:n].float(), b[keep][:n].float()
+
+
+def test_a_groups_plain_sgd_step_is_each_members_torch_step_bit_for_bit():
+    """``plain_sgd.step`` against each member's own ``torch.optim.SGD``: equal bits over
+    steps of gradients of many magnitudes, at values where rounding twice would differ from
+    torch's once (w = 1, lr·g = -2⁻²⁴·a·b), and for a member whose gradient is None."""
+    from linlab.models import LinearRegression
+    from linlab.params import flat_values
+    from linlab.stacking import plain_sgd
+    from linlab.stacking.models import StackedModels
+
+    a, b = _near_float32_midpoints(48)
+    lrs = [*b.tolist(), *(10 ** torch.linspace(-4, 0, 16)).tolist()]
+    k = len(lrs)
+    alone = [LinearRegression(4, init="normal", init_std=1.0) for _ in range(k)]
+    for m in alone[: len(a)]:
+        m.load_state_dict({"w": torch.ones(4), "b": torch.ones(())})
+    members = [copy.deepcopy(m) for m in alone]
+    group = StackedModels(members)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=lr) for m, lr in zip(alone, lrs, strict=True)]
+    stacked = torch.optim.SGD(
+        [{"params": list(m.parameters()), "lr": lr} for m, lr in zip(members, lrs, strict=True)]
+    )
+    generator = torch.Generator().manual_seed(1)
+    for step in range(5):
+        grads = torch.randn(k, 5, generator=generator) * 10.0 ** torch.randint(-8, 3, (k, 1))
+        if step == 0:
+            grads[: len(a)] = (a * -(2**-24)).unsqueeze(1)
+        if step == 2:  # member 3 stops: its parameters require no gradient, get none
+            for p, q in zip(members[3].parameters(), alone[3].parameters(), strict=True):
+                p.requires_grad_(False)
+                q.grad = None
+        for i, twin in enumerate(alone):
+            if i != 3 or step < 2:
+                twin.w.grad, twin.b.grad = grads[i, :4].clone(), grads[i, 4].clone()
+        for optimizer in optimizers:
+            optimizer.step()
+        assert plain_sgd.step(stacked, group.columns(), [grads[:, :4].clone(), grads[:, 4]])
+        bits = [p.detach().view(torch.int32) for m in members for p in m.parameters()]
+        expected = [p.detach().view(torch.int32) for m in alone for p in m.parameters()]
+        assert all(torch.equal(x, y) for x, y in zip(bits, expected, strict=True)), step
+    assert torch.equal(group.flat_values(), torch.stack([flat_values(m) for m in alone]))
+    stacked.param_groups[5]["momentum"] = 0.5  # not plain SGD: torch's own step is kept
+    assert not plain_sgd.step(stacked, group.columns(), [grads[:, :4].clone(), grads[:, 4]])
+
+
+def _stacked_through_each_members_parameters(members: list, x: torch.Tensor) -> torch.Tensor:
+    """(K, B, ...) predictions from the members' own parameters stacked, so that autograd
+    reaches each member's parameters (the same products as ``StackedModels.forward``)."""
+    names = [name for name, _ in members[0].named_parameters()]
+    params = {n: torch.stack([dict(m.named_parameters())[n] for m in members]) for n in names}
+    if "b" in params and params["b"].dim() == 1:  # linear: one (B, d) @ (d, K) product
+        return (x @ params["w"].T).T + params["b"].unsqueeze(-1)
+
+    def one(p: dict, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.func.functional_call(members[0], p, (inputs,))
+
+    return torch.vmap(one, in_dims=(0, None))(params, x)
+
+
+@pytest.mark.parametrize("model", ["linear", "softmax"])
+def test_a_groups_one_backward_pass_gives_each_member_its_own_gradient(model):
+    """``take_gradients`` after the group's backward pass: row k is, bit for bit, the
+    gradient autograd gives member k's own parameters through the same products; then
+    ``give_gradients`` hands each member its rows, none to a member that requires none."""
+    from linlab.losses import CrossEntropyLoss, MSELoss
+    from linlab.models import LinearRegression, SoftmaxRegression
+    from linlab.stacking.models import StackedModels
+
+    torch.manual_seed(0)
+    make, loss = {
+        "linear": (lambda: LinearRegression(6, init="normal", init_std=1.0), MSELoss()),
+        "softmax": (lambda: SoftmaxRegression(6, 3), CrossEntropyLoss()),
+    }[model]
+    alone = [make() for _ in range(9)]
+    group = StackedModels([copy.deepcopy(m) for m in alone])
+    x = torch.randn(32, 6)
+    y = (torch.randn(32) if model == "linear" else torch.randint(0, 3, (32,))).float()
+    loss.per_sample(_stacked_through_each_members_parameters(alone, x), y).mean(-1).sum().backward()
+    loss.per_sample(group(x), y).mean(-1).sum().backward()
+    grads = group.take_gradients()
+    expected = [[p.grad for p in m.parameters()] for m in alone]
+    for k in range(len(alone)):
+        assert all(torch.equal(g[k], e) for g, e in zip(grads, expected[k], strict=True)), k
+    assert all(g is None for g in group.take_gradients())  # handed over once
+    for p in group.members[4].parameters():
+        p.requires_grad_(False)
+    group.give_gradients(grads)
+    for k, (member, own) in enumerate(zip(group.members, expected, strict=True)):
+        got = [p.grad for p in member.parameters()]
+        assert all(g is None for g in got) if k == 4 else all(map(torch.equal, got, own)), k

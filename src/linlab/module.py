@@ -39,6 +39,7 @@ from linlab.direct_steps import (
 from linlab.logger import log_rows
 from linlab.optim import ManualGradientDescent
 from linlab.params import flat_values, load_flat_values, scalar_names
+from linlab.stacking import plain_sgd
 
 STOPPED = ("diverged", "interrupted", "pruned", "failed")
 
@@ -187,9 +188,13 @@ class RegressionModule(L.LightningModule):
         optimiser (see ``linlab.direct_steps``).
         """
         optimizer.zero_grad()
-        if self.stacked:
+        if self.stacked:  # the members' gradients as one tensor per parameter name
             loss = self.member_losses(x, y)
             loss.sum().backward()
+            grads = self.model.take_gradients()
+            if plain_sgd.step(optimizer, self.model.columns(), grads):
+                return loss.detach()
+            self.model.give_gradients(grads)
         elif self.gradient == "analytic":
             with torch.no_grad():
                 pred = self.model(x)

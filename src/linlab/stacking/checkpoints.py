@@ -33,12 +33,16 @@ def member_progress(epoch: int, global_step: int, state: dict[str, Any]) -> tupl
 
 def member_state_dicts(state_dict: dict[str, Any], n_members: int) -> list[dict[str, Any]]:
     """Each member's ``model.*`` entries (``model.members.<k>.*`` renamed), in one pass over
-    the group's state dict: a member's save need not scan the other members' entries."""
+    the group's state dict: a member's save need not scan the other members' entries. Each
+    is a copy: a member's parameter is a row of one tensor of all members' (see
+    ``linlab.stacking.models``), and ``torch.save`` of a row writes the whole tensor."""
     members: list[dict[str, Any]] = [{} for _ in range(n_members)]
     for key, value in state_dict.items():
         if key.startswith(MEMBER_PREFIX):
             index, _, name = key.removeprefix(MEMBER_PREFIX).partition(".")
-            members[int(index)]["model." + name] = value
+            members[int(index)]["model." + name] = (
+                value.clone() if isinstance(value, torch.Tensor) else value
+            )
     return members
 
 
