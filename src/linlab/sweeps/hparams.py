@@ -49,6 +49,7 @@ from linlab import tags
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
 from linlab.results import read_results_if_any, read_saved_config
+from linlab.stacking.event_writer import DirectWriter, ThreadlessSummaryWriter
 from linlab.unwritten import not_written
 
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
@@ -207,7 +208,7 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
         if isinstance(logger, TensorBoardLogger):
             writer = None
             try:
-                writer = SummaryWriter(logger.log_dir)
+                writer = ThreadlessSummaryWriter(DirectWriter, log_dir=logger.log_dir)
                 with writer:
                     steps = int(results.get("steps") or 0)
                     text = one_off_text(results)
@@ -221,7 +222,7 @@ def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
     """A failed run still appears in HParams, with status ``failed`` and no metrics."""
     if "tensorboard" not in (cfg.get("logger") or {}):
         return
-    with SummaryWriter(str(run_dir)) as writer:
+    with ThreadlessSummaryWriter(DirectWriter, log_dir=str(run_dir)) as writer:
         write_session(writer, hparams_of(cfg, "failed"), {}, 0)
 
 
@@ -259,7 +260,10 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
     metrics.sort(key=lambda name: name != first)
     metric_infos = [metric_info(name) for name in metrics]
     try:
-        with SummaryWriter(str(sweep_dir), filename_suffix=EXPERIMENT_SUFFIX) as writer:
+        directory, suffix = str(sweep_dir), EXPERIMENT_SUFFIX
+        with ThreadlessSummaryWriter(
+            DirectWriter, log_dir=directory, filename_suffix=suffix
+        ) as writer:
             experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
             summary = _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
             writer._get_file_writer().add_summary(summary)
