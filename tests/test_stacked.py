@@ -527,7 +527,7 @@ def test_a_groups_event_records_are_tensorboards_own_framing():
 
 
 def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):
-    """``member_object`` (plain values where Hydra would pass plain values) builds each
+    """``instantiate_node`` (plain values where Hydra would pass plain values) builds each
     logger and callback node of a member as Hydra's ``instantiate`` does: same class, same
     attributes (a list argument still goes through Hydra, as its ``ListConfig``)."""
     from hydra import compose, initialize_config_dir
@@ -535,7 +535,7 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
     from omegaconf import open_dict
 
     from linlab.sweeps.current_job import make_current
-    from linlab.train import member_object
+    from linlab.train import instantiate_node, node_template
 
     overrides = ["callbacks.figures.surface_params=[w0,w1]", "callbacks.theory.enabled=false"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -547,11 +547,43 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
     nodes += [(node, {"save_dir": str(tmp_path)}) for node in cfg.logger.values()]
     assert len(nodes) >= 6
     for node, extra in nodes:
-        built, expected = member_object(node, **extra), instantiate(node, **extra)
+        built, expected = instantiate_node(node, **extra), instantiate(node, **extra)
         assert type(built) is type(expected), node._target_
         assert attributes(built) == attributes(expected), node._target_
-    checkpoints = member_object(cfg.callbacks.last_checkpoint)
+    checkpoints = instantiate_node(cfg.callbacks.last_checkpoint)
     assert checkpoints.dirpath == str(tmp_path / "job" / "checkpoints")
+    for name in ("data", "model", "loss", "optimizer"):  # a run's own nodes
+        torch.manual_seed(0)
+        built = instantiate_node(cfg[name])
+        torch.manual_seed(0)
+        expected = instantiate(cfg[name])
+        if name == "optimizer":  # Hydra's partial
+            assert (built.func, built.args, built.keywords) == (
+                expected.func,
+                expected.args,
+                expected.keywords,
+            )
+            assert built.keywords == {"lr": 0.01, **SGD_DEFAULTS}
+            continue
+        assert type(built) is type(expected) and attributes(built) == attributes(expected), name
+    # another member of the group, built from the first member's templates
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        other = compose("train", [*overrides, "seed=7"], return_hydra_config=True)
+    with open_dict(other):
+        other.hydra.runtime.output_dir = str(tmp_path / "other")
+    make_current(other)
+    for group in ("callbacks", "logger"):
+        for name, node in other[group].items():
+            extra = {"save_dir": str(tmp_path / "other")} if group == "logger" else {}
+            template = node_template(cfg[group][name])
+            built, expected = instantiate_node(node, template, **extra), instantiate(node, **extra)
+            assert type(built) is type(expected), name
+            assert attributes(built) == attributes(expected), name
+    checkpoints = instantiate_node(other.callbacks.last_checkpoint, template=None)
+    assert checkpoints.dirpath == str(tmp_path / "other" / "checkpoints")
+
+
+SGD_DEFAULTS = {"momentum": 0.0, "weight_decay": 0.0}
 
 
 CLOCK_READINGS = ("saved_at", "event_start")  # time.monotonic() when the object was made

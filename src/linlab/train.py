@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
@@ -58,15 +58,15 @@ def resolve_seed(cfg: DictConfig) -> int:
 
 def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
     """The datamodule and module of one job; the model is made in the precision's dtype."""
-    datamodule = instantiate(cfg.data)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    datamodule = instantiate_node(cfg.data)
+    scheduler = instantiate_node(cfg.scheduler) if cfg.get("scheduler") else None
     with dtypes.default_dtype(cfg.trainer.precision):
-        model = instantiate(cfg.model)
-    module = instantiate(
+        model = instantiate_node(cfg.model)
+    module = instantiate_node(
         cfg.module,
         model=model,
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
+        loss=instantiate_node(cfg.loss),
+        optimizer=instantiate_node(cfg.optimizer),
         scheduler=scheduler,
     )
     return datamodule, module
@@ -82,11 +82,19 @@ def build_trainer(
     """The trainer of K members: each member's loggers write into its own folder; with K > 1
     each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
     member_loggers, member_callbacks = [], []
+    templates: dict[tuple[str, str], Template] = {}  # the first member's, by node
+
+    def built(group: str, name: str, node: Any, **extra: Any) -> Any:
+        if (group, name) not in templates:
+            templates[group, name] = node_template(node)
+        return instantiate_node(node, templates[group, name], **extra)
+
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
-        loggers = (cfg.get("logger") or {}).values()
-        member_loggers.append([member_object(c, save_dir=str(run_dir)) for c in loggers])
-        member_callbacks.append([member_object(c) for c in (cfg.get("callbacks") or {}).values()])
+        loggers = (cfg.get("logger") or {}).items()
+        callbacks = (cfg.get("callbacks") or {}).items()
+        member_loggers.append([built("logger", n, c, save_dir=str(run_dir)) for n, c in loggers])
+        member_callbacks.append([built("callbacks", n, c) for n, c in callbacks])
     as_member(0)
     cfg = cfgs[0]
     extra: dict[str, Any] = {}
@@ -114,16 +122,37 @@ def build_trainer(
         )
 
 
-def member_object(node: Any, **extra: Any) -> Any:
-    """A member's logger or callback, as Hydra's ``instantiate(node, **extra)`` builds it.
-    Where every argument resolves to a plain value (no list or mapping, which Hydra would
-    pass as its own config objects) it is built from the resolved values (``linlab.build``):
-    Hydra's deep copy and resolution of the node cost ~1.5 ms a node, five nodes a member,
-    a thousand members a group."""
-    if isinstance(node, DictConfig) and "_target_" in node:
+Template = tuple[dict[str, Any], list[str]] | None
+
+
+def node_template(node: Any) -> Template:
+    """A config node's unresolved values and the keys whose values interpolate (resolved per
+    build: ``${hydra:runtime.output_dir}``, ``${seed}``); None where it is not a plain target
+    node (an argument is a list or a mapping, which Hydra passes as its own config objects)."""
+    if not (isinstance(node, DictConfig) and "_target_" in node):
+        return None
+    values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
+    if any(isinstance(value, dict | list) for value in values.values()):
+        return None
+    return values, [
+        key for key, value in values.items() if isinstance(value, str) and "${" in value
+    ]
+
+
+def instantiate_node(node: Any, template: Template | bool = True, **extra: Any) -> Any:
+    """A run's object from its config node, as Hydra's ``instantiate(node, **extra)`` builds
+    it. Where every argument resolves to a plain value (no list or mapping) it is built from
+    the resolved values (``linlab.build``): Hydra's deep copy and resolution of the node cost
+    ~1.5 ms a node, ten nodes a member, a thousand members a group. ``template``: the node's
+    ``node_template`` (True: made here), which a group's members share: their logger and
+    callback nodes are equal but for what interpolates (``linlab.stacking.groups``)."""
+    if template is True:
+        template = node_template(node)
+    if template:
+        values, interpolating = template
         try:
-            values: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
-            if not any(isinstance(value, dict | list) for value in values.values()):
+            values = values | {key: node[key] for key in interpolating}
+            if not any(isinstance(values[key], Container) for key in interpolating):
                 return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
