@@ -419,6 +419,33 @@ def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tm
     assert {override.lstrip("+").partition("=")[0] for override in more} <= set(hparams)
 
 
+def test_a_groups_saved_configs_are_hydras_own_files_byte_for_byte(tmp_path):
+    """``GroupConfigs`` (a node's YAML reused where it equals the first member's) writes each
+    member's three ``.hydra/`` files as Hydra's ``_save_config`` writes them, also where
+    members' values are equal as numbers but not as YAML (1, 1.0, true)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import _save_config
+
+    from linlab.results import GroupConfigs
+
+    members = [["data.noise=1"], ["data.noise=1.0", "seed=3"], ["data.noise=true"]]
+    members += [["optimizer.lr=0.5", "hydra.job.name=other", "trainer.max_epochs=1"]]
+    saved = GroupConfigs()
+    for k, overrides in enumerate(members):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        files = {
+            "config.yaml": OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]),
+            "hydra.yaml": OmegaConf.masked_copy(cfg, "hydra"),
+            "overrides.yaml": cfg.hydra.overrides.task,
+        }
+        for name, node in files.items():
+            _save_config(node, name, tmp_path / f"hydra{k}")
+            saved.save(node, name, tmp_path / f"group{k}")
+            expected = (tmp_path / f"hydra{k}" / name).read_bytes()
+            assert (tmp_path / f"group{k}" / name).read_bytes() == expected, (k, name)
+
+
 def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
     """``task_view`` (no copy of the job's nodes) gives the task what ``run_job``'s masked copy
     gives it: the same YAML and resolved values; a top-level value the task sets (a drawn

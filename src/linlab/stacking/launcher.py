@@ -35,7 +35,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from linlab.results import save_config
+from linlab.results import GroupConfigs
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
@@ -166,18 +166,24 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
             root.addHandler(handler)
 
 
-def start_job(cfg: DictConfig, task_function: TaskFunction, hydra_context: HydraContext):
-    """What ``run_job`` does before it calls the task (folder, ``.hydra/``, ``on_job_start``);
-    the group's members share the working directory (stackable jobs do not ``chdir``)."""
+def start_job(
+    cfg: DictConfig,
+    task_function: TaskFunction,
+    hydra_context: HydraContext,
+    saved: GroupConfigs,
+):
+    """What ``run_job`` does before it calls the task (folder, ``.hydra/`` written through the
+    group's ``saved``, ``on_job_start``); the group's members share the working directory
+    (stackable jobs do not ``chdir``)."""
     run_dir = Path(cfg.hydra.runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_cfg = task_view(cfg)  # ``run_job``'s masked copy, the job's nodes held, not copied
     hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)
-        save_config(task_cfg, "config.yaml", hydra_output)
-        save_config(hydra_cfg, "hydra.yaml", hydra_output)
-        save_config(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        saved.save(task_cfg, "config.yaml", hydra_output)
+        saved.save(hydra_cfg, "hydra.yaml", hydra_output)
+        saved.save(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()
     job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg
@@ -194,11 +200,11 @@ def run_stacked(
     group's training raises, every member's ``JobReturn`` is ``FAILED`` with the exception."""
     group_task: GroupTask = task_function.group_task  # type: ignore[attr-defined]
     as_member = member_scope(configs)
-    task_cfgs, run_dirs, returns = [], [], []
+    task_cfgs, run_dirs, returns, saved = [], [], [], GroupConfigs()
     with env_override(configs[0].hydra.job.env_set):  # equal in a group (groups.group_key)
         for k, cfg in enumerate(configs):
             as_member(k)
-            job_return, task_cfg, run_dir = start_job(cfg, task_function, hydra_context)
+            job_return, task_cfg, run_dir = start_job(cfg, task_function, hydra_context, saved)
             task_cfgs.append(task_cfg)
             run_dirs.append(run_dir)
             returns.append(job_return)
