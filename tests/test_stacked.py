@@ -562,7 +562,7 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
     from omegaconf import open_dict
 
     from linlab.sweeps.current_job import make_current
-    from linlab.train import instantiate_node, node_template
+    from linlab.train import instantiate_node
 
     overrides = ["callbacks.figures.surface_params=[w0,w1]", "callbacks.theory.enabled=false"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -593,20 +593,23 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
             assert built.keywords == {"lr": 0.01, **SGD_DEFAULTS}
             continue
         assert type(built) is type(expected) and attributes(built) == attributes(expected), name
-    # another member of the group, built from the first member's templates
+    # another member of the group, its interpolations' parse trees the first member's
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         other = compose("train", [*overrides, "seed=7"], return_hydra_config=True)
     with open_dict(other):
         other.hydra.runtime.output_dir = str(tmp_path / "other")
     make_current(other)
+    parsed: dict = {}
+    for node, extra in nodes:  # the first member's interpolations parsed
+        instantiate_node(node, parsed, **extra)
+    assert any("hydra:runtime.output_dir" in text for text in parsed)
     for group in ("callbacks", "logger"):
         for name, node in other[group].items():
             extra = {"save_dir": str(tmp_path / "other")} if group == "logger" else {}
-            template = node_template(cfg[group][name])
-            built, expected = instantiate_node(node, template, **extra), instantiate(node, **extra)
+            built, expected = instantiate_node(node, parsed, **extra), instantiate(node, **extra)
             assert type(built) is type(expected), name
             assert attributes(built) == attributes(expected), name
-    checkpoints = instantiate_node(other.callbacks.last_checkpoint, template=None)
+    checkpoints = instantiate_node(other.callbacks.last_checkpoint, parsed)
     assert checkpoints.dirpath == str(tmp_path / "other" / "checkpoints")
 
 

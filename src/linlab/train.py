@@ -26,6 +26,8 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf._utils import ValueKind, _get_value, get_value_kind
+from omegaconf.grammar_parser import parse
 
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
@@ -56,17 +58,21 @@ def resolve_seed(cfg: DictConfig) -> int:
     return int(cfg.seed)
 
 
-def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
-    """The datamodule and module of one job; the model is made in the precision's dtype."""
-    datamodule = instantiate_node(cfg.data)
-    scheduler = instantiate_node(cfg.scheduler) if cfg.get("scheduler") else None
+def build(
+    cfg: DictConfig, parsed: dict[str, Any] | None = None
+) -> tuple[LinearDataModule, RegressionModule]:
+    """The datamodule and module of one job; the model is made in the precision's dtype.
+    ``parsed``: interpolations' parse trees, shared by a group's members (``instantiate_node``)."""
+    datamodule = instantiate_node(cfg.data, parsed)
+    scheduler = instantiate_node(cfg.scheduler, parsed) if cfg.get("scheduler") else None
     with dtypes.default_dtype(cfg.trainer.precision):
-        model = instantiate_node(cfg.model)
+        model = instantiate_node(cfg.model, parsed)
     module = instantiate_node(
         cfg.module,
+        parsed,
         model=model,
-        loss=instantiate_node(cfg.loss),
-        optimizer=instantiate_node(cfg.optimizer),
+        loss=instantiate_node(cfg.loss, parsed),
+        optimizer=instantiate_node(cfg.optimizer, parsed),
         scheduler=scheduler,
     )
     return datamodule, module
@@ -82,19 +88,14 @@ def build_trainer(
     """The trainer of K members: each member's loggers write into its own folder; with K > 1
     each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
     member_loggers, member_callbacks = [], []
-    templates: dict[tuple[str, str], Template] = {}  # the first member's, by node
-
-    def built(group: str, name: str, node: Any, **extra: Any) -> Any:
-        if (group, name) not in templates:
-            templates[group, name] = node_template(node)
-        return instantiate_node(node, templates[group, name], **extra)
-
+    parsed: dict[str, Any] = {}  # the members' interpolations' parse trees, by their text
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
-        loggers = (cfg.get("logger") or {}).items()
-        callbacks = (cfg.get("callbacks") or {}).items()
-        member_loggers.append([built("logger", n, c, save_dir=str(run_dir)) for n, c in loggers])
-        member_callbacks.append([built("callbacks", n, c) for n, c in callbacks])
+        loggers = (cfg.get("logger") or {}).values()
+        callbacks = (cfg.get("callbacks") or {}).values()
+        save_dir = str(run_dir)
+        member_loggers.append([instantiate_node(c, parsed, save_dir=save_dir) for c in loggers])
+        member_callbacks.append([instantiate_node(c, parsed) for c in callbacks])
     as_member(0)
     cfg = cfgs[0]
     extra: dict[str, Any] = {}
@@ -122,41 +123,47 @@ def build_trainer(
         )
 
 
-Template = tuple[dict[str, Any], list[str]] | None
-
-
-def node_template(node: Any) -> Template:
-    """A config node's unresolved values and the keys whose values interpolate (resolved per
-    build: ``${hydra:runtime.output_dir}``, ``${seed}``); None where it is not a plain target
-    node (an argument is a list or a mapping, which Hydra passes as its own config objects)."""
-    if not (isinstance(node, DictConfig) and "_target_" in node):
-        return None
-    values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
-    if any(isinstance(value, dict | list) for value in values.values()):
-        return None
-    return values, [
-        key for key, value in values.items() if isinstance(value, str) and "${" in value
-    ]
-
-
-def instantiate_node(node: Any, template: Template | bool = True, **extra: Any) -> Any:
+def instantiate_node(node: Any, parsed: dict[str, Any] | None = None, **extra: Any) -> Any:
     """A run's object from its config node, as Hydra's ``instantiate(node, **extra)`` builds
-    it. Where every argument resolves to a plain value (no list or mapping) it is built from
-    the resolved values (``linlab.build``): Hydra's deep copy and resolution of the node cost
-    ~1.5 ms a node, ten nodes a member, a thousand members a group. ``template``: the node's
-    ``node_template`` (True: made here), which a group's members share: their logger and
-    callback nodes are equal but for what interpolates (``linlab.stacking.groups``)."""
-    if template is True:
-        template = node_template(node)
-    if template:
-        values, interpolating = template
+    it. Where every argument resolves to a plain value (no list or mapping, which Hydra would
+    pass as its own config objects) it is built from the resolved values (``linlab.build``):
+    Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
+    thousand members a group. ``parsed``: the interpolations' parse trees by their text,
+    shared by a group's members (OmegaConf parses an interpolation at every read, ~0.3 ms)."""
+    if isinstance(node, DictConfig) and "_target_" in node:
         try:
-            values = values | {key: node[key] for key in interpolating}
-            if not any(isinstance(values[key], Container) for key in interpolating):
-                return instantiate_plain(values, get_object, **extra)
+            values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
+            if not any(isinstance(value, dict | list) for value in values.values()):
+                trees = {} if parsed is None else parsed
+                for key, value in values.items():
+                    if isinstance(value, str) and "${" in value:
+                        values[key] = _resolved(node, key, trees)
+                if not any(isinstance(value, Container) for value in values.values()):
+                    return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
     return instantiate(node, **extra)
+
+
+def _resolved(node: DictConfig, key: str, parsed: dict[str, Any]) -> Any:
+    """``node[key]`` (OmegaConf's ``_resolve_with_default``), the parse tree of its
+    interpolation taken from ``parsed`` (and put there)."""
+    value = node._get_node(key)
+    if get_value_kind(value) != ValueKind.INTERPOLATION:
+        return node[key]
+    text = value._value()
+    tree = parsed.get(text)
+    if tree is None:
+        tree = parsed[text] = parse(text)
+    resolved = node._resolve_interpolation_from_parse_tree(
+        parent=node,
+        value=value,
+        key=key,
+        parse_tree=tree,
+        throw_on_resolution_failure=True,
+        memo=set(),
+    )
+    return _get_value(resolved)
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -255,10 +262,10 @@ def build_members(
 ) -> tuple[list[LinearDataModule], RegressionModule]:
     """Each member's datamodule, and the members' modules merged into one (``stack_modules``);
     the other members' module objects (~8 KiB each) are not kept through the fit."""
-    datamodules, modules = [], []
+    datamodules, modules, parsed = [], [], {}
     for cfg, seed in zip(cfgs, seeds, strict=True):
         L.seed_everything(seed, workers=True, verbose=False)
-        datamodule, module = build(cfg)
+        datamodule, module = build(cfg, parsed)
         datamodules.append(datamodule)
         modules.append(module)
     return datamodules, stack_modules(modules)
