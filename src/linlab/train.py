@@ -26,8 +26,6 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import Container, DictConfig, OmegaConf
-from omegaconf._utils import ValueKind, _get_value, get_value_kind
-from omegaconf.grammar_parser import parse
 
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
@@ -38,6 +36,7 @@ from linlab.module import RegressionModule
 from linlab.notebook import in_kernel, live_progress
 from linlab.progress import interrupted_message
 from linlab.results import RESULTS_FILE, param_distance, write_json_atomic
+from linlab.stacking import interpolations
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.event_writer import one_writer_thread
@@ -59,7 +58,7 @@ def resolve_seed(cfg: DictConfig) -> int:
 
 
 def build(
-    cfg: DictConfig, parsed: dict[str, Any] | None = None
+    cfg: DictConfig, parsed: interpolations.Parsed | None = None
 ) -> tuple[LinearDataModule, RegressionModule]:
     """The datamodule and module of one job; the model is made in the precision's dtype.
     ``parsed``: interpolations' parse trees, shared by a group's members (``instantiate_node``)."""
@@ -88,7 +87,7 @@ def build_trainer(
     """The trainer of K members: each member's loggers write into its own folder; with K > 1
     each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
     member_loggers, member_callbacks = [], []
-    parsed: dict[str, Any] = {}  # the members' interpolations' parse trees, by their text
+    parsed: interpolations.Parsed = {}  # shared by the members' nodes
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
         loggers = (cfg.get("logger") or {}).values()
@@ -123,13 +122,13 @@ def build_trainer(
         )
 
 
-def instantiate_node(node: Any, parsed: dict[str, Any] | None = None, **extra: Any) -> Any:
+def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **extra: Any) -> Any:
     """A run's object from its config node, as Hydra's ``instantiate(node, **extra)`` builds
     it. Where every argument resolves to a plain value (no list or mapping, which Hydra would
     pass as its own config objects) it is built from the resolved values (``linlab.build``):
     Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
-    thousand members a group. ``parsed``: the interpolations' parse trees by their text,
-    shared by a group's members (OmegaConf parses an interpolation at every read, ~0.3 ms)."""
+    thousand members a group. ``parsed``: its interpolations' parse trees, shared by a group's
+    members (``linlab.stacking.interpolations``)."""
     if isinstance(node, DictConfig) and "_target_" in node:
         try:
             values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
@@ -137,33 +136,12 @@ def instantiate_node(node: Any, parsed: dict[str, Any] | None = None, **extra: A
                 trees = {} if parsed is None else parsed
                 for key, value in values.items():
                     if isinstance(value, str) and "${" in value:
-                        values[key] = _resolved(node, key, trees)
+                        values[key] = interpolations.read(node, key, trees)
                 if not any(isinstance(value, Container) for value in values.values()):
                     return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
     return instantiate(node, **extra)
-
-
-def _resolved(node: DictConfig, key: str, parsed: dict[str, Any]) -> Any:
-    """``node[key]`` (OmegaConf's ``_resolve_with_default``), the parse tree of its
-    interpolation taken from ``parsed`` (and put there)."""
-    value = node._get_node(key)
-    if get_value_kind(value) != ValueKind.INTERPOLATION:
-        return node[key]
-    text = value._value()
-    tree = parsed.get(text)
-    if tree is None:
-        tree = parsed[text] = parse(text)
-    resolved = node._resolve_interpolation_from_parse_tree(
-        parent=node,
-        value=value,
-        key=key,
-        parse_tree=tree,
-        throw_on_resolution_failure=True,
-        memo=set(),
-    )
-    return _get_value(resolved)
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:

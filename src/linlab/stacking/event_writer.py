@@ -11,10 +11,10 @@ that lives for a few records (a run's HParams session) writes them on the caller
 (``DirectWriter``).
 
 The training thread only appends an event to a deque (no lock, no wake-up); the writer wakes
-when ``BATCH`` events wait or ``flush_secs`` have passed, and appends each file's waiting
-records with one write: TensorBoard's local file system opens and closes the file for every
-write, which cost more than the records themselves. The records' checksums are computed for the
-whole batch in one NumPy pass (``tfrecords``).
+when ``BATCH`` events (``PER_FILE`` a file, for many files) wait or ``flush_secs`` have
+passed, and appends each file's waiting records with one write: TensorBoard's local file
+system opens and closes the file for every write, which cost more than the records themselves.
+The records' checksums are computed for the whole batch in one NumPy pass (``tfrecords``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ from torch.utils.tensorboard.writer import FileWriter
 
 from linlab.scalars import masked_crc32c
 
-BATCH = 1024  # events waiting that wake the writer
+BATCH = 1024  # events waiting that wake the writer (at least; 8 a file for many files)
+PER_FILE = 8  # a wake-up's events per file: each file's are one write (an open and a close)
 LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
 CRC_RECORDS = 128  # records checksummed in one NumPy pass (its arrays: ~1 MiB)
 _STOP = object()
@@ -63,6 +64,7 @@ class GroupWriterThread(threading.Thread):
         self.flush_secs, self.exception = flush_secs, None
         self.record_writers: list[Any] = []
         self.open_writers, self.stopped = 0, False
+        self.batch = BATCH  # events waiting that wake the writer
         self.lock = threading.Lock()
 
     def member_writer(self, record_writer: RecordWriter) -> MemberWriter | DirectWriter:
@@ -73,12 +75,13 @@ class GroupWriterThread(threading.Thread):
             if self.stopped:
                 return DirectWriter(record_writer)
             self.open_writers += 1
+            self.batch = min(max(BATCH, PER_FILE * self.open_writers), LIMIT // 2)
         return MemberWriter(record_writer, self)
 
     def put(self, item: Any) -> None:
         """Queue an event (on the training thread): cheap, the writer wakes for a batch."""
         self.items.append(item)
-        if len(self.items) >= BATCH:
+        if len(self.items) >= self.batch:
             self.wake.set()
             if len(self.items) >= LIMIT:
                 self.written()
