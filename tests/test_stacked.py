@@ -446,6 +446,46 @@ def test_a_groups_saved_configs_are_hydras_own_files_byte_for_byte(tmp_path):
             assert (tmp_path / f"group{k}" / name).read_bytes() == expected, (k, name)
 
 
+def test_a_sweeps_summary_takes_what_the_launcher_wrote_to_hydra_yaml_unless_it_changed(
+    tmp_path,
+):
+    """The summary takes a job's group choices and overrides from the ``hydra.yaml`` the
+    stacked launcher wrote in this process (``remember_hydra_yaml``), and reads the file when
+    it changed since: both give the HParams that reading the files gives."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import _save_config
+
+    from linlab.results import GroupConfigs
+    from linlab.sweeps.hparams import _job_session, hparams_from, remember_hydra_yaml
+
+    def composed(overrides):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return task, OmegaConf.masked_copy(cfg, "hydra")
+
+    def from_files(overrides):
+        saved = OmegaConf.load(tmp_path / ".hydra" / "hydra.yaml").hydra
+        whole = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+        assert list(saved.overrides.task) == overrides
+        return hparams_from(whole, saved.runtime.choices, overrides, "running")
+
+    first = ["optimizer.lr=0.25", "data.noise=0.5"]
+    task, hydra_node = composed(first)
+    written = GroupConfigs().save(hydra_node, "hydra.yaml", tmp_path / ".hydra")
+    _save_config(task, "config.yaml", tmp_path / ".hydra")
+    remember_hydra_yaml(tmp_path / ".hydra" / "hydra.yaml", written)
+    assert _job_session(tmp_path)[0] == from_files(first)
+    remember_hydra_yaml(tmp_path / ".hydra" / "hydra.yaml", written)
+    second = ["optimizer=adam", "optimizer.lr=0.5", "+model.extra=1"]
+    task, hydra_node = composed(second)  # another launcher writes the job again
+    _save_config(hydra_node, "hydra.yaml", tmp_path / ".hydra")
+    _save_config(task, "config.yaml", tmp_path / ".hydra")
+    hparams = _job_session(tmp_path)[0]
+    assert hparams == from_files(second)
+    assert hparams["optimizer"] == "adam" and hparams["model.extra"] == 1.0
+
+
 def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
     """``task_view`` (no copy of the job's nodes) gives the task what ``run_job``'s masked copy
     gives it: the same YAML and resolved values; a top-level value the task sets (a drawn

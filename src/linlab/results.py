@@ -190,10 +190,12 @@ class GroupConfigs:
     def __init__(self) -> None:
         self._first: dict[tuple[Any, ...], tuple[str, str]] = {}  # path -> (repr, text)
 
-    def save(self, cfg: Any, filename: str, output_dir: Path) -> None:
+    def save(self, cfg: Any, filename: str, output_dir: Path) -> Any:
+        """Write the file; return the plain values written (what reading it back gives)."""
         container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / filename).write_text(self._text(filename, container), encoding="utf-8")
+        return container
 
     def _text(self, filename: str, container: Any) -> str:
         if not isinstance(container, dict) or not container:

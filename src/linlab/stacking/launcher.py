@@ -41,6 +41,7 @@ from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
 from linlab.sweeps.current_job import make_current, task_view
+from linlab.sweeps.hparams import remember_hydra_yaml
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,8 @@ def start_job(
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)
         saved.save(task_cfg, "config.yaml", hydra_output)
-        saved.save(hydra_cfg, "hydra.yaml", hydra_output)
+        written = saved.save(hydra_cfg, "hydra.yaml", hydra_output)
+        remember_hydra_yaml(hydra_output / "hydra.yaml", written)  # for the sweep's summary
         saved.save(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()

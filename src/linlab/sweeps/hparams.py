@@ -271,12 +271,40 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
         not_written(f"TensorBoard HParams experiment in {sweep_dir}", error)
 
 
+_WRITTEN_HYDRA: dict[Path, tuple[int, int, dict[str, Any]]] = {}  # see ``remember_hydra_yaml``
+
+
+def remember_hydra_yaml(path: Path, written: dict[str, Any]) -> None:
+    """Keep the group choices and overrides of a ``hydra.yaml`` this process just wrote (the
+    stacked launcher, ``written`` its plain values), with the file's modification time and
+    size, for the sweep's summary: it reads the file only if it changed since. Parsing a
+    job's ``hydra.yaml`` was half of the summary's cost."""
+    hydra = written.get("hydra") or {}
+    kept = {
+        "runtime": {"choices": (hydra.get("runtime") or {}).get("choices")},
+        "overrides": {"task": (hydra.get("overrides") or {}).get("task")},
+    }
+    stat = path.stat()
+    _WRITTEN_HYDRA[path.absolute()] = (stat.st_mtime_ns, stat.st_size, kept)
+
+
+def _saved_hydra(path: Path) -> dict[str, Any]:
+    """A job's saved ``hydra`` node (a dict; what ``remember_hydra_yaml`` kept of it, if the
+    file is unchanged since); ``{}`` without the file."""
+    kept = _WRITTEN_HYDRA.pop(path.absolute(), None)
+    if not path.is_file():
+        return {}
+    stat = path.stat()
+    if kept is not None and kept[:2] == (stat.st_mtime_ns, stat.st_size):
+        return kept[2]
+    return read_saved_config(path).get("hydra") or {}
+
+
 def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    saved = hydra_dir / "hydra.yaml"
-    hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}  # a dict
+    hydra = _saved_hydra(hydra_dir / "hydra.yaml")
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     task = (hydra.get("overrides") or {}).get("task") or []
     saved = hydra_dir / "config.yaml"
