@@ -8,6 +8,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -591,6 +592,51 @@ def test_a_groups_event_records_are_tensorboards_own_framing():
         expected = io.BytesIO()
         RecordWriter(expected).write(data)
         assert framed == expected.getvalue(), len(data)
+
+
+def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes(tmp_path):
+    """``ThreadlessSummaryWriter`` with a ``DirectWriter`` (a run's HParams session) and with a
+    group's thread: the same records in the same order as torch's ``SummaryWriter`` (its own
+    thread), in a file named as TensorBoard names it."""
+    import functools
+    import re
+
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from torch.utils.tensorboard import SummaryWriter
+
+    from linlab.stacking.event_writer import (
+        DirectWriter,
+        GroupWriterThread,
+        ThreadlessSummaryWriter,
+    )
+
+    thread = GroupWriterThread(flush_secs=60.0)
+    thread.start()
+    writers = {
+        "own": SummaryWriter,
+        "direct": functools.partial(ThreadlessSummaryWriter, DirectWriter),
+        "group": functools.partial(ThreadlessSummaryWriter, thread.member_writer),
+    }
+    for name, make in writers.items():
+        with make(log_dir=str(tmp_path / name)) as writer:
+            writer.add_scalar("loss", 1.5, 3)
+            writer.add_text("results", "| key | value |", 4)
+            writer.flush()
+            writer.add_scalar("loss", 0.25, 5)
+    assert not thread.is_alive()  # its only writer closed
+    records = {}
+    for name in writers:
+        (path,) = (tmp_path / name).iterdir()
+        assert re.fullmatch(
+            rf"events\.out\.tfevents\.\d{{10}}\.{re.escape(socket.gethostname())}\.\d+\.\d+",
+            path.name,
+        )
+        events = list(EventFileLoader(str(path)).Load())
+        for event in events:
+            event.wall_time = 0
+        records[name] = [event.SerializeToString() for event in events]
+    assert len(records["own"]) == 4
+    assert records["direct"] == records["own"] and records["group"] == records["own"]
 
 
 def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):

@@ -220,27 +220,40 @@ class MemberWriter:
 
 
 class DirectWriter:
-    """TensorBoard's ``_AsyncWriter`` interface writing on the caller's thread: for a writer
-    of a few records, where starting and joining a thread costs more than the records."""
+    """TensorBoard's ``_AsyncWriter`` interface on the caller's thread, for a writer of a few
+    records (a run's HParams session), where starting and joining a thread costs more than the
+    records: they wait until ``flush`` (or ``close``), then are framed together (``tfrecords``)
+    and appended in one write."""
 
     def __init__(self, record_writer: RecordWriter) -> None:
         self._writer, self._closed = record_writer, False
+        self._waiting: list[bytes] = []
 
     def write(self, bytestring: bytes) -> None:
         if self._closed:
             raise OSError("Writer is closed")
-        self._writer.write(bytestring)
+        self._waiting.append(bytestring)
 
     def flush(self) -> None:
         if self._closed:
             raise OSError("Writer is closed")
-        self._writer.flush()
+        self._write_waiting()
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._writer.flush()
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._write_waiting()
+        finally:
             self._writer.close()
+
+    def _write_waiting(self) -> None:
+        if self._waiting:
+            chunk = b"".join(tfrecords(self._waiting))
+            self._waiting = []
+            self._writer._writer.write(chunk)
+        self._writer.flush()
 
 
 WriterFor = Callable[[RecordWriter], "MemberWriter | DirectWriter"]
