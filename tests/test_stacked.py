@@ -447,17 +447,17 @@ def test_a_groups_saved_configs_are_hydras_own_files_byte_for_byte(tmp_path):
             assert (tmp_path / f"group{k}" / name).read_bytes() == expected, (k, name)
 
 
-def test_a_sweeps_summary_takes_what_the_launcher_wrote_to_hydra_yaml_unless_it_changed(
+def test_a_sweeps_summary_takes_what_the_launcher_wrote_unless_it_changed(
     tmp_path,
 ):
-    """The summary takes a job's group choices and overrides from the ``hydra.yaml`` the
-    stacked launcher wrote in this process (``remember_hydra_yaml``), and reads the file when
-    it changed since: both give the HParams that reading the files gives."""
+    """The summary takes a job's group choices, overrides and config values from the files the
+    stacked launcher wrote in this process (``remember_saved_job``), and reads the files when
+    they changed since: both give the HParams that reading the files gives."""
     from hydra import compose, initialize_config_dir
     from hydra.core.utils import _save_config
 
     from linlab.results import GroupConfigs
-    from linlab.sweeps.hparams import _job_session, hparams_from, remember_hydra_yaml
+    from linlab.sweeps.hparams import _job_session, hparams_from, remember_saved_job
 
     def composed(overrides):
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -468,20 +468,26 @@ def test_a_sweeps_summary_takes_what_the_launcher_wrote_to_hydra_yaml_unless_it_
     def from_files(overrides):
         saved = OmegaConf.load(tmp_path / ".hydra" / "hydra.yaml").hydra
         whole = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
-        assert list(saved.overrides.task) == overrides
+        assert OmegaConf.to_container(saved.overrides.task) == overrides  # as written
         return hparams_from(whole, saved.runtime.choices, overrides, "running")
 
-    first = ["optimizer.lr=0.25", "data.noise=0.5"]
-    task, hydra_node = composed(first)
-    written = GroupConfigs().save(hydra_node, "hydra.yaml", tmp_path / ".hydra")
-    _save_config(task, "config.yaml", tmp_path / ".hydra")
-    remember_hydra_yaml(tmp_path / ".hydra" / "hydra.yaml", written)
-    assert _job_session(tmp_path)[0] == from_files(first)
-    remember_hydra_yaml(tmp_path / ".hydra" / "hydra.yaml", written)
+    first = ["optimizer.lr=0.25", "data.noise=0.5", "+model.extra=${seed}"]
+    saved, hydra_dir = GroupConfigs(), tmp_path / ".hydra"
+
+    def written(overrides):
+        task, hydra_node = composed(overrides)
+        return saved.save(hydra_node, "hydra.yaml", hydra_dir), saved.save(
+            task, "config.yaml", hydra_dir
+        )
+
+    for overrides in (first, first[:2]):  # the whole config read, and the values kept
+        remember_saved_job(hydra_dir, *written(overrides))
+        assert _job_session(tmp_path)[0] == from_files(overrides)
+    remember_saved_job(hydra_dir, *written(first[:2]))
     second = ["optimizer=adam", "optimizer.lr=0.5", "+model.extra=1"]
     task, hydra_node = composed(second)  # another launcher writes the job again
-    _save_config(hydra_node, "hydra.yaml", tmp_path / ".hydra")
-    _save_config(task, "config.yaml", tmp_path / ".hydra")
+    _save_config(hydra_node, "hydra.yaml", hydra_dir)
+    _save_config(task, "config.yaml", hydra_dir)
     hparams = _job_session(tmp_path)[0]
     assert hparams == from_files(second)
     assert hparams["optimizer"] == "adam" and hparams["model.extra"] == 1.0

@@ -41,7 +41,7 @@ from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
 from linlab.sweeps.current_job import make_current, task_view
-from linlab.sweeps.hparams import remember_hydra_yaml
+from linlab.sweeps.hparams import remember_saved_job
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +191,10 @@ def start_job(
     hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)
-        saved.save(task_cfg, "config.yaml", hydra_output)
-        written = saved.save(hydra_cfg, "hydra.yaml", hydra_output)
-        remember_hydra_yaml(hydra_output / "hydra.yaml", written)  # for the sweep's summary
+        config_written = saved.save(task_cfg, "config.yaml", hydra_output)
+        hydra_written = saved.save(hydra_cfg, "hydra.yaml", hydra_output)
         saved.save(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        remember_saved_job(hydra_output, hydra_written, config_written)  # the sweep's summary
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()
     job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg

@@ -271,57 +271,74 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
         not_written(f"TensorBoard HParams experiment in {sweep_dir}", error)
 
 
-_WRITTEN_HYDRA: dict[Path, tuple[int, int, dict[str, Any]]] = {}  # see ``remember_hydra_yaml``
+_KEPT: dict[Path, tuple[int, int, Any]] = {}  # see ``remember_saved_job``
 
 
-def remember_hydra_yaml(path: Path, written: dict[str, Any]) -> None:
-    """Keep the group choices and overrides of a ``hydra.yaml`` this process just wrote (the
-    stacked launcher, ``written`` its plain values), with the file's modification time and
-    size, for the sweep's summary: it reads the file only if it changed since. Parsing a
-    job's ``hydra.yaml`` was half of the summary's cost."""
-    hydra = written.get("hydra") or {}
+def remember_saved_job(hydra_dir: Path, hydra_written: Any, config_written: Any) -> None:
+    """Keep what the sweep's summary reads of the ``hydra.yaml`` and ``config.yaml`` this
+    process just wrote into ``hydra_dir`` (the stacked launcher; ``*_written`` their plain
+    values), with each file's modification time and size: the summary reads a file only if it
+    changed since. Parsing the two files was most of the summary's cost (~3 ms a job)."""
+    hydra = hydra_written.get("hydra") or {}
     kept = {
         "runtime": {"choices": (hydra.get("runtime") or {}).get("choices")},
         "overrides": {"task": (hydra.get("overrides") or {}).get("task")},
     }
-    stat = path.stat()
-    _WRITTEN_HYDRA[path.absolute()] = (stat.st_mtime_ns, stat.st_size, kept)
+    _keep(hydra_dir / "hydra.yaml", kept)
+    keys = _session_keys(kept["overrides"]["task"] or [])
+    picked = _read_keys(config_written, keys)
+    if picked is not config_written:  # the few values read, not the whole config
+        _keep(hydra_dir / "config.yaml", (keys, picked))
 
 
-def _saved_hydra(path: Path) -> dict[str, Any]:
-    """A job's saved ``hydra`` node (a dict; what ``remember_hydra_yaml`` kept of it, if the
-    file is unchanged since); ``{}`` without the file."""
-    kept = _WRITTEN_HYDRA.pop(path.absolute(), None)
-    if not path.is_file():
-        return {}
+def _keep(path: Path, value: Any) -> None:
     stat = path.stat()
-    if kept is not None and kept[:2] == (stat.st_mtime_ns, stat.st_size):
-        return kept[2]
-    return read_saved_config(path).get("hydra") or {}
+    _KEPT[path.absolute()] = (stat.st_mtime_ns, stat.st_size, value)
+
+
+def _kept(path: Path) -> Any:
+    """What ``remember_saved_job`` kept of the file, if it is unchanged since; else None."""
+    kept = _KEPT.pop(path.absolute(), None)
+    if kept is None or not path.is_file():
+        return None
+    stat = path.stat()
+    return kept[2] if kept[:2] == (stat.st_mtime_ns, stat.st_size) else None
+
+
+def _session_keys(task: Iterable[str]) -> tuple[str, ...]:
+    """The config keys a job's HParams and the sweep's value read."""
+    return (*CONFIG_KEYS, *overridden_keys(task), chosen.KEY)
 
 
 def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    hydra = _saved_hydra(hydra_dir / "hydra.yaml")
+    saved, hydra = hydra_dir / "hydra.yaml", _kept(hydra_dir / "hydra.yaml")
+    if hydra is None:
+        hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     task = (hydra.get("overrides") or {}).get("task") or []
-    saved = hydra_dir / "config.yaml"
-    keys = (*CONFIG_KEYS, *overridden_keys(task), chosen.KEY)
-    cfg = OmegaConf.create(_read_keys(saved, keys)) if saved.is_file() else {}
+    saved, keys = hydra_dir / "config.yaml", _session_keys(task)
+    kept = _kept(saved)
+    if kept is not None and kept[0] == keys:
+        cfg = OmegaConf.create(kept[1])
+    else:
+        cfg = (
+            OmegaConf.create(_read_keys(read_saved_config(saved), keys)) if saved.is_file() else {}
+        )
     results = read_results_if_any(folder)
     value = chosen.configured(cfg)
     hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))
     return hparams, final_metrics(results, value)
 
 
-def _read_keys(saved: Path, keys: Iterable[str]) -> dict[str, Any]:
-    """The saved config's values at ``keys`` (nested as in the config), where none of them
-    interpolates (so each reads alone as in the whole config); else the whole config. A job's
-    config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model nodes hold
-    interpolations, so their top-level nodes alone are not enough): a summary pays it per job."""
-    plain = read_saved_config(saved)
+def _read_keys(plain: Any, keys: Iterable[str]) -> Any:
+    """A saved config's values (``plain``) at ``keys`` (nested as in the config), where none
+    of them interpolates (so each reads alone as in the whole config); else the whole config.
+    A job's config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model
+    nodes hold interpolations, so their top-level nodes alone are not enough): a summary pays
+    it per job."""
     if not isinstance(plain, dict):
         return plain
     picked: dict[str, Any] = {}
