@@ -601,9 +601,9 @@ def test_a_groups_event_records_are_tensorboards_own_framing():
 
 
 def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes(tmp_path):
-    """``ThreadlessSummaryWriter`` with a ``DirectWriter`` (a run's HParams session) and with a
-    group's thread: the same records in the same order as torch's ``SummaryWriter`` (its own
-    thread), in a file named as TensorBoard names it."""
+    """``ThreadlessSummaryWriter`` with a ``DirectWriter`` (a run's HParams session), with a
+    group's thread, and made after that thread stopped: the same records in the same order as
+    torch's ``SummaryWriter`` (its own thread), in a file named as TensorBoard names it."""
     import functools
     import re
 
@@ -623,15 +623,20 @@ def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes
         "direct": functools.partial(ThreadlessSummaryWriter, DirectWriter),
         "group": functools.partial(ThreadlessSummaryWriter, thread.member_writer),
     }
-    for name, make in writers.items():
+
+    def write(name, make):
         with make(log_dir=str(tmp_path / name)) as writer:
             writer.add_scalar("loss", 1.5, 3)
             writer.add_text("results", "| key | value |", 4)
             writer.flush()
             writer.add_scalar("loss", 0.25, 5)
-    assert not thread.is_alive()  # its only writer closed
+
+    for name, make in writers.items():
+        write(name, make)
+    assert not thread.is_alive()  # its only writer closed: one made now is TensorBoard's own
+    write("reopened", writers["group"])
     records = {}
-    for name in writers:
+    for name in (*writers, "reopened"):
         (path,) = (tmp_path / name).iterdir()
         assert re.fullmatch(
             rf"events\.out\.tfevents\.\d{{10}}\.{re.escape(socket.gethostname())}\.\d+\.\d+",
@@ -642,7 +647,7 @@ def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes
             event.wall_time = 0
         records[name] = [event.SerializeToString() for event in events]
     assert len(records["own"]) == 4
-    assert records["direct"] == records["own"] and records["group"] == records["own"]
+    assert len(records) == 4 and all(got == records["own"] for got in records.values())
 
 
 def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):

@@ -34,7 +34,11 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat import tf
 from tensorboard.compat.proto import event_pb2
-from tensorboard.summary.writer.event_file_writer import EventFileWriter, _global_uid
+from tensorboard.summary.writer.event_file_writer import (
+    EventFileWriter,
+    _AsyncWriter,
+    _global_uid,
+)
 from tensorboard.summary.writer.record_writer import RecordWriter
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
@@ -67,13 +71,12 @@ class GroupWriterThread(threading.Thread):
         self.batch = BATCH  # events waiting that wake the writer
         self.lock = threading.Lock()
 
-    def member_writer(self, record_writer: RecordWriter) -> MemberWriter | DirectWriter:
+    def member_writer(self, record_writer: RecordWriter) -> MemberWriter | _AsyncWriter:
         """A writer of ``record_writer``'s file on this thread; once the thread has stopped
-        (every member's writer closed: a writer reopened after the fit), one that writes
-        directly."""
+        (every member's writer closed: a writer reopened after the fit), TensorBoard's own."""
         with self.lock:
             if self.stopped:
-                return DirectWriter(record_writer)
+                return _AsyncWriter(record_writer, max_queue_size=10, flush_secs=self.flush_secs)
             self.open_writers += 1
             self.batch = min(max(BATCH, PER_FILE * self.open_writers), LIMIT // 2)
         return MemberWriter(record_writer, self)
@@ -256,7 +259,7 @@ class DirectWriter:
         self._writer.flush()
 
 
-WriterFor = Callable[[RecordWriter], "MemberWriter | DirectWriter"]
+WriterFor = Callable[[RecordWriter], Any]  # TensorBoard's ``_AsyncWriter`` interface
 
 
 class ThreadlessEventFileWriter(EventFileWriter):
