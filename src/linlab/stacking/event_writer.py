@@ -45,8 +45,8 @@ from torch.utils.tensorboard.writer import FileWriter
 
 from linlab.scalars import masked_crc32c
 
-BATCH = 1024  # events waiting that wake the writer (at least; 8 a file for many files)
-PER_FILE = 8  # a wake-up's events per file: each file's are one write (an open and a close)
+BATCH = 1024  # events waiting that wake the writer (at least; 4 a file for many files)
+PER_FILE = 4  # a wake-up's events per file: each file's are one write (an open and a close)
 LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
 CRC_RECORDS = 128  # records checksummed in one NumPy pass (its arrays: ~1 MiB)
 _STOP = object()

@@ -272,23 +272,29 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
 
 
 _KEPT: dict[Path, tuple[int, int, Any]] = {}  # see ``remember_saved_job``
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # one tuple for the jobs' equal ones
 
 
 def remember_saved_job(hydra_dir: Path, hydra_written: Any, config_written: Any) -> None:
     """Keep what the sweep's summary reads of the ``hydra.yaml`` and ``config.yaml`` this
     process just wrote into ``hydra_dir`` (the stacked launcher; ``*_written`` their plain
     values), with each file's modification time and size: the summary reads a file only if it
-    changed since. Parsing the two files was most of the summary's cost (~3 ms a job)."""
+    changed since. Parsing the two files was most of the summary's cost (~3 ms a job). Kept
+    as tuples, the jobs' equal ones shared: a thousand members' peak memory stays as it was."""
     hydra = hydra_written.get("hydra") or {}
-    kept = {
-        "runtime": {"choices": (hydra.get("runtime") or {}).get("choices")},
-        "overrides": {"task": (hydra.get("overrides") or {}).get("task")},
-    }
-    _keep(hydra_dir / "hydra.yaml", kept)
-    keys = _session_keys(kept["overrides"]["task"] or [])
-    picked = _read_keys(config_written, keys)
-    if picked is not config_written:  # the few values read, not the whole config
-        _keep(hydra_dir / "config.yaml", (keys, picked))
+    choices = (hydra.get("runtime") or {}).get("choices")
+    task = (hydra.get("overrides") or {}).get("task")
+    shared_choices = None if choices is None else _shared(tuple(choices.items()))
+    _keep(hydra_dir / "hydra.yaml", (shared_choices, None if task is None else tuple(task)))
+    keys = _session_keys(task or [])
+    pairs = _picked(config_written, keys)
+    if pairs is not None:  # the few values read, not the whole config
+        names = _shared(tuple(key for key, _ in pairs))
+        _keep(hydra_dir / "config.yaml", (keys, names, tuple(value for _, value in pairs)))
+
+
+def _shared(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    return _SHARED.setdefault(items, items)
 
 
 def _keep(path: Path, value: Any) -> None:
@@ -314,22 +320,24 @@ def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    saved, hydra = hydra_dir / "hydra.yaml", _kept(hydra_dir / "hydra.yaml")
-    if hydra is None:
+    saved, kept = hydra_dir / "hydra.yaml", _kept(hydra_dir / "hydra.yaml")
+    if kept is not None:
+        choices, task = dict(kept[0] or ()), list(kept[1] or ())
+    else:
         hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}
-    choices = (hydra.get("runtime") or {}).get("choices") or {}
-    task = (hydra.get("overrides") or {}).get("task") or []
+        choices = (hydra.get("runtime") or {}).get("choices") or {}
+        task = (hydra.get("overrides") or {}).get("task") or []
     saved, keys = hydra_dir / "config.yaml", _session_keys(task)
     kept = _kept(saved)
     if kept is not None and kept[0] == keys:
-        cfg = OmegaConf.create(kept[1])
+        cfg = OmegaConf.create(_nested(zip(kept[1], kept[2], strict=True)))
     else:
         cfg = (
             OmegaConf.create(_read_keys(read_saved_config(saved), keys)) if saved.is_file() else {}
         )
     results = read_results_if_any(folder)
     value = chosen.configured(cfg)
-    hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))
+    hparams = hparams_from(cfg, choices, task, str(results.get("status", "running")))
     return hparams, final_metrics(results, value)
 
 
@@ -339,25 +347,40 @@ def _read_keys(plain: Any, keys: Iterable[str]) -> Any:
     A job's config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model
     nodes hold interpolations, so their top-level nodes alone are not enough): a summary pays
     it per job."""
+    pairs = _picked(plain, keys)
+    return plain if pairs is None else _nested(pairs)
+
+
+def _picked(plain: Any, keys: Iterable[str]) -> list[tuple[str, Any]] | None:
+    """``(key, value)`` for each of ``keys`` that ``plain`` holds; None where one goes through
+    a list, a value or an interpolation (then the whole config is read)."""
     if not isinstance(plain, dict):
-        return plain
-    picked: dict[str, Any] = {}
+        return None
+    pairs = []
     for key in keys:
-        path, node = key.split("."), plain
-        for part in path:
+        node = plain
+        for part in key.split("."):
             if not isinstance(node, dict) or "[" in part:
-                return plain  # through a list, a value or an interpolation: the whole config
+                return None
             if part not in node:
                 break  # selects None, as in the whole config
             node = node[part]
         else:
             if _interpolates(node):
-                return plain
-            *parents, name = path
-            into = picked
-            for parent in parents:
-                into = into.setdefault(parent, {})
-            into[name] = node
+                return None
+            pairs.append((key, node))
+    return pairs
+
+
+def _nested(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``{"a.b": 1}`` pairs as ``{"a": {"b": 1}}``."""
+    picked: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, name = key.split(".")
+        into = picked
+        for parent in parents:
+            into = into.setdefault(parent, {})
+        into[name] = value
     return picked
 
 
