@@ -166,7 +166,8 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
     parsed: interpolations.Parsed = {}
     for cfg in configs:
         handler = OmegaConf.select(cfg, "hydra.job_logging.handlers.file")
-        named = isinstance(handler, DictConfig) and "filename" in handler
+        keys = handler.keys() if isinstance(handler, DictConfig) else ()  # ``in`` resolves
+        named = "filename" in keys and not OmegaConf.is_missing(handler, "filename")
         path = interpolations.read(handler, "filename", parsed) if named else None
         if path:
             open(path, "a").close()  # the file exists from the start, as without delay
