@@ -25,7 +25,8 @@ BUILT_IN_MODULE = "linlab.module.RegressionModule"
 
 
 def group_key(cfg: DictConfig) -> str:
-    """Equal for jobs that can be members of one group (interpolations compared unresolved)."""
+    """Equal for jobs that can be members of one group (interpolations compared unresolved).
+    Of ``hydra``, the largest node, only ``env_set`` is converted."""
     values = {key: _unresolved(cfg._get_node(key)) for key in cfg if key != "hydra"}
     env_set = OmegaConf.select(cfg, "hydra.job.env_set")  # one environment per process
     values["hydra.job.env_set"] = None if env_set is None else _unresolved(env_set)
@@ -40,8 +41,7 @@ def group_key(cfg: DictConfig) -> str:
 
 
 def _unresolved(node: Any) -> Any:
-    """A node's value as ``OmegaConf.to_container(resolve=False)`` gives it; the whole
-    ``hydra`` node, the largest, is left out of the key (not only of what it compares)."""
+    """A node's value as ``OmegaConf.to_container(resolve=False)`` of its parent holds it."""
     if isinstance(node, Container):
         return OmegaConf.to_container(node, resolve=False)
     return node._value()
