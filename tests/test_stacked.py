@@ -9,6 +9,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -420,6 +421,79 @@ def test_a_sweeps_summary_reads_a_jobs_hparams_as_its_whole_config_gives_them(tm
     assert {override.lstrip("+").partition("=")[0] for override in more} <= set(hparams)
 
 
+def test_a_groups_saved_configs_are_hydras_own_files_byte_for_byte(tmp_path):
+    """``GroupConfigs`` (a node's YAML reused where it equals the first member's) writes each
+    member's three ``.hydra/`` files as Hydra's ``_save_config`` writes them, also where
+    members' values are equal as numbers but not as YAML (1, 1.0, true)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import _save_config
+
+    from linlab.results import GroupConfigs
+
+    members = [["data.noise=1"], ["data.noise=1.0", "seed=3"], ["data.noise=true"]]
+    members += [["optimizer.lr=0.5", "hydra.job.name=other", "trainer.max_epochs=1"]]
+    saved = GroupConfigs()
+    for k, overrides in enumerate(members):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        files = {
+            "config.yaml": OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]),
+            "hydra.yaml": OmegaConf.masked_copy(cfg, "hydra"),
+            "overrides.yaml": cfg.hydra.overrides.task,
+        }
+        for name, node in files.items():
+            _save_config(node, name, tmp_path / f"hydra{k}")
+            saved.save(node, name, tmp_path / f"group{k}")
+            expected = (tmp_path / f"hydra{k}" / name).read_bytes()
+            assert (tmp_path / f"group{k}" / name).read_bytes() == expected, (k, name)
+
+
+def test_a_sweeps_summary_takes_what_the_launcher_wrote_unless_it_changed(
+    tmp_path,
+):
+    """The summary takes a job's group choices, overrides and config values from the files the
+    stacked launcher wrote in this process (``remember_saved_job``), and reads the files when
+    they changed since: both give the HParams that reading the files gives."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.utils import _save_config
+
+    from linlab.results import GroupConfigs
+    from linlab.sweeps.hparams import _job_session, hparams_from, remember_saved_job
+
+    def composed(overrides):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides, return_hydra_config=True)
+        task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        return task, OmegaConf.masked_copy(cfg, "hydra")
+
+    def from_files(overrides):
+        saved = OmegaConf.load(tmp_path / ".hydra" / "hydra.yaml").hydra
+        whole = OmegaConf.load(tmp_path / ".hydra" / "config.yaml")
+        assert OmegaConf.to_container(saved.overrides.task) == overrides  # as written
+        return hparams_from(whole, saved.runtime.choices, overrides, "running")
+
+    first = ["optimizer.lr=0.25", "data.noise=0.5", "+model.extra=${seed}"]
+    saved, hydra_dir = GroupConfigs(), tmp_path / ".hydra"
+
+    def written(overrides):
+        task, hydra_node = composed(overrides)
+        return saved.save(hydra_node, "hydra.yaml", hydra_dir), saved.save(
+            task, "config.yaml", hydra_dir
+        )
+
+    for overrides in (first, first[:2]):  # the whole config read, and the values kept
+        remember_saved_job(hydra_dir, *written(overrides))
+        assert _job_session(tmp_path)[0] == from_files(overrides)
+    remember_saved_job(hydra_dir, *written(first[:2]))
+    second = ["optimizer=adam", "optimizer.lr=0.5", "+model.extra=1"]
+    task, hydra_node = composed(second)  # another launcher writes the job again
+    _save_config(hydra_node, "hydra.yaml", hydra_dir)
+    _save_config(task, "config.yaml", hydra_dir)
+    hparams = _job_session(tmp_path)[0]
+    assert hparams == from_files(second)
+    assert hparams["optimizer"] == "adam" and hparams["model.extra"] == 1.0
+
+
 def test_a_members_task_config_holds_its_jobs_nodes_and_reads_as_run_jobs_copy(tmp_path):
     """``task_view`` (no copy of the job's nodes) gives the task what ``run_job``'s masked copy
     gives it: the same YAML and resolved values; a top-level value the task sets (a drawn
@@ -527,8 +601,58 @@ def test_a_groups_event_records_are_tensorboards_own_framing():
         assert framed == expected.getvalue(), len(data)
 
 
+def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes(tmp_path):
+    """``ThreadlessSummaryWriter`` with a ``DirectWriter`` (a run's HParams session), with a
+    group's thread, and made after that thread stopped: the same records in the same order as
+    torch's ``SummaryWriter`` (its own thread), in a file named as TensorBoard names it."""
+    import functools
+    import re
+
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from torch.utils.tensorboard import SummaryWriter
+
+    from linlab.stacking.event_writer import (
+        DirectWriter,
+        GroupWriterThread,
+        ThreadlessSummaryWriter,
+    )
+
+    thread = GroupWriterThread(flush_secs=60.0)
+    thread.start()
+    writers = {
+        "own": SummaryWriter,
+        "direct": functools.partial(ThreadlessSummaryWriter, DirectWriter),
+        "group": functools.partial(ThreadlessSummaryWriter, thread.member_writer),
+    }
+
+    def write(name, make):
+        with make(log_dir=str(tmp_path / name)) as writer:
+            writer.add_scalar("loss", 1.5, 3)
+            writer.add_text("results", "| key | value |", 4)
+            writer.flush()
+            writer.add_scalar("loss", 0.25, 5)
+
+    for name, make in writers.items():
+        write(name, make)
+    assert not thread.is_alive()  # its only writer closed: one made now is TensorBoard's own
+    write("reopened", writers["group"])
+    records = {}
+    for name in (*writers, "reopened"):
+        (path,) = (tmp_path / name).iterdir()
+        assert re.fullmatch(
+            rf"events\.out\.tfevents\.\d{{10}}\.{re.escape(socket.gethostname())}\.\d+\.\d+",
+            path.name,
+        )
+        events = list(EventFileLoader(str(path)).Load())
+        for event in events:
+            event.wall_time = 0
+        records[name] = [event.SerializeToString() for event in events]
+    assert len(records["own"]) == 4
+    assert len(records) == 4 and all(got == records["own"] for got in records.values())
+
+
 def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):
-    """``member_object`` (plain values where Hydra would pass plain values) builds each
+    """``instantiate_node`` (plain values where Hydra would pass plain values) builds each
     logger and callback node of a member as Hydra's ``instantiate`` does: same class, same
     attributes (a list argument still goes through Hydra, as its ``ListConfig``)."""
     from hydra import compose, initialize_config_dir
@@ -536,7 +660,7 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
     from omegaconf import open_dict
 
     from linlab.sweeps.current_job import make_current
-    from linlab.train import member_object
+    from linlab.train import instantiate_node
 
     overrides = ["callbacks.figures.surface_params=[w0,w1]", "callbacks.theory.enabled=false"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -548,11 +672,46 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
     nodes += [(node, {"save_dir": str(tmp_path)}) for node in cfg.logger.values()]
     assert len(nodes) >= 6
     for node, extra in nodes:
-        built, expected = member_object(node, **extra), instantiate(node, **extra)
+        built, expected = instantiate_node(node, **extra), instantiate(node, **extra)
         assert type(built) is type(expected), node._target_
         assert attributes(built) == attributes(expected), node._target_
-    checkpoints = member_object(cfg.callbacks.last_checkpoint)
+    checkpoints = instantiate_node(cfg.callbacks.last_checkpoint)
     assert checkpoints.dirpath == str(tmp_path / "job" / "checkpoints")
+    for name in ("data", "model", "loss", "optimizer"):  # a run's own nodes
+        torch.manual_seed(0)
+        built = instantiate_node(cfg[name])
+        torch.manual_seed(0)
+        expected = instantiate(cfg[name])
+        if name == "optimizer":  # Hydra's partial
+            assert (built.func, built.args, built.keywords) == (
+                expected.func,
+                expected.args,
+                expected.keywords,
+            )
+            assert built.keywords == {"lr": 0.01, **SGD_DEFAULTS}
+            continue
+        assert type(built) is type(expected) and attributes(built) == attributes(expected), name
+    # another member of the group, its interpolations' parse trees the first member's
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        other = compose("train", [*overrides, "seed=7"], return_hydra_config=True)
+    with open_dict(other):
+        other.hydra.runtime.output_dir = str(tmp_path / "other")
+    make_current(other)
+    parsed: dict = {}
+    for node, extra in nodes:  # the first member's interpolations parsed
+        instantiate_node(node, parsed, **extra)
+    assert any("hydra:runtime.output_dir" in text for text in parsed)
+    for group in ("callbacks", "logger"):
+        for name, node in other[group].items():
+            extra = {"save_dir": str(tmp_path / "other")} if group == "logger" else {}
+            built, expected = instantiate_node(node, parsed, **extra), instantiate(node, **extra)
+            assert type(built) is type(expected), name
+            assert attributes(built) == attributes(expected), name
+    checkpoints = instantiate_node(other.callbacks.last_checkpoint, parsed)
+    assert checkpoints.dirpath == str(tmp_path / "other" / "checkpoints")
+
+
+SGD_DEFAULTS = {"momentum": 0.0, "weight_decay": 0.0}
 
 
 CLOCK_READINGS = ("saved_at", "event_start")  # time.monotonic() when the object was made

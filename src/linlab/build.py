@@ -3,10 +3,10 @@
 The same call for the keys it reads (``_target_``, ``_args_``, ``_partial_``, ``_recursive_``,
 nested targets), without first wrapping every node in an OmegaConf object: that wrapping is
 ten times the cost of the config checks' dry build, which builds every group on something
-tiny, and the per-member loggers and callbacks of a run whose arguments are plain values
-(``linlab.train.member_object``); the rest of a run builds through Hydra's own
-``instantiate``. ``find`` imports each target, so the caller decides which targets may be
-imported (the checks' targets policy).
+tiny, and a run's nodes (data, model, module, loggers, callbacks) whose arguments are plain
+values (``linlab.train.instantiate_node``); a node with a list or mapping argument builds
+through Hydra's own ``instantiate``. ``find`` imports each target, so the caller decides
+which targets may be imported (the checks' targets policy).
 """
 
 from __future__ import annotations

@@ -53,9 +53,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         """Lightning's ``SummaryWriter``, its default histogram bins (a list of 1,500 numbers,
         ~47 KiB, read only by ``add_histogram``) one list for every writer of the process: a
         stacked group of 1024 members holds 1024 writers."""
-        fresh = self._experiment is None
         writer = super().experiment
-        if fresh:
+        if writer.default_bins is not SHARED_BINS:  # a fresh writer (or bins of its own)
             if not SHARED_BINS:
                 SHARED_BINS.extend(writer.default_bins)
             if writer.default_bins == SHARED_BINS:

@@ -176,9 +176,54 @@ class _SavedConfigDumper(CEmitter, OmegaConfDumper):
 
 def save_config(cfg: Any, filename: str, output_dir: Path) -> None:
     """Hydra's ``_save_config`` (``.hydra/config.yaml`` and the others), byte for byte."""
+    GroupConfigs().save(cfg, filename, output_dir)
+
+
+class GroupConfigs:
+    """``save_config`` for the members of a stacked group, whose configs differ in a few nodes
+    (``seed``, ``data``, ``optimizer``; in ``hydra``: ``job``, ``overrides``, ``runtime``):
+    each top-level node (each child of ``hydra`` in ``hydra.yaml``) is dumped once where it
+    equals the first member's, compared by ``repr`` (``1``, ``1.0`` and ``true`` dump apart).
+    The YAML dump is ~2 ms a file, three files a member. A node dumped alone at its place (its
+    parents' keys above it) reads as in the whole file, so the parts join to the whole."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[Any, ...], tuple[str, str]] = {}  # path -> (repr, text)
+
+    def save(self, cfg: Any, filename: str, output_dir: Path) -> Any:
+        """Write the file; return the plain values written (what reading it back gives)."""
+        container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / filename).write_text(self._text(filename, container), encoding="utf-8")
+        return container
+
+    def _text(self, filename: str, container: Any) -> str:
+        if not isinstance(container, dict) or not container:
+            return _dump(container)
+        ((top, children),) = container.items() if len(container) == 1 else ((None, None),)
+        if isinstance(children, dict) and children:  # ``hydra.yaml``: {hydra: {...}}
+            parts = [
+                self._part((filename, top, key), {top: {key: value}})
+                for key, value in children.items()
+            ]
+            head = parts[0][: parts[0].index("\n") + 1]  # "hydra:\n", above every child
+            if all(part.startswith(head) for part in parts):
+                return head + "".join(part[len(head) :] for part in parts)
+        return "".join(self._part((filename, key), {key: v}) for key, v in container.items())
+
+    def _part(self, path: tuple[Any, ...], part: dict[str, Any]) -> str:
+        shown = repr(part)
+        first = self._first.get(path)
+        if first is not None and first[0] == shown:
+            return first[1]
+        text = _dump(part)
+        self._first.setdefault(path, (shown, text))
+        return text
+
+
+def _dump(container: Any) -> str:
     get_omega_conf_dumper()  # OmegaConf's string quoting, registered on first use
-    container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
-    text = yaml.dump(
+    return yaml.dump(
         container,
         Dumper=_SavedConfigDumper,
         default_flow_style=False,
@@ -186,8 +231,6 @@ def save_config(cfg: Any, filename: str, output_dir: Path) -> None:
         sort_keys=False,
         default_style=None,
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / filename).write_text(text, encoding="utf-8")
 
 
 def param_distance(results: Mapping[str, Any]) -> float | None:

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
@@ -36,6 +36,7 @@ from linlab.module import RegressionModule
 from linlab.notebook import in_kernel, live_progress
 from linlab.progress import interrupted_message
 from linlab.results import RESULTS_FILE, param_distance, write_json_atomic
+from linlab.stacking import interpolations
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.event_writer import one_writer_thread
@@ -56,17 +57,21 @@ def resolve_seed(cfg: DictConfig) -> int:
     return int(cfg.seed)
 
 
-def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
-    """The datamodule and module of one job; the model is made in the precision's dtype."""
-    datamodule = instantiate(cfg.data)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+def build(
+    cfg: DictConfig, parsed: interpolations.Parsed | None = None
+) -> tuple[LinearDataModule, RegressionModule]:
+    """The datamodule and module of one job; the model is made in the precision's dtype.
+    ``parsed``: interpolations' parse trees, shared by a group's members (``instantiate_node``)."""
+    datamodule = instantiate_node(cfg.data, parsed)
+    scheduler = instantiate_node(cfg.scheduler, parsed) if cfg.get("scheduler") else None
     with dtypes.default_dtype(cfg.trainer.precision):
-        model = instantiate(cfg.model)
-    module = instantiate(
+        model = instantiate_node(cfg.model, parsed)
+    module = instantiate_node(
         cfg.module,
+        parsed,
         model=model,
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optimizer),
+        loss=instantiate_node(cfg.loss, parsed),
+        optimizer=instantiate_node(cfg.optimizer, parsed),
         scheduler=scheduler,
     )
     return datamodule, module
@@ -82,11 +87,14 @@ def build_trainer(
     """The trainer of K members: each member's loggers write into its own folder; with K > 1
     each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
     member_loggers, member_callbacks = [], []
+    parsed: interpolations.Parsed = {}  # shared by the members' nodes
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
         loggers = (cfg.get("logger") or {}).values()
-        member_loggers.append([member_object(c, save_dir=str(run_dir)) for c in loggers])
-        member_callbacks.append([member_object(c) for c in (cfg.get("callbacks") or {}).values()])
+        callbacks = (cfg.get("callbacks") or {}).values()
+        save_dir = str(run_dir)
+        member_loggers.append([instantiate_node(c, parsed, save_dir=save_dir) for c in loggers])
+        member_callbacks.append([instantiate_node(c, parsed) for c in callbacks])
     as_member(0)
     cfg = cfgs[0]
     extra: dict[str, Any] = {}
@@ -114,17 +122,23 @@ def build_trainer(
         )
 
 
-def member_object(node: Any, **extra: Any) -> Any:
-    """A member's logger or callback, as Hydra's ``instantiate(node, **extra)`` builds it.
-    Where every argument resolves to a plain value (no list or mapping, which Hydra would
+def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **extra: Any) -> Any:
+    """A run's object from its config node, as Hydra's ``instantiate(node, **extra)`` builds
+    it. Where every argument resolves to a plain value (no list or mapping, which Hydra would
     pass as its own config objects) it is built from the resolved values (``linlab.build``):
-    Hydra's deep copy and resolution of the node cost ~1.5 ms a node, five nodes a member,
-    a thousand members a group."""
+    Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
+    thousand members a group. ``parsed``: its interpolations' parse trees, shared by a group's
+    members (``linlab.stacking.interpolations``)."""
     if isinstance(node, DictConfig) and "_target_" in node:
         try:
-            values: dict[str, Any] = OmegaConf.to_container(node, resolve=True)  # type: ignore[assignment]
+            values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
             if not any(isinstance(value, dict | list) for value in values.values()):
-                return instantiate_plain(values, get_object, **extra)
+                trees = {} if parsed is None else parsed
+                for key, value in values.items():
+                    if isinstance(value, str) and "${" in value:
+                        values[key] = interpolations.read(node, key, trees)
+                if not any(isinstance(value, Container) for value in values.values()):
+                    return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
     return instantiate(node, **extra)
@@ -226,10 +240,10 @@ def build_members(
 ) -> tuple[list[LinearDataModule], RegressionModule]:
     """Each member's datamodule, and the members' modules merged into one (``stack_modules``);
     the other members' module objects (~8 KiB each) are not kept through the fit."""
-    datamodules, modules = [], []
+    datamodules, modules, parsed = [], [], {}
     for cfg, seed in zip(cfgs, seeds, strict=True):
         L.seed_everything(seed, workers=True, verbose=False)
-        datamodule, module = build(cfg)
+        datamodule, module = build(cfg, parsed)
         datamodules.append(datamodule)
         modules.append(module)
     return datamodules, stack_modules(modules)

@@ -1,34 +1,52 @@
 """A stacked group's TensorBoard events written by one thread, not one thread per member.
 
-Each member's ``SummaryWriter`` starts its own writer thread (TensorBoard's ``_AsyncWriter``),
-which takes the GIL for every event and wakes every ``flush_secs``. A group of 1024 members ran
-1025 threads: a load average of 800 on 2 cores, its steps waiting for the GIL. Here every
-member's events go to one thread, each to its own file; a file gets the same records in the
-same order as with its own thread, and is flushed at least every ``flush_secs``.
+Each ``SummaryWriter`` starts its own writer thread (TensorBoard's ``_AsyncWriter``), which
+takes the GIL for every event and wakes every ``flush_secs``. A group of 1024 members ran 1025
+threads: a load average of 800 on 2 cores, its steps waiting for the GIL. Here every member's
+events go to one thread, each to its own file; a file gets the same records in the same order
+as with its own thread, and is flushed at least every ``flush_secs``. The members' writers are
+made without a thread of their own (``ThreadlessSummaryWriter``): starting a thousand threads
+only to stop and join them cost more than a member's loggers and callbacks together. A writer
+that lives for a few records (a run's HParams session) writes them on the caller's thread
+(``DirectWriter``).
 
 The training thread only appends an event to a deque (no lock, no wake-up); the writer wakes
-when ``BATCH`` events wait or ``flush_secs`` have passed, and appends each file's waiting
-records with one write: TensorBoard's local file system opens and closes the file for every
-write, which cost more than the records themselves. The records' checksums are computed for the
-whole batch in one NumPy pass (``tfrecords``).
+when ``BATCH`` events (``PER_FILE`` a file, for many files) wait or ``flush_secs`` have
+passed, and appends each file's waiting records with one write: TensorBoard's local file
+system opens and closes the file for every write, which cost more than the records themselves.
+The records' checksums are computed for the whole batch in one NumPy pass (``tfrecords``).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import os
+import socket
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from tensorboard.compat import tf
+from tensorboard.compat.proto import event_pb2
+from tensorboard.summary.writer.event_file_writer import (
+    EventFileWriter,
+    _AsyncWriter,
+    _global_uid,
+)
+from tensorboard.summary.writer.record_writer import RecordWriter
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.writer import FileWriter
 
 from linlab.scalars import masked_crc32c
 
-BATCH = 1024  # events waiting that wake the writer
+BATCH = 1024  # events waiting that wake the writer (at least; 4 a file for many files)
+PER_FILE = 4  # a wake-up's events per file: each file's are one write (an open and a close)
 LIMIT = 16 * BATCH  # events waiting that make the training thread wait for the writer
 CRC_RECORDS = 128  # records checksummed in one NumPy pass (its arrays: ~1 MiB)
 _STOP = object()
@@ -49,13 +67,24 @@ class GroupWriterThread(threading.Thread):
         self.wake = threading.Event()
         self.flush_secs, self.exception = flush_secs, None
         self.record_writers: list[Any] = []
-        self.open_writers = 0
+        self.open_writers, self.stopped = 0, False
+        self.batch = BATCH  # events waiting that wake the writer
         self.lock = threading.Lock()
+
+    def member_writer(self, record_writer: RecordWriter) -> MemberWriter | _AsyncWriter:
+        """A writer of ``record_writer``'s file on this thread; once the thread has stopped
+        (every member's writer closed: a writer reopened after the fit), TensorBoard's own."""
+        with self.lock:
+            if self.stopped:
+                return _AsyncWriter(record_writer, max_queue_size=10, flush_secs=self.flush_secs)
+            self.open_writers += 1
+            self.batch = min(max(BATCH, PER_FILE * self.open_writers), LIMIT // 2)
+        return MemberWriter(record_writer, self)
 
     def put(self, item: Any) -> None:
         """Queue an event (on the training thread): cheap, the writer wakes for a batch."""
         self.items.append(item)
-        if len(self.items) >= BATCH:
+        if len(self.items) >= self.batch:
             self.wake.set()
             if len(self.items) >= LIMIT:
                 self.written()
@@ -128,7 +157,7 @@ class GroupWriterThread(threading.Thread):
         """A member's writer closed; the last one stops the thread."""
         with self.lock:
             self.open_writers -= 1
-            last = self.open_writers == 0
+            last = self.stopped = self.open_writers == 0
         if last:
             self.items.append(_STOP)
             self.wake.set()
@@ -193,27 +222,108 @@ class MemberWriter:
             raise OSError("Writer is closed")
 
 
+class DirectWriter:
+    """TensorBoard's ``_AsyncWriter`` interface on the caller's thread, for a writer of a few
+    records (a run's HParams session), where starting and joining a thread costs more than the
+    records: they wait until ``flush`` (or ``close``), then are framed together (``tfrecords``)
+    and appended in one write."""
+
+    def __init__(self, record_writer: RecordWriter) -> None:
+        self._writer, self._closed = record_writer, False
+        self._waiting: list[bytes] = []
+
+    def write(self, bytestring: bytes) -> None:
+        if self._closed:
+            raise OSError("Writer is closed")
+        self._waiting.append(bytestring)
+
+    def flush(self) -> None:
+        if self._closed:
+            raise OSError("Writer is closed")
+        self._write_waiting()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._write_waiting()
+        finally:
+            self._writer.close()
+
+    def _write_waiting(self) -> None:
+        if self._waiting:
+            chunk = b"".join(tfrecords(self._waiting))
+            self._waiting = []
+            self._writer._writer.write(chunk)
+        self._writer.flush()
+
+
+WriterFor = Callable[[RecordWriter], Any]  # TensorBoard's ``_AsyncWriter`` interface
+
+
+class ThreadlessEventFileWriter(EventFileWriter):
+    """TensorBoard's ``EventFileWriter`` (the same file name and first record, TensorBoard
+    2.21's ``__init__``) whose records go through ``writer_for(record_writer)`` instead of a
+    thread of its own. The first record is not flushed here: the writer's owner flushes."""
+
+    def __init__(self, logdir: str, writer_for: WriterFor, filename_suffix: str = "") -> None:
+        self._logdir = logdir
+        tf.io.gfile.makedirs(logdir)
+        stamp, host, uid = int(time.time()), socket.gethostname(), _global_uid.get()
+        name = f"events.out.tfevents.{stamp:010d}.{host}.{os.getpid()}.{uid}"
+        self._file_name = os.path.join(logdir, name) + filename_suffix
+        self._general_file_writer = tf.io.gfile.GFile(self._file_name, "wb")
+        self._async_writer = writer_for(RecordWriter(self._general_file_writer))
+        source = event_pb2.SourceMetadata(writer="tensorboard.summary.writer.event_file_writer")
+        first = event_pb2.Event(
+            wall_time=time.time(), file_version="brain.Event:2", source_metadata=source
+        )
+        self.add_event(first)
+
+
+class ThreadlessFileWriter(FileWriter):
+    """torch's ``FileWriter`` around a ``ThreadlessEventFileWriter``."""
+
+    def __init__(self, log_dir: str, writer_for: WriterFor, filename_suffix: str = "") -> None:
+        self.event_writer = ThreadlessEventFileWriter(str(log_dir), writer_for, filename_suffix)
+
+
+class ThreadlessSummaryWriter(SummaryWriter):
+    """A ``SummaryWriter`` whose event files write through ``writer_for`` (``DirectWriter``,
+    or a ``GroupWriterThread``'s ``member_writer``); with ``purge_step``, torch's own."""
+
+    def __init__(self, writer_for: WriterFor, **kwargs: Any) -> None:
+        self._writer_for = writer_for
+        super().__init__(**kwargs)
+
+    def _get_file_writer(self) -> FileWriter:
+        if (self.all_writers is None or self.file_writer is None) and self.purge_step is None:
+            suffix = self.filename_suffix
+            self.file_writer = ThreadlessFileWriter(self.log_dir, self._writer_for, suffix)
+            self.all_writers = {self.file_writer.get_logdir(): self.file_writer}
+        return super()._get_file_writer()
+
+
 def one_writer_thread(loggers: Iterable[Logger]) -> None:
-    """Move every TensorBoard logger's events file onto one new ``GroupWriterThread`` (its own
-    thread stopped once it has written what it had, as its ``stop`` does); other loggers are
-    left as they are."""
-    writers = []
-    for logger in loggers:
-        if isinstance(logger, LightningTensorBoardLogger):
-            event_writer = getattr(logger.experiment.file_writer, "event_writer", None)
-            if event_writer is not None:
-                writers.append(event_writer)
-    if not writers:
+    """Make every TensorBoard logger's writer (those not made yet) on one new
+    ``GroupWriterThread``, as Lightning's ``experiment`` makes it, but without the writer's own
+    thread; every member's first record is on disk when this returns. Other loggers are left
+    as they are."""
+    tensorboard = [
+        logger
+        for logger in loggers
+        if isinstance(logger, LightningTensorBoardLogger) and logger._experiment is None
+    ]
+    if not tensorboard or rank_zero_only.rank != 0:
         return
-    thread = GroupWriterThread(min(float(w._async_writer._worker._flush_secs) for w in writers))
-    workers = [w._async_writer._worker for w in writers]
-    for worker in workers:  # all told to stop first, then waited for: no hand-off per member
-        worker._queue.put(worker._shutdown_signal)
-    for worker in workers:
-        worker.join()
-    for event_writer in writers:
-        own = event_writer._async_writer
-        own.flush()  # its thread's failed write raised; the file flushed
-        event_writer._async_writer = MemberWriter(own._writer, thread)
-    thread.open_writers = len(writers)
+    flush_secs = min(float(logger._kwargs.get("flush_secs", 120)) for logger in tensorboard)
+    thread = GroupWriterThread(flush_secs)
     thread.start()
+    for logger in tensorboard:
+        if logger.root_dir:
+            logger._fs.makedirs(logger.root_dir, exist_ok=True)
+        kwargs = {"log_dir": logger.log_dir, **logger._kwargs}
+        logger._experiment = ThreadlessSummaryWriter(thread.member_writer, **kwargs)
+        logger.experiment  # noqa: B018  (linlab's logger shares the histogram bins)
+    thread.written()

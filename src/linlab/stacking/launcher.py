@@ -36,11 +36,13 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from linlab.heap import few_full_collections
-from linlab.results import save_config
+from linlab.results import GroupConfigs
+from linlab.stacking import interpolations
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
 from linlab.sweeps.current_job import make_current, task_view
+from linlab.sweeps.hparams import remember_saved_job
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +69,9 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    composer = JobComposer(hydra_context.config_loader, config)
+    composer, parsed = JobComposer(hydra_context.config_loader, config), {}
     configs = [
-        job_config(composer, overrides, initial_job_idx + i)
+        job_config(composer, overrides, initial_job_idx + i, parsed)
         for i, overrides in enumerate(job_overrides)
     ]
     groups = make_groups(configs, max_members)
@@ -95,13 +97,18 @@ def launch(
     return returns
 
 
-def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> DictConfig:
-    """The job's composed config with its folder set, as Hydra's ``run_job`` makes it."""
+def job_config(
+    composer: JobComposer, overrides: Sequence[str], idx: int, parsed: interpolations.Parsed
+) -> DictConfig:
+    """The job's composed config with its folder set, as Hydra's ``run_job`` makes it (the
+    sweep's jobs share ``parsed``, ``linlab.stacking.interpolations``)."""
     cfg = composer.compose(overrides)
-    with open_dict(cfg):
+    with open_dict(cfg.hydra.job):
         cfg.hydra.job.id = idx
         cfg.hydra.job.num = idx
-    folder = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+    sweep = cfg.hydra.sweep
+    subdir = interpolations.read(sweep, "subdir", parsed)
+    folder = Path(str(interpolations.read(sweep, "dir", parsed))) / str(subdir)
     with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
         cfg.hydra.runtime.output_dir = str(folder.absolute())
     return cfg
@@ -158,8 +165,12 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
     first = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
     if first is None:
         return
+    parsed: interpolations.Parsed = {}
     for cfg in configs:
-        path = OmegaConf.select(cfg, "hydra.job_logging.handlers.file.filename")
+        handler = OmegaConf.select(cfg, "hydra.job_logging.handlers.file")
+        keys = handler.keys() if isinstance(handler, DictConfig) else ()  # ``in`` resolves
+        named = "filename" in keys and not OmegaConf.is_missing(handler, "filename")
+        path = interpolations.read(handler, "filename", parsed) if named else None
         if path:
             open(path, "a").close()  # the file exists from the start, as without delay
             handler = logging.FileHandler(path, delay=True)
@@ -168,18 +179,25 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
             root.addHandler(handler)
 
 
-def start_job(cfg: DictConfig, task_function: TaskFunction, hydra_context: HydraContext):
-    """What ``run_job`` does before it calls the task (folder, ``.hydra/``, ``on_job_start``);
-    the group's members share the working directory (stackable jobs do not ``chdir``)."""
+def start_job(
+    cfg: DictConfig,
+    task_function: TaskFunction,
+    hydra_context: HydraContext,
+    saved: GroupConfigs,
+):
+    """What ``run_job`` does before it calls the task (folder, ``.hydra/`` written through the
+    group's ``saved``, ``on_job_start``); the group's members share the working directory
+    (stackable jobs do not ``chdir``)."""
     run_dir = Path(cfg.hydra.runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_cfg = task_view(cfg)  # ``run_job``'s masked copy, the job's nodes held, not copied
     hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
     if cfg.hydra.output_subdir is not None:
         hydra_output = run_dir / str(cfg.hydra.output_subdir)
-        save_config(task_cfg, "config.yaml", hydra_output)
-        save_config(hydra_cfg, "hydra.yaml", hydra_output)
-        save_config(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        config_written = saved.save(task_cfg, "config.yaml", hydra_output)
+        hydra_written = saved.save(hydra_cfg, "hydra.yaml", hydra_output)
+        saved.save(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        remember_saved_job(hydra_output, hydra_written, config_written)  # the sweep's summary
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()
     job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg
@@ -196,11 +214,11 @@ def run_stacked(
     group's training raises, every member's ``JobReturn`` is ``FAILED`` with the exception."""
     group_task: GroupTask = task_function.group_task  # type: ignore[attr-defined]
     as_member = member_scope(configs)
-    task_cfgs, run_dirs, returns = [], [], []
+    task_cfgs, run_dirs, returns, saved = [], [], [], GroupConfigs()
     with env_override(configs[0].hydra.job.env_set):  # equal in a group (groups.group_key)
         for k, cfg in enumerate(configs):
             as_member(k)
-            job_return, task_cfg, run_dir = start_job(cfg, task_function, hydra_context)
+            job_return, task_cfg, run_dir = start_job(cfg, task_function, hydra_context, saved)
             task_cfgs.append(task_cfg)
             run_dirs.append(run_dir)
             returns.append(job_return)

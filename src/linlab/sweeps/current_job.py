@@ -16,6 +16,8 @@ every node but ``hydra`` (``OmegaConf.masked_copy``), alive through the whole fi
 
 from __future__ import annotations
 
+import copy
+
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import Container, DictConfig, OmegaConf, flag_override
 
@@ -43,14 +45,16 @@ def task_view(cfg: DictConfig) -> DictConfig:
     in the job's config); top-level values are copied, so the task setting one (a drawn
     ``seed``) leaves the job's config as it was."""
     view = DictConfig({})
-    for key in cfg:
-        if key == "hydra":
-            continue
-        node = cfg._get_node(key)
-        if isinstance(node, Container):
-            _hold(view, key, node, cfg)
-        else:
-            view[key] = node  # a copy
+    with flag_override(view, "no_deepcopy_set_nodes", True):  # once, not once a node
+        for key in cfg:
+            if key == "hydra":
+                continue
+            node = cfg._get_node(key)
+            if isinstance(node, Container):
+                view[key] = node
+                node._set_parent(cfg)  # as in ``_hold``
+            else:
+                view[key] = copy.deepcopy(node)  # a copy, as the assignment makes one
     return view
 
 

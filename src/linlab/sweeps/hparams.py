@@ -49,6 +49,7 @@ from linlab import tags
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
 from linlab.results import read_results_if_any, read_saved_config
+from linlab.stacking.event_writer import DirectWriter, ThreadlessSummaryWriter
 from linlab.unwritten import not_written
 
 CHOICE_GROUPS = ("data", "model", "loss", "optimizer", "scheduler")
@@ -207,7 +208,7 @@ def log_hparams(loggers: Iterable[Any], cfg: DictConfig, results: Mapping[str, A
         if isinstance(logger, TensorBoardLogger):
             writer = None
             try:
-                writer = SummaryWriter(logger.log_dir)
+                writer = ThreadlessSummaryWriter(DirectWriter, log_dir=logger.log_dir)
                 with writer:
                     steps = int(results.get("steps") or 0)
                     text = one_off_text(results)
@@ -221,7 +222,7 @@ def log_failed_hparams(cfg: DictConfig, run_dir: Path) -> None:
     """A failed run still appears in HParams, with status ``failed`` and no metrics."""
     if "tensorboard" not in (cfg.get("logger") or {}):
         return
-    with SummaryWriter(str(run_dir)) as writer:
+    with ThreadlessSummaryWriter(DirectWriter, log_dir=str(run_dir)) as writer:
         write_session(writer, hparams_of(cfg, "failed"), {}, 0)
 
 
@@ -259,7 +260,10 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
     metrics.sort(key=lambda name: name != first)
     metric_infos = [metric_info(name) for name in metrics]
     try:
-        with SummaryWriter(str(sweep_dir), filename_suffix=EXPERIMENT_SUFFIX) as writer:
+        directory, suffix = str(sweep_dir), EXPERIMENT_SUFFIX
+        with ThreadlessSummaryWriter(
+            DirectWriter, log_dir=directory, filename_suffix=suffix
+        ) as writer:
             experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metric_infos)
             summary = _plugin_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
             writer._get_file_writer().add_summary(summary)
@@ -267,48 +271,116 @@ def write_experiment(sweep_dir: Path, value: str) -> None:
         not_written(f"TensorBoard HParams experiment in {sweep_dir}", error)
 
 
+_KEPT: dict[Path, tuple[int, int, Any]] = {}  # see ``remember_saved_job``
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # one tuple for the jobs' equal ones
+
+
+def remember_saved_job(hydra_dir: Path, hydra_written: Any, config_written: Any) -> None:
+    """Keep what the sweep's summary reads of the ``hydra.yaml`` and ``config.yaml`` this
+    process just wrote into ``hydra_dir`` (the stacked launcher; ``*_written`` their plain
+    values), with each file's modification time and size: the summary reads a file only if it
+    changed since. Parsing the two files was most of the summary's cost (~3 ms a job). Kept
+    as tuples, the jobs' equal ones shared: a thousand members' peak memory stays as it was."""
+    hydra = hydra_written.get("hydra") or {}
+    choices = (hydra.get("runtime") or {}).get("choices")
+    task = (hydra.get("overrides") or {}).get("task")
+    shared_choices = None if choices is None else _shared(tuple(choices.items()))
+    _keep(hydra_dir / "hydra.yaml", (shared_choices, None if task is None else tuple(task)))
+    keys = _session_keys(task or [])
+    pairs = _picked(config_written, keys)
+    if pairs is not None:  # the few values read, not the whole config
+        names = _shared(tuple(key for key, _ in pairs))
+        _keep(hydra_dir / "config.yaml", (keys, names, tuple(value for _, value in pairs)))
+
+
+def _shared(items: tuple[Any, ...]) -> tuple[Any, ...]:
+    return _SHARED.setdefault(items, items)
+
+
+def _keep(path: Path, value: Any) -> None:
+    stat = path.stat()
+    _KEPT[path.absolute()] = (stat.st_mtime_ns, stat.st_size, value)
+
+
+def _kept(path: Path) -> Any:
+    """What ``remember_saved_job`` kept of the file, if it is unchanged since; else None."""
+    kept = _KEPT.pop(path.absolute(), None)
+    if kept is None or not path.is_file():
+        return None
+    stat = path.stat()
+    return kept[2] if kept[:2] == (stat.st_mtime_ns, stat.st_size) else None
+
+
+def _session_keys(task: Iterable[str]) -> tuple[str, ...]:
+    """The config keys a job's HParams and the sweep's value read."""
+    return (*CONFIG_KEYS, *overridden_keys(task), chosen.KEY)
+
+
 def _job_session(folder: Path) -> tuple[dict[str, Scalar], dict[str, float]]:
     """A job's HParams and final metrics, as its run wrote them, from ``.hydra/`` and
     results.json."""
     hydra_dir = folder / ".hydra"
-    saved = hydra_dir / "hydra.yaml"
-    hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}  # a dict
-    choices = (hydra.get("runtime") or {}).get("choices") or {}
-    task = (hydra.get("overrides") or {}).get("task") or []
-    saved = hydra_dir / "config.yaml"
-    keys = (*CONFIG_KEYS, *overridden_keys(task), chosen.KEY)
-    cfg = OmegaConf.create(_read_keys(saved, keys)) if saved.is_file() else {}
+    saved, kept = hydra_dir / "hydra.yaml", _kept(hydra_dir / "hydra.yaml")
+    if kept is not None:
+        choices, task = dict(kept[0] or ()), list(kept[1] or ())
+    else:
+        hydra = (read_saved_config(saved) if saved.is_file() else {}).get("hydra") or {}
+        choices = (hydra.get("runtime") or {}).get("choices") or {}
+        task = (hydra.get("overrides") or {}).get("task") or []
+    saved, keys = hydra_dir / "config.yaml", _session_keys(task)
+    kept = _kept(saved)
+    if kept is not None and kept[0] == keys:
+        cfg = OmegaConf.create(_nested(zip(kept[1], kept[2], strict=True)))
+    else:
+        cfg = (
+            OmegaConf.create(_read_keys(read_saved_config(saved), keys)) if saved.is_file() else {}
+        )
     results = read_results_if_any(folder)
     value = chosen.configured(cfg)
-    hparams = hparams_from(cfg, choices, list(task), str(results.get("status", "running")))
+    hparams = hparams_from(cfg, choices, task, str(results.get("status", "running")))
     return hparams, final_metrics(results, value)
 
 
-def _read_keys(saved: Path, keys: Iterable[str]) -> dict[str, Any]:
-    """The saved config's values at ``keys`` (nested as in the config), where none of them
-    interpolates (so each reads alone as in the whole config); else the whole config. A job's
-    config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model nodes hold
-    interpolations, so their top-level nodes alone are not enough): a summary pays it per job."""
-    plain = read_saved_config(saved)
+def _read_keys(plain: Any, keys: Iterable[str]) -> Any:
+    """A saved config's values (``plain``) at ``keys`` (nested as in the config), where none
+    of them interpolates (so each reads alone as in the whole config); else the whole config.
+    A job's config is large and ``OmegaConf.create`` of it costs ~8 ms (its data and model
+    nodes hold interpolations, so their top-level nodes alone are not enough): a summary pays
+    it per job."""
+    pairs = _picked(plain, keys)
+    return plain if pairs is None else _nested(pairs)
+
+
+def _picked(plain: Any, keys: Iterable[str]) -> list[tuple[str, Any]] | None:
+    """``(key, value)`` for each of ``keys`` that ``plain`` holds; None where one goes through
+    a list, a value or an interpolation (then the whole config is read)."""
     if not isinstance(plain, dict):
-        return plain
-    picked: dict[str, Any] = {}
+        return None
+    pairs = []
     for key in keys:
-        path, node = key.split("."), plain
-        for part in path:
+        node = plain
+        for part in key.split("."):
             if not isinstance(node, dict) or "[" in part:
-                return plain  # through a list, a value or an interpolation: the whole config
+                return None
             if part not in node:
                 break  # selects None, as in the whole config
             node = node[part]
         else:
             if _interpolates(node):
-                return plain
-            *parents, name = path
-            into = picked
-            for parent in parents:
-                into = into.setdefault(parent, {})
-            into[name] = node
+                return None
+            pairs.append((key, node))
+    return pairs
+
+
+def _nested(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``{"a.b": 1}`` pairs as ``{"a": {"b": 1}}``."""
+    picked: dict[str, Any] = {}
+    for key, value in pairs:
+        *parents, name = key.split(".")
+        into = picked
+        for parent in parents:
+            into = into.setdefault(parent, {})
+        into[name] = value
     return picked
 
 
