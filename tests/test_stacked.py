@@ -825,3 +825,45 @@ def test_a_groups_one_backward_pass_gives_each_member_its_own_gradient(model):
     for k, (member, own) in enumerate(zip(group.members, expected, strict=True)):
         got = [p.grad for p in member.parameters()]
         assert all(g is None for g in got) if k == 4 else all(map(torch.equal, got, own)), k
+
+
+@pytest.mark.parametrize("kill_at", ["written", "renamed"])
+def test_a_group_killed_inside_its_save_resumes_every_member_from_one_step(tmp_path, kill_at):
+    """A group's save writes its members' checkpoints all or none (``GroupSave``). Killed
+    inside its second save, after the first member's file was written (the save is dropped:
+    every member resumes from the first) or after the first was renamed onto ``last.ckpt``
+    (the resume finishes the renames: every member from the second), the group resumes to
+    the uninterrupted run's weights, bit for bit. Without it the members resumed an epoch
+    apart at the furthest one's step."""
+    args = [*STACKED, "optimizer.lr=0.01,0.1", "seed=0,1", "data.n_samples=400"]
+    args += ["trainer.max_epochs=4", "callbacks.figures.enabled=false"]
+    args += ["callbacks.last_checkpoint.min_interval_s=0"]
+    whole = start([*args, f"hydra.sweep.dir={tmp_path / 'whole'}"], REPO)
+    killed_dir = tmp_path / "killed"
+    members = 4
+    code = "import kill_switch, runpy; runpy.run_module('linlab.train', run_name='__main__')"
+    killed = subprocess.run(
+        [sys.executable, "-c", code, "-m", *args, f"hydra.sweep.dir={killed_dir}"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": f"{SRC}{os.pathsep}{TESTS}",
+            "LINLAB_KILL_AT": f"{kill_at}:{members + 2}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == 9, killed.stderr[-2000:]
+    assert not list(killed_dir.glob("*/results.json")), "killed before the end"
+    resumed = start([*args, "ckpt_path=last", f"hydra.sweep.dir={killed_dir}"], REPO)
+    for proc in (whole, resumed):
+        code_, out, err = finish(proc)
+        assert code_ == 0, (out, err)
+    expected, got = results(tmp_path / "whole"), results(killed_dir)
+    assert len(got) == members and set(got) == set(expected)
+    for job, member in got.items():
+        assert member["weights"] == expected[job]["weights"], job  # bit for bit
+        assert member["steps"] == expected[job]["steps"], job
+    assert not list(killed_dir.glob("*/checkpoints/*.next")), "an unfinished save was left"

@@ -7,18 +7,28 @@ is the group's. A member that stopped (diverged, pruned) keeps its own ``epoch``
 ``global_step``, those of its single run where it stopped (``member_progress``). So
 ``<job>/checkpoints/last.ckpt`` of a stacked member resumes as a single run (``ckpt_path=last``)
 too, and a killed group resumes from its members' files, at the step of a member still training.
+
+The members' files of one save are written all or none (:class:`GroupSave`): a kill between
+two members' saves would leave them an epoch apart, and the group would resume the members
+behind at the others' step.
 """
 
 from __future__ import annotations
 
 import copy
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from linlab.results import write_json_atomic
+
 MEMBER_PREFIX = "model.members."
+NEXT = ".next"  # a member's checkpoint written, waiting for the group's commit
+COMMIT = "group-commit.json"  # beside the first member's checkpoints: the saves being renamed
 SHARED = ("epoch", "global_step", "pytorch-lightning_version", "loops", "hyper_parameters")
 
 
@@ -134,6 +144,7 @@ def merged_resume_checkpoint(ckpt_path: str, run_dirs: Sequence[Path]) -> Path:
             f"ckpt_path={ckpt_path} names one file, but a stacked group resumes each member "
             "from its own folder: use ckpt_path=last"
         )
+    settle(run_dirs)
     files = [Path(d) / "checkpoints" / "last.ckpt" for d in run_dirs]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -142,3 +153,43 @@ def merged_resume_checkpoint(ckpt_path: str, run_dirs: Sequence[Path]) -> Path:
     merged = files[0].with_name("group-resume.ckpt")
     torch.save(merge_checkpoints(members), merged)
     return merged
+
+
+class GroupSave:
+    """The members' checkpoints of one hook, saved all or none, as a journal does: each is
+    written beside its file (``last.ckpt.next``, itself written atomically); once all are, a
+    record of them is written, then each is renamed onto its file and the record removed. A
+    kill before the record leaves every member's previous checkpoint; a kill after it is
+    finished by :func:`settle` before the group resumes."""
+
+    def __init__(self, record: Path) -> None:
+        self.record, self.saves = record, []
+
+    def target(self, path: str | Path) -> Path:
+        """Where a member's checkpoint for ``path`` is written until the commit."""
+        self.saves.append(Path(path))
+        return Path(f"{path}{NEXT}")
+
+    def commit(self) -> None:
+        written = [p for p in self.saves if Path(f"{p}{NEXT}").is_file()]  # (a full disk)
+        if not written:
+            return
+        write_json_atomic(self.record, {"renames": [str(p) for p in written]})
+        for path in written:
+            os.replace(f"{path}{NEXT}", path)
+        self.record.unlink()
+
+
+def settle(run_dirs: Sequence[Path]) -> None:
+    """Before a group resumes: finish the renames of a save whose record was written, and
+    drop the checkpoints of a save that never got that far (the members keep the previous)."""
+    for run_dir in run_dirs:
+        record = Path(run_dir) / "checkpoints" / COMMIT
+        if record.is_file():
+            for path in json.loads(record.read_text())["renames"]:
+                if Path(f"{path}{NEXT}").is_file():
+                    os.replace(f"{path}{NEXT}", path)
+            record.unlink()
+    for run_dir in run_dirs:
+        for unfinished in (Path(run_dir) / "checkpoints").glob(f"*{NEXT}"):
+            unfinished.unlink()

@@ -28,7 +28,13 @@ import torch
 from linlab import tags
 from linlab.callbacks.last_checkpoint import LastCheckpoint
 from linlab.module import STOPPED, RegressionModule
-from linlab.stacking.checkpoints import member_checkpoint, member_progress, member_state_dicts
+from linlab.stacking.checkpoints import (
+    COMMIT,
+    GroupSave,
+    member_checkpoint,
+    member_progress,
+    member_state_dicts,
+)
 
 log = logging.getLogger("linlab")
 _MEMBER_FIELDS = ("status", "first_loss", "trajectory", "diverged_at_step", "val_loss")
@@ -133,7 +139,9 @@ class MemberTrainer:
         full, state_dicts = self._group.full_checkpoint(weights_only)
         n_members = len(self._group.run_dirs)
         member = member_checkpoint(full, self._k, n_members, state_dicts[self._k])
-        self._trainer.strategy.checkpoint_io.save_checkpoint(member, filepath, storage_options)
+        saving = self._group.saving
+        target = filepath if saving is None else saving.target(filepath)
+        self._trainer.strategy.checkpoint_io.save_checkpoint(member, target, storage_options)
 
 
 class PerMemberCallbacks(L.Callback):
@@ -155,6 +163,7 @@ class PerMemberCallbacks(L.Callback):
         self._dump: dict[tuple[int, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self._hook_positions: dict[str, list[tuple[int, ...]]] = {}
         self._member_views: tuple[L.Trainer, list[tuple[MemberTrainer, MemberView]]] | None = None
+        self.saving: GroupSave | None = None  # the members' saves of the hook being dispatched
 
     @property
     def state_key(self) -> str:
@@ -187,6 +196,22 @@ class PerMemberCallbacks(L.Callback):
             return
         views = self._views(trainer)
         epoch = trainer.current_epoch
+        self.saving = GroupSave(Path(self.run_dirs[0]) / "checkpoints" / COMMIT)
+        try:
+            self._call_members(hook, takers, views, epoch, *args, **kwargs)
+        finally:
+            saving, self.saving = self.saving, None
+        saving.commit()
+
+    def _call_members(
+        self,
+        hook: str,
+        takers: list[tuple[int, ...]],
+        views: list[tuple[MemberTrainer, MemberView]],
+        epoch: int,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
         for k, positions in enumerate(takers):
             if not self._receives(k, hook, epoch) or not positions:
                 continue
