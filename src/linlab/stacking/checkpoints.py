@@ -171,7 +171,8 @@ class GroupSave:
         return Path(f"{path}{NEXT}")
 
     def commit(self) -> None:
-        written = [p for p in self.saves if Path(f"{p}{NEXT}").is_file()]  # (a full disk)
+        saved = dict.fromkeys(self.saves)  # a file saved twice in one hook: its last save
+        written = [p for p in saved if Path(f"{p}{NEXT}").is_file()]  # (not on a full disk)
         if not written:
             return
         write_json_atomic(self.record, {"renames": [str(p) for p in written]})
