@@ -56,6 +56,16 @@ def results(folder: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in folder.glob("*/results.json")}
 
 
+def resume_beside(whole: subprocess.Popen, args: list[str], killed_dir: Path) -> tuple[dict, dict]:
+    """Resume the killed sweep in ``killed_dir`` (``ckpt_path=last``); once it and the
+    uninterrupted sweep ``whole`` (in ``<killed_dir's parent>/whole``) ended, their results."""
+    resumed = start([*args, "ckpt_path=last", f"hydra.sweep.dir={killed_dir}"], REPO)
+    for proc in (whole, resumed):
+        code, out, err = finish(proc)
+        assert code == 0, (out, err)
+    return results(killed_dir.parent / "whole"), results(killed_dir)
+
+
 def job_places(stdout: str) -> dict[str, str]:
     """Each job line's ``[k/N]`` by job folder name."""
     return {job: place for place, job in re.findall(r"^\[(\d+/\d+)\] (\S+)  ", stdout, re.M)}
@@ -249,11 +259,7 @@ def test_killed_group_resumes_to_the_uninterrupted_result(tmp_path):
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert not list(killed_dir.glob("*/results.json")), "killed before the end"
-    resumed = start([*args, "ckpt_path=last", f"hydra.sweep.dir={killed_dir}"], REPO)
-    for proc in (whole, resumed):
-        code, out, err = finish(proc)
-        assert code == 0, (out, err)
-    expected, got = results(tmp_path / "whole"), results(killed_dir)
+    expected, got = resume_beside(whole, args, killed_dir)
     assert set(got) == set(expected)
     assert {job: m["status"] for job, m in got.items()} == {
         job: "diverged" if job.startswith("lr=30,") else "ok" for job in expected
@@ -857,11 +863,7 @@ def test_a_group_killed_inside_its_save_resumes_every_member_from_one_step(tmp_p
     )
     assert killed.returncode == 9, killed.stderr[-2000:]
     assert not list(killed_dir.glob("*/results.json")), "killed before the end"
-    resumed = start([*args, "ckpt_path=last", f"hydra.sweep.dir={killed_dir}"], REPO)
-    for proc in (whole, resumed):
-        code_, out, err = finish(proc)
-        assert code_ == 0, (out, err)
-    expected, got = results(tmp_path / "whole"), results(killed_dir)
+    expected, got = resume_beside(whole, args, killed_dir)
     assert len(got) == members and set(got) == set(expected)
     for job, member in got.items():
         assert member["weights"] == expected[job]["weights"], job  # bit for bit

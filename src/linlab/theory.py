@@ -167,7 +167,7 @@ def population_risks(
     offset = float(b) if b is not None else 0.0
     offset -= float(b_true or 0.0)
     error = float(delta @ covariance @ delta) + offset**2
-    return curvature / 2 * (error + noise_variance), curvature / 2 * (error + 0.0)
+    return curvature / 2 * (error + noise_variance), curvature / 2 * error
 
 
 def ridge(

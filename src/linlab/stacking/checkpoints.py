@@ -163,15 +163,27 @@ class GroupSave:
     finished by :func:`settle` before the group resumes."""
 
     def __init__(self, record: Path) -> None:
-        self.record, self.saves = record, []
+        self.record = record
+        self.saves: list[Path] | None = None  # collected from ``start`` to ``commit``
+
+    def start(self) -> None:
+        self.saves = []
+
+    def abandon(self) -> None:
+        """Collect no more; what was written waits beside its file until ``settle`` drops it."""
+        self.saves = None
 
     def target(self, path: str | Path) -> Path:
-        """Where a member's checkpoint for ``path`` is written until the commit."""
+        """Where a member's checkpoint for ``path`` is written: beside it until the commit
+        while collecting, else in place (a save outside a dispatched hook)."""
+        if self.saves is None:
+            return Path(path)
         self.saves.append(Path(path))
         return Path(f"{path}{NEXT}")
 
     def commit(self) -> None:
-        saved = dict.fromkeys(self.saves)  # a file saved twice in one hook: its last save
+        saved = dict.fromkeys(self.saves or [])  # a file saved twice in one hook: its last save
+        self.saves = None
         written = [p for p in saved if Path(f"{p}{NEXT}").is_file()]  # (not on a full disk)
         if not written:
             return

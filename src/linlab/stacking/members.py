@@ -139,8 +139,7 @@ class MemberTrainer:
         full, state_dicts = self._group.full_checkpoint(weights_only)
         n_members = len(self._group.run_dirs)
         member = member_checkpoint(full, self._k, n_members, state_dicts[self._k])
-        saving = self._group.saving
-        target = filepath if saving is None else saving.target(filepath)
+        target = self._group.group_save.target(filepath)
         self._trainer.strategy.checkpoint_io.save_checkpoint(member, target, storage_options)
 
 
@@ -163,7 +162,7 @@ class PerMemberCallbacks(L.Callback):
         self._dump: dict[tuple[int, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         self._hook_positions: dict[str, list[tuple[int, ...]]] = {}
         self._member_views: tuple[L.Trainer, list[tuple[MemberTrainer, MemberView]]] | None = None
-        self.saving: GroupSave | None = None  # the members' saves of the hook being dispatched
+        self.group_save = GroupSave(Path(self.run_dirs[0]) / "checkpoints" / COMMIT)
 
     @property
     def state_key(self) -> str:
@@ -196,12 +195,13 @@ class PerMemberCallbacks(L.Callback):
             return
         views = self._views(trainer)
         epoch = trainer.current_epoch
-        self.saving = GroupSave(Path(self.run_dirs[0]) / "checkpoints" / COMMIT)
+        self.group_save.start()  # the members' saves of this hook: all or none
         try:
             self._call_members(hook, takers, views, epoch, *args, **kwargs)
-        finally:
-            saving, self.saving = self.saving, None
-        saving.commit()
+        except BaseException:
+            self.group_save.abandon()
+            raise
+        self.group_save.commit()
 
     def _call_members(
         self,
