@@ -27,7 +27,7 @@ from hydra.core.utils import JobReturn, configure_log, run_job
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from linlab import heap
+from linlab import heap, interpolation_parses
 from linlab.checks.preflight import check_command_line
 from linlab.config_tree import config_dir, create_hydra, group_options, parse_command_line
 from linlab.sweeps import naming
@@ -98,6 +98,7 @@ def main() -> None:
         print(help_text(), end="")
         return
     naming.register_resolvers()
+    interpolation_parses.remember()
     naming.start_launch(argv)
     config = check_command_line(argv, config_dir(), announce)
     heap.settle()

@@ -175,11 +175,13 @@ def hydra_session(argv: Sequence[str], single_runs: list[Any] | None = None) -> 
     from hydra._internal.utils import create_automatic_config_search_path
     from hydra.core.global_hydra import GlobalHydra
 
+    from linlab import interpolation_parses
     from linlab.checks import preflight
     from linlab.config_tree import config_dir
     from linlab.sweeps import naming
 
     naming.register_resolvers()
+    interpolation_parses.remember()
     naming.start_launch(list(argv))
     message = preflight.problem(list(argv), config_dir(), composed=single_runs)
     if message is not None:

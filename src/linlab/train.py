@@ -27,7 +27,7 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import Container, DictConfig, OmegaConf
 
-from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
+from linlab import ddp, devices, dtypes, faults, folders, interpolation_parses, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
 from linlab.config_tree import VERSION_BASE, config_dir
 from linlab.data.datamodule import LinearDataModule
@@ -384,6 +384,7 @@ def task_group(
 # How the stacked launcher trains a group of this task's jobs; other tasks run one by one.
 task.group_task = task_group  # type: ignore[attr-defined]
 naming.register_resolvers()
+interpolation_parses.remember()
 hydra_main = hydra.main(
     version_base=VERSION_BASE, config_path=str(config_dir()), config_name="train"
 )(task)
