@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from linlab import config_values
 from linlab.errors import ConfigError, first_line
 
 
@@ -29,9 +30,7 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
             continue
         try:
             node = cfg[key]
-            values[key] = (
-                OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
-            )
+            values[key] = config_values.resolved(node) if OmegaConf.is_config(node) else node
         except OmegaConfBaseException as error:
             raise ConfigError(f"{key}: cannot resolve ({first_line(error)})") from None
     return values
@@ -39,7 +38,7 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def unresolved(cfg: DictConfig) -> Any:
     """The whole config, ``hydra`` node included, without resolving anything."""
-    return OmegaConf.to_container(cfg, resolve=False)
+    return config_values.unresolved(cfg)
 
 
 def output_dir(cfg: DictConfig) -> Path | None:
