@@ -74,6 +74,10 @@ def test_a_group_lost_on_its_worker_fails_its_members_and_a_rerun_trains_them(tm
     assert code == 0, (out, err)
     again = results(folder)
     assert all(r["status"] == "ok" for r in again.values()), again
+    lines = [line.split() for line in out.splitlines() if line.startswith("[")]
+    assert sorted(line[0] for line in lines) == ["[3/4]", "[4/4]"], out  # each trained again
+    assert sorted(line[1] for line in lines) == sorted(j for j in first if "batch_size=32" in j)
+    assert all("ok" in line for line in lines), out
     for job in ("lr=0.01,batch_size=16", "lr=0.1,batch_size=16"):
         assert (folder / job / "results.json").read_bytes() == kept[job]  # not retrained
 

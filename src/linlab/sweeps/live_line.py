@@ -7,8 +7,10 @@ process, joblib workers, submitit tasks, a stacked group): it counts the sweep f
 folders, which every launcher writes the same way (``.hydra/`` when a job starts,
 ``results.json`` when it ends). Counting a folder of 10,000 jobs takes a while, so the folder is
 read at most once a second and never for more than a twentieth of the time. Where the jobs'
-own console lines go to log files (submitit tasks), the same count prints a line for each job
-that finished (``report_job``), on a terminal or not.
+own console lines go to log files (submitit tasks, Ray workers), the same count prints a line
+for each job that ended in this launch (``report_job``), on a terminal or not: a job whose
+``results.json`` an earlier launch wrote only once it is trained again (a re-run sweep's
+failed jobs).
 """
 
 from __future__ import annotations
@@ -41,13 +43,13 @@ class LiveSweepLine:
         self.sweep_dir, self.total, self.report_job = sweep_dir, total, report_job
         self.stream = stream or sys.stdout  # the current one (a notebook's, a redirect)
         self.draw = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.reported: set[Path] = set()
+        self.reported: set[Path] = set()  # jobs that ended in this launch
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
         self.started = time.perf_counter()
         self.done = self.running = 0
-        self.done_at_start: int | None = None
+        self.at_start: dict[Path, int] | None = None  # results.json an earlier launch wrote
         self.next_count = 0.0
 
     def start(self) -> None:
@@ -79,7 +81,7 @@ class LiveSweepLine:
         """The line: jobs done, running and left, time elapsed and (at this launch's rate) left."""
         elapsed = time.perf_counter() - self.started
         left = max((self.total or 0) - self.done - self.running, 0)
-        finished_now = self.done - (self.done_at_start or 0)
+        finished_now = len(self.reported)
         rate = finished_now / elapsed if finished_now and elapsed > 0 else None
         remaining = (left + self.running) / rate if rate else None
         return (
@@ -94,12 +96,13 @@ class LiveSweepLine:
         started = sum(1 for _ in self.sweep_dir.glob("*/.hydra"))
         done = len(finished)
         self.done, self.running = done, max(started - done, 0)
-        if self.done_at_start is None:  # finished by an earlier launch: not reported
-            self.done_at_start = done
-            self.reported.update(finished)
-        if self.report_job:
-            for folder in sorted(set(finished) - self.reported, key=_written):
-                self.reported.add(folder)
+        if self.at_start is None:  # not reported, unless a job trained again rewrites one
+            self.at_start = {folder: _written(folder) for folder in finished}
+        unseen = (f for f in finished if f not in self.reported)
+        ended = [f for f in unseen if self.at_start.get(f) != _written(f)]
+        for folder in sorted(ended, key=_written):
+            self.reported.add(folder)
+            if self.report_job:
                 self.above(self.report_job(folder))
         took = time.perf_counter() - began
         self.next_count = time.perf_counter() + max(1.0, 20 * took)
