@@ -276,6 +276,7 @@ def lrs(count: int, low: float = 1e-3, high: float = 1.0) -> str:
     return ",".join(f"{low * ratio**i:.4g}" for i in range(count))
 
 
+SWEEP_REPEATS = 3  # one run and each stacked sweep, alternating; medians compared
 SWEEP_GRIDS = {  # name: (overrides, target ratio of the stacked sweep to one run, or None)
     "2 lrs (shared data)": (["optimizer.lr=0.01,0.1"], None),
     "64 jobs: 16 lrs x 4 seeds": ([f"optimizer.lr={lrs(16)}", "seed=0,1,2,3"], 1.5),
@@ -287,21 +288,32 @@ def stacked_sweeps(quick: bool, workdir: Path, largest: int) -> dict:
     """``hydra/launcher=stacked`` against one ``linlab-train`` and the basic launcher, every
     grid of ``SWEEP_GRIDS`` quiet and beside a busy torch process; 1024 members sharing one
     data draw (n=1000, d=5) in one group; a ``largest``-job sweep (10,000: 2,500 lrs x 4
-    seeds; 0: none) and ``linlab-report`` reading it."""
-    report: dict = {"grids": {}}
+    seeds; 0: none) and ``linlab-report`` reading it. One run and the stacked sweeps run
+    ``SWEEP_REPEATS`` times, alternating (one run, each grid, again), and the ratios are of
+    their medians: a single command's wall time on a shared machine varies by a tenth."""
+    repeats = 1 if quick else SWEEP_REPEATS
+    report: dict = {"grids": {}, "repeats": repeats}
     for busy in (False, True):
         condition = "busy" if busy else "quiet"
+        grids = [
+            (i, name, grid)
+            for i, (name, (grid, _)) in enumerate(SWEEP_GRIDS.items())
+            if not (quick and i > 0 and busy)
+        ]
         with beside_busy_torch(busy):
-            one = run_command([f"hydra.run.dir={workdir / f'one-{condition}'}"], workdir)
-            report[f"one_run_{condition}"] = one
-            for i, (name, (grid, _)) in enumerate(SWEEP_GRIDS.items()):
-                if quick and i > 0 and busy:
-                    continue
-                row = {}
-                for launcher in ("stacked", "basic"):
-                    folder = workdir / f"{launcher}-{condition}-{i}"
-                    args = ["-m", *grid, f"hydra/launcher={launcher}", f"hydra.sweep.dir={folder}"]
-                    row[launcher] = run_command(args, workdir)
+            ones, stacked = [], {name: [] for _, name, _ in grids}
+            for r in range(repeats):
+                one_dir = workdir / f"one-{condition}-{r}"
+                ones.append(run_command([f"hydra.run.dir={one_dir}"], workdir))
+                for i, name, grid in grids:
+                    folder = workdir / f"stacked-{condition}-{i}-{r}"
+                    args = ["-m", *grid, "hydra/launcher=stacked", f"hydra.sweep.dir={folder}"]
+                    stacked[name].append(run_command(args, workdir))
+            one = report[f"one_run_{condition}"] = median_run(ones)
+            for i, name, grid in grids:
+                folder = workdir / f"basic-{condition}-{i}"
+                args = ["-m", *grid, "hydra/launcher=basic", f"hydra.sweep.dir={folder}"]
+                row = {"stacked": median_run(stacked[name]), "basic": run_command(args, workdir)}
                 row["ratio"] = row["stacked"]["wall_s"] / one["wall_s"]
                 row["vs_basic"] = row["stacked"]["wall_s"] / row["basic"]["wall_s"]
                 report["grids"][f"{name}, {condition}"] = row
@@ -329,6 +341,15 @@ def stacked_sweeps(quick: bool, workdir: Path, largest: int) -> dict:
     return report
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The median wall time and peak RSS of repeated commands, with every wall time."""
+    return {
+        "wall_s": statistics.median(r["wall_s"] for r in runs),
+        "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+        "walls_s": [r["wall_s"] for r in runs],
+    }
+
+
 def largest_sweep(jobs: int, workdir: Path) -> dict:
     """A ``jobs``-job stacked sweep (``jobs // 4`` log-spaced lrs x 4 seeds, n=100, 2 epochs):
     its wall time and peak RSS, then ``linlab-report`` on its folder in a fresh process (the
@@ -345,11 +366,13 @@ def largest_sweep(jobs: int, workdir: Path) -> dict:
 
 def print_sweeps(s: dict) -> None:
     """Every target of the sweep part, with ``ok``/``MISSED``."""
+    for condition in ("quiet", "busy"):
+        print(f"one run, {condition}: {_walls(s[f'one_run_{condition}'])}", flush=True)
     for name, row in s["grids"].items():
         target = SWEEP_GRIDS[name.rsplit(", ", 1)[0]][1]
-        stacked, basic = row["stacked"]["wall_s"], row["basic"]["wall_s"]
+        basic = row["basic"]["wall_s"]
         line = (
-            f"{name}: stacked {stacked:.1f} s, basic {basic:.1f} s, "
+            f"{name}: stacked {_walls(row['stacked'])}, basic {basic:.1f} s, "
             f"stacked/basic {row['vs_basic']:.2f} (target <= 1) {verdict(row['vs_basic'], 1)}"
         )
         if target is not None:
@@ -377,6 +400,13 @@ def print_sweeps(s: dict) -> None:
             f"[{s['report_read'].split(': ', 1)[-1]}]",
             flush=True,
         )
+
+
+def _walls(run: dict) -> str:
+    """``6.7 s`` or, repeated, ``6.7 s (median of 6.9, 6.7, 6.6)``."""
+    walls = run.get("walls_s", [])
+    each = f" (median of {', '.join(f'{w:.1f}' for w in walls)})" if len(walls) > 1 else ""
+    return f"{run['wall_s']:.1f} s{each}"
 
 
 def streaming_child(n: int, workdir: Path) -> None:
