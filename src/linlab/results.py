@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 from omegaconf._utils import OmegaConfDumper, get_omega_conf_dumper, get_yaml_loader
 from yaml.cyaml import CEmitter, CParser
+
+from linlab.config_values import unresolved
 
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
@@ -192,7 +193,7 @@ class GroupConfigs:
 
     def save(self, cfg: Any, filename: str, output_dir: Path) -> Any:
         """Write the file; return the plain values written (what reading it back gives)."""
-        container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        container = unresolved(cfg, enum_to_str=True)  # ``to_container``'s, ~6x faster
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / filename).write_text(self._text(filename, container), encoding="utf-8")
         return container

@@ -30,6 +30,7 @@ from omegaconf import Container, DictConfig, OmegaConf
 from linlab import ddp, devices, dtypes, faults, folders, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
 from linlab.config_tree import VERSION_BASE, config_dir
+from linlab.config_values import unresolved
 from linlab.data.datamodule import LinearDataModule
 from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
@@ -131,7 +132,7 @@ def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **e
     members (``linlab.stacking.interpolations``)."""
     if isinstance(node, DictConfig) and "_target_" in node:
         try:
-            values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
+            values: dict[str, Any] = unresolved(node)
             if not any(isinstance(value, dict | list) for value in values.values()):
                 trees = {} if parsed is None else parsed
                 for key, value in values.items():

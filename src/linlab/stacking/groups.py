@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from linlab.config_values import unresolved
 
 MEMBER_KEYS = ("seed", "data.seed", "data.noise", "optuna_trial")
 OPTIMIZER_FIXED = ("_target_", "_partial_")
@@ -27,9 +28,9 @@ BUILT_IN_MODULE = "linlab.module.RegressionModule"
 def group_key(cfg: DictConfig) -> str:
     """Equal for jobs that can be members of one group (interpolations compared unresolved).
     Of ``hydra``, the largest node, only ``env_set`` is converted."""
-    values = {key: _unresolved(cfg._get_node(key)) for key in cfg if key != "hydra"}
+    values = {key: unresolved(cfg._get_node(key)) for key in cfg if key != "hydra"}
     env_set = OmegaConf.select(cfg, "hydra.job.env_set")  # one environment per process
-    values["hydra.job.env_set"] = None if env_set is None else _unresolved(env_set)
+    values["hydra.job.env_set"] = None if env_set is None else unresolved(env_set)
     for key in MEMBER_KEYS:
         parent, _, name = key.rpartition(".")
         node = values.get(parent, {}) if parent else values
@@ -38,13 +39,6 @@ def group_key(cfg: DictConfig) -> str:
     optimizer = values.get("optimizer") or {}
     values["optimizer"] = {k: v for k, v in optimizer.items() if k in OPTIMIZER_FIXED}
     return json.dumps(values, sort_keys=True, default=str)
-
-
-def _unresolved(node: Any) -> Any:
-    """A node's value as ``OmegaConf.to_container(resolve=False)`` of its parent holds it."""
-    if isinstance(node, Container):
-        return OmegaConf.to_container(node, resolve=False)
-    return node._value()
 
 
 def stackable(cfg: DictConfig) -> bool:
