@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import Container, DictConfig, OmegaConf, flag_override
+from omegaconf import Container, DictConfig, OmegaConf
 
 
 def current_view(cfg: DictConfig) -> DictConfig:
@@ -28,7 +28,7 @@ def current_view(cfg: DictConfig) -> DictConfig:
     node = cfg.hydra
     OmegaConf.set_readonly(node, True)
     view = DictConfig({})
-    _hold(view, "hydra", node, cfg)  # as ``set_config`` keeps its copy's parent
+    view.__dict__["_content"]["hydra"] = node  # its parent stays ``cfg``, as in ``set_config``
     return view
 
 
@@ -56,11 +56,3 @@ def task_view(cfg: DictConfig) -> DictConfig:
             node._set_parent(view)
         content[key] = node
     return view
-
-
-def _hold(view: DictConfig, key: str, node: Container, parent: DictConfig) -> None:
-    """``view[key] = node`` without OmegaConf's copy, ``node`` keeping ``parent`` as its
-    parent (the assignment moves it to ``view``; this moves it back)."""
-    with flag_override(view, "no_deepcopy_set_nodes", True):
-        view[key] = node
-    node._set_parent(parent)
