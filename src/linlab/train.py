@@ -132,17 +132,25 @@ def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **e
     members (``linlab.stacking.interpolations``)."""
     if isinstance(node, DictConfig) and "_target_" in node:
         try:
-            values: dict[str, Any] = unresolved(node)
-            if not any(isinstance(value, dict | list) for value in values.values()):
-                trees = {} if parsed is None else parsed
-                for key, value in values.items():
-                    if isinstance(value, str) and "${" in value:
-                        values[key] = interpolations.read(node, key, trees)
-                if not any(isinstance(value, Container) for value in values.values()):
-                    return instantiate_plain(values, get_object, **extra)
+            values = resolved_plain(node, {} if parsed is None else parsed)
+            if values is not None:
+                return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
     return instantiate(node, **extra)
+
+
+def resolved_plain(node: DictConfig, parsed: interpolations.Parsed) -> dict[str, Any] | None:
+    """``OmegaConf.to_container(node, resolve=True)`` where each of the node's values resolves to
+    a plain value (no list or mapping), each interpolation read with its parse tree from
+    ``parsed`` (``linlab.stacking.interpolations``); None otherwise."""
+    values = unresolved(node)
+    if not isinstance(values, dict) or any(isinstance(v, dict | list) for v in values.values()):
+        return None
+    for key, value in values.items():
+        if isinstance(value, str) and "${" in value:
+            values[key] = interpolations.read(node, key, parsed)
+    return None if any(isinstance(value, Container) for value in values.values()) else values
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -252,8 +260,17 @@ def build_members(
 
 def shared_data(cfgs: Sequence[DictConfig]) -> bool:
     """Whether the members' data settings agree (resolved): then one dataset serves all."""
-    first = OmegaConf.to_container(cfgs[0].data, resolve=True)
-    return all(OmegaConf.to_container(cfg.data, resolve=True) == first for cfg in cfgs[1:])
+    parsed: interpolations.Parsed = {}
+    first, *others = (_data_settings(cfg, parsed) for cfg in cfgs)
+    return all(settings == first for settings in others)
+
+
+def _data_settings(cfg: DictConfig, parsed: interpolations.Parsed) -> Any:
+    try:
+        settings = resolved_plain(cfg.data, parsed)
+    except Exception:  # raised again, as it always was, by ``to_container``
+        settings = None
+    return OmegaConf.to_container(cfg.data, resolve=True) if settings is None else settings
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
