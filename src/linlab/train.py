@@ -130,7 +130,8 @@ def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **e
     Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
     thousand members a group. ``parsed``: its interpolations' parse trees, shared by a group's
     members (``linlab.stacking.interpolations``)."""
-    if isinstance(node, DictConfig) and "_target_" in node:
+    content = node.__dict__["_content"] if isinstance(node, DictConfig) else None
+    if isinstance(content, dict) and "_target_" in content:  # ``in node`` resolves it
         try:
             values = resolved_plain(node, {} if parsed is None else parsed)
             if values is not None:

@@ -35,6 +35,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab.config_values import selected
 from linlab.heap import few_full_collections
 from linlab.results import GroupConfigs
 from linlab.stacking import interpolations
@@ -167,7 +168,7 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
         return
     parsed: interpolations.Parsed = {}
     for cfg in configs:
-        handler = OmegaConf.select(cfg, "hydra.job_logging.handlers.file")
+        handler = selected(cfg, "hydra.job_logging.handlers.file")
         keys = handler.keys() if isinstance(handler, DictConfig) else ()  # ``in`` resolves
         named = "filename" in keys and not OmegaConf.is_missing(handler, "filename")
         path = interpolations.read(handler, "filename", parsed) if named else None

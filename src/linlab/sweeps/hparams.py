@@ -38,8 +38,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import Container, DictConfig, ListConfig, OmegaConf
-from omegaconf._utils import ValueKind, get_value_kind
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.compat.proto.tensor_pb2 import TensorProto
 from tensorboard.compat.proto.types_pb2 import DT_FLOAT
@@ -47,6 +46,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from linlab import tags
+from linlab.config_values import selected
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
 from linlab.results import read_results_if_any, read_saved_config
@@ -113,25 +113,9 @@ def hparams_from(
     """HParams of a run from its config, its group choices and its command-line overrides."""
     values: dict[str, Scalar] = {g: str(choices.get(g) or "none") for g in CHOICE_GROUPS}
     for key in (*CONFIG_KEYS, *overridden_keys(task)):
-        values[key] = _scalar(_selected(cfg, key))
+        values[key] = _scalar(selected(cfg, key))
     values[STATUS] = status
     return values
-
-
-def _selected(cfg: Any, key: str) -> Any:
-    """``OmegaConf.select(cfg, key, default=None)``: read straight from the nodes where the
-    path holds plain values (the usual case), else through ``select``, which sets and resets
-    the root's ``struct`` flag (invalidating every node's flag cache) for each key: ~20 µs
-    each, twenty keys a member, read again by the sweep's summary."""
-    node = cfg
-    for part in key.split("."):
-        content = node.__dict__["_content"] if isinstance(node, DictConfig) else None
-        if not isinstance(content, dict) or part not in content:
-            return OmegaConf.select(cfg, key, default=None)
-        node = content[part]
-    if isinstance(node, Container) or get_value_kind(node) != ValueKind.VALUE:
-        return OmegaConf.select(cfg, key, default=None)
-    return node._value()
 
 
 def metric_names(value: str) -> dict[str, str]:
