@@ -94,9 +94,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
+        with os.fdopen(fd, "w") as f:  # one write: ``json.dump`` writes each token
+            f.write(json.dumps(data, indent=2, allow_nan=True) + "\n")
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -83,13 +83,14 @@ def launch(
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return job_returns
 
+    worker_state = None if executor == "local" else Singleton.get_state()  # a deep copy
     done = run_groups(
         executor,
         settings,
         [[configs[i] for i in g] for g in groups],
         run_local,
         run_group_in_worker,
-        (hydra_context, task_function, Singleton.get_state()),
+        (hydra_context, task_function, worker_state),
     )
     returns: list[JobReturn] = [JobReturn()] * len(configs)
     for group, group_returns in zip(groups, done, strict=True):
