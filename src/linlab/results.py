@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 from omegaconf._utils import OmegaConfDumper, get_omega_conf_dumper, get_yaml_loader
 from yaml.cyaml import CEmitter, CParser
+
+from linlab.config_values import unresolved
 
 RESULTS_FILE = "results.json"
 TIMING_KEYS = ("wall_time_s",)
@@ -93,9 +94,8 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=True)
-            f.write("\n")
+        with os.fdopen(fd, "w") as f:  # one write: ``json.dump`` writes each token
+            f.write(json.dumps(data, indent=2, allow_nan=True) + "\n")
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -180,19 +180,22 @@ def save_config(cfg: Any, filename: str, output_dir: Path) -> None:
 
 
 class GroupConfigs:
-    """``save_config`` for the members of a stacked group, whose configs differ in a few nodes
-    (``seed``, ``data``, ``optimizer``; in ``hydra``: ``job``, ``overrides``, ``runtime``):
-    each top-level node (each child of ``hydra`` in ``hydra.yaml``) is dumped once where it
-    equals the first member's, compared by ``repr`` (``1``, ``1.0`` and ``true`` dump apart).
-    The YAML dump is ~2 ms a file, three files a member. A node dumped alone at its place (its
-    parents' keys above it) reads as in the whole file, so the parts join to the whole."""
+    """``save_config`` for the members of a stacked group, whose configs differ in a few values
+    (``seed``, ``optimizer.lr``; in ``hydra``: ``job.id``, ``runtime.output_dir``, the
+    overrides): each entry (a key and its value, at any depth) is dumped once where it equals
+    the same entry saved before, compared by ``repr`` (``1``, ``1.0`` and ``true`` dump apart);
+    a mapping that differs is its key's line and its entries, each reused where it is equal.
+    The YAML dump is ~2 ms a file, three files a member. An entry dumped alone at its place
+    (its parents' keys above it) reads as in the whole file, so the entries join to the whole;
+    a mapping is split only under a key whose line is the key alone (as it was dumped before:
+    not quoted, not a ``?`` complex key), so that each parent is one line to drop."""
 
     def __init__(self) -> None:
         self._first: dict[tuple[Any, ...], tuple[str, str]] = {}  # path -> (repr, text)
 
     def save(self, cfg: Any, filename: str, output_dir: Path) -> Any:
         """Write the file; return the plain values written (what reading it back gives)."""
-        container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+        container = unresolved(cfg, enum_to_str=True)  # ``to_container``'s, ~6x faster
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / filename).write_text(self._text(filename, container), encoding="utf-8")
         return container
@@ -200,23 +203,21 @@ class GroupConfigs:
     def _text(self, filename: str, container: Any) -> str:
         if not isinstance(container, dict) or not container:
             return _dump(container)
-        ((top, children),) = container.items() if len(container) == 1 else ((None, None),)
-        if isinstance(children, dict) and children:  # ``hydra.yaml``: {hydra: {...}}
-            parts = [
-                self._part((filename, top, key), {top: {key: value}})
-                for key, value in children.items()
-            ]
-            head = parts[0][: parts[0].index("\n") + 1]  # "hydra:\n", above every child
-            if all(part.startswith(head) for part in parts):
-                return head + "".join(part[len(head) :] for part in parts)
-        return "".join(self._part((filename, key), {key: v}) for key, v in container.items())
+        return "".join(self._entry((filename,), (), key, v) for key, v in container.items())
 
-    def _part(self, path: tuple[Any, ...], part: dict[str, Any]) -> str:
-        shown = repr(part)
+    def _entry(self, path: tuple[Any, ...], parents: tuple[str, ...], key: Any, value: Any) -> str:
+        """The lines of ``key: value`` at its place under ``parents`` (their lines left out)."""
+        path, shown = (*path, key), repr(value)
         first = self._first.get(path)
         if first is not None and first[0] == shown:
             return first[1]
-        text = _dump(part)
+        line = first[1][: first[1].find("\n") + 1] if first is not None else ""
+        if isinstance(value, dict) and value and line == f"{'  ' * len(parents)}{key}:\n":
+            inner = (*parents, key)  # a mapping under a plain key: its line, then its entries
+            return line + "".join(self._entry(path, inner, k, v) for k, v in value.items())
+        for parent in reversed((*parents, key)):
+            value = {parent: value}
+        text = _dump(value).split("\n", len(parents))[-1]  # the parents' lines dropped
         self._first.setdefault(path, (shown, text))
         return text
 

@@ -30,6 +30,7 @@ from omegaconf import Container, DictConfig, OmegaConf
 from linlab import ddp, devices, dtypes, faults, folders, interpolation_parses, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
 from linlab.config_tree import VERSION_BASE, config_dir
+from linlab.config_values import unresolved
 from linlab.data.datamodule import LinearDataModule
 from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
@@ -129,19 +130,28 @@ def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **e
     Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
     thousand members a group. ``parsed``: its interpolations' parse trees, shared by a group's
     members (``linlab.stacking.interpolations``)."""
-    if isinstance(node, DictConfig) and "_target_" in node:
+    content = node.__dict__["_content"] if isinstance(node, DictConfig) else None
+    if isinstance(content, dict) and "_target_" in content:  # ``in node`` resolves it
         try:
-            values: dict[str, Any] = OmegaConf.to_container(node, resolve=False)  # type: ignore[assignment]
-            if not any(isinstance(value, dict | list) for value in values.values()):
-                trees = {} if parsed is None else parsed
-                for key, value in values.items():
-                    if isinstance(value, str) and "${" in value:
-                        values[key] = interpolations.read(node, key, trees)
-                if not any(isinstance(value, Container) for value in values.values()):
-                    return instantiate_plain(values, get_object, **extra)
+            values = resolved_plain(node, {} if parsed is None else parsed)
+            if values is not None:
+                return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
             pass
     return instantiate(node, **extra)
+
+
+def resolved_plain(node: DictConfig, parsed: interpolations.Parsed) -> dict[str, Any] | None:
+    """``OmegaConf.to_container(node, resolve=True)`` where each of the node's values resolves to
+    a plain value (no list or mapping), each interpolation read with its parse tree from
+    ``parsed`` (``linlab.stacking.interpolations``); None otherwise."""
+    values = unresolved(node)
+    if not isinstance(values, dict) or any(isinstance(v, dict | list) for v in values.values()):
+        return None
+    for key, value in values.items():
+        if isinstance(value, str) and "${" in value:
+            values[key] = interpolations.read(node, key, parsed)
+    return None if any(isinstance(value, Container) for value in values.values()) else values
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -251,8 +261,17 @@ def build_members(
 
 def shared_data(cfgs: Sequence[DictConfig]) -> bool:
     """Whether the members' data settings agree (resolved): then one dataset serves all."""
-    first = OmegaConf.to_container(cfgs[0].data, resolve=True)
-    return all(OmegaConf.to_container(cfg.data, resolve=True) == first for cfg in cfgs[1:])
+    parsed: interpolations.Parsed = {}
+    first, *others = (_data_settings(cfg, parsed) for cfg in cfgs)
+    return all(settings == first for settings in others)
+
+
+def _data_settings(cfg: DictConfig, parsed: interpolations.Parsed) -> Any:
+    try:
+        settings = resolved_plain(cfg.data, parsed)
+    except Exception:  # raised again, as it always was, by ``to_container``
+        settings = None
+    return OmegaConf.to_container(cfg.data, resolve=True) if settings is None else settings
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from linlab.config_values import selected, unresolved
 
 MEMBER_KEYS = ("seed", "data.seed", "data.noise", "optuna_trial")
 OPTIMIZER_FIXED = ("_target_", "_partial_")
@@ -27,9 +28,9 @@ BUILT_IN_MODULE = "linlab.module.RegressionModule"
 def group_key(cfg: DictConfig) -> str:
     """Equal for jobs that can be members of one group (interpolations compared unresolved).
     Of ``hydra``, the largest node, only ``env_set`` is converted."""
-    values = {key: _unresolved(cfg._get_node(key)) for key in cfg if key != "hydra"}
-    env_set = OmegaConf.select(cfg, "hydra.job.env_set")  # one environment per process
-    values["hydra.job.env_set"] = None if env_set is None else _unresolved(env_set)
+    values = {key: unresolved(cfg._get_node(key)) for key in cfg if key != "hydra"}
+    env_set = selected(cfg, "hydra.job.env_set")  # one environment per process
+    values["hydra.job.env_set"] = None if env_set is None else unresolved(env_set)
     for key in MEMBER_KEYS:
         parent, _, name = key.rpartition(".")
         node = values.get(parent, {}) if parent else values
@@ -40,16 +41,9 @@ def group_key(cfg: DictConfig) -> str:
     return json.dumps(values, sort_keys=True, default=str)
 
 
-def _unresolved(node: Any) -> Any:
-    """A node's value as ``OmegaConf.to_container(resolve=False)`` of its parent holds it."""
-    if isinstance(node, Container):
-        return OmegaConf.to_container(node, resolve=False)
-    return node._value()
-
-
 def stackable(cfg: DictConfig) -> bool:
     """Whether this job may share a process with others at all (see the module docstring)."""
-    if OmegaConf.select(cfg, "hydra.job.chdir"):  # members share one working directory
+    if selected(cfg, "hydra.job.chdir"):  # members share one working directory
         return False
     trainer, module, data = cfg.trainer, cfg.module, cfg.data
     single_device = trainer.get("strategy", "auto") == "auto" and trainer.get("devices") in (1, "1")

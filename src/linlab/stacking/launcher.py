@@ -35,6 +35,7 @@ from hydra.core.utils import (
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from linlab.config_values import selected, unresolved
 from linlab.heap import few_full_collections
 from linlab.results import GroupConfigs
 from linlab.stacking import interpolations
@@ -82,13 +83,14 @@ def launch(
         configure_log(config.hydra.hydra_logging, config.hydra.verbose)
         return job_returns
 
+    worker_state = None if executor == "local" else Singleton.get_state()  # a deep copy
     done = run_groups(
         executor,
         settings,
         [[configs[i] for i in g] for g in groups],
         run_local,
         run_group_in_worker,
-        (hydra_context, task_function, Singleton.get_state()),
+        (hydra_context, task_function, worker_state),
     )
     returns: list[JobReturn] = [JobReturn()] * len(configs)
     for group, group_returns in zip(groups, done, strict=True):
@@ -167,7 +169,7 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
         return
     parsed: interpolations.Parsed = {}
     for cfg in configs:
-        handler = OmegaConf.select(cfg, "hydra.job_logging.handlers.file")
+        handler = selected(cfg, "hydra.job_logging.handlers.file")
         keys = handler.keys() if isinstance(handler, DictConfig) else ()  # ``in`` resolves
         named = "filename" in keys and not OmegaConf.is_missing(handler, "filename")
         path = interpolations.read(handler, "filename", parsed) if named else None
@@ -188,22 +190,24 @@ def start_job(
     """What ``run_job`` does before it calls the task (folder, ``.hydra/`` written through the
     group's ``saved``, ``on_job_start``); the group's members share the working directory
     (stackable jobs do not ``chdir``)."""
-    run_dir = Path(cfg.hydra.runtime.output_dir)
+    hydra_node = cfg.hydra
+    run_dir = Path(hydra_node.runtime.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_cfg = task_view(cfg)  # ``run_job``'s masked copy, the job's nodes held, not copied
     hydra_cfg = HydraConfig.instance().cfg  # the member's own copy (``member_scope``)
-    if cfg.hydra.output_subdir is not None:
-        hydra_output = run_dir / str(cfg.hydra.output_subdir)
+    overrides = hydra_node.overrides.task
+    if (output_subdir := hydra_node.output_subdir) is not None:
+        hydra_output = run_dir / str(output_subdir)
         config_written = saved.save(task_cfg, "config.yaml", hydra_output)
         hydra_written = saved.save(hydra_cfg, "hydra.yaml", hydra_output)
-        saved.save(cfg.hydra.overrides.task, "overrides.yaml", hydra_output)
+        saved.save(overrides, "overrides.yaml", hydra_output)
         remember_saved_job(hydra_output, hydra_written, config_written)  # the sweep's summary
     hydra_context.callbacks.on_job_start(config=cfg, task_function=task_function)
     job_return = JobReturn()
     job_return.cfg, job_return.hydra_cfg = task_cfg, hydra_cfg
-    job_return.overrides = OmegaConf.to_container(cfg.hydra.overrides.task)
+    job_return.overrides = unresolved(overrides)  # ``OmegaConf.to_container``'s
     job_return.working_dir = str(Path.cwd())
-    job_return.task_name = cfg.hydra.job.name
+    job_return.task_name = hydra_node.job.name
     return job_return, task_cfg, run_dir
 
 

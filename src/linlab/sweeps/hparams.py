@@ -46,6 +46,7 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from linlab import tags
+from linlab.config_values import selected
 from linlab.logger import events_file, remove_if_empty
 from linlab.report import value as chosen
 from linlab.results import read_results_if_any, read_saved_config
@@ -112,7 +113,7 @@ def hparams_from(
     """HParams of a run from its config, its group choices and its command-line overrides."""
     values: dict[str, Scalar] = {g: str(choices.get(g) or "none") for g in CHOICE_GROUPS}
     for key in (*CONFIG_KEYS, *overridden_keys(task)):
-        values[key] = _scalar(OmegaConf.select(cfg, key, default=None))
+        values[key] = _scalar(selected(cfg, key))
     values[STATUS] = status
     return values
 
