@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from sweeps import SRC, hparams_sessions
 from test_performance import PLAIN_RUN, plain_minibatch_sgd, scalars
 
+from linlab import interpolation_parses
 from linlab.checks.preflight import job_configs
 from linlab.data.synthetic import gaussian
 from linlab.stacking.groups import make_groups
@@ -524,8 +525,8 @@ def test_a_configs_values_read_from_its_nodes_are_what_omegaconf_reads():
 
 
 def test_members_share_one_dataset_exactly_when_their_resolved_data_settings_agree(tmp_path):
-    """``shared_data`` (each interpolation read with the group's parse trees, a list setting
-    through ``to_container``) agrees with comparing ``to_container(resolve=True)``."""
+    """``shared_data`` (plain settings read from the nodes, a list setting through
+    ``to_container``) agrees with comparing ``to_container(resolve=True)``."""
     from linlab.train import shared_data
 
     members = [[], ["optimizer.lr=0.5"], ["seed=1"], ["data.seed=0"], ["data.noise=0.10"]]
@@ -795,24 +796,26 @@ def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_
             assert built.keywords == {"lr": 0.01, **SGD_DEFAULTS}
             continue
         assert type(built) is type(expected) and attributes(built) == attributes(expected), name
-    # another member of the group, its interpolations' parse trees the first member's
+    # another member of the group, with the trees OmegaConf parsed for the first member's
+    # interpolations (``linlab.interpolation_parses``): its own values
+    interpolation_parses.remember()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         other = compose("train", [*overrides, "seed=7"], return_hydra_config=True)
     with open_dict(other):
         other.hydra.runtime.output_dir = str(tmp_path / "other")
     make_current(other)
-    parsed: dict = {}
-    for node, extra in nodes:  # the first member's interpolations parsed
-        instantiate_node(node, parsed, **extra)
-    assert any("hydra:runtime.output_dir" in text for text in parsed)
+    for node, extra in nodes:
+        instantiate_node(node, **extra)
+    reused = interpolation_parses._parse.cache_info().hits
     for group in ("callbacks", "logger"):
         for name, node in other[group].items():
             extra = {"save_dir": str(tmp_path / "other")} if group == "logger" else {}
-            built, expected = instantiate_node(node, parsed, **extra), instantiate(node, **extra)
+            built, expected = instantiate_node(node, **extra), instantiate(node, **extra)
             assert type(built) is type(expected), name
             assert attributes(built) == attributes(expected), name
-    checkpoints = instantiate_node(other.callbacks.last_checkpoint, parsed)
+    checkpoints = instantiate_node(other.callbacks.last_checkpoint)
     assert checkpoints.dirpath == str(tmp_path / "other" / "checkpoints")
+    assert interpolation_parses._parse.cache_info().hits > reused
 
 
 SGD_DEFAULTS = {"momentum": 0.0, "weight_decay": 0.0}

@@ -25,19 +25,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import Container, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from linlab import ddp, devices, dtypes, faults, folders, interpolation_parses, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
 from linlab.config_tree import VERSION_BASE, config_dir
-from linlab.config_values import unresolved
+from linlab.config_values import resolved, unresolved
 from linlab.data.datamodule import LinearDataModule
 from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
 from linlab.notebook import in_kernel, live_progress
 from linlab.progress import interrupted_message
 from linlab.results import RESULTS_FILE, param_distance, write_json_atomic
-from linlab.stacking import interpolations
 from linlab.stacking.checkpoints import merged_resume_checkpoint
 from linlab.stacking.data import StackedDataModule
 from linlab.stacking.event_writer import one_writer_thread
@@ -58,21 +57,17 @@ def resolve_seed(cfg: DictConfig) -> int:
     return int(cfg.seed)
 
 
-def build(
-    cfg: DictConfig, parsed: interpolations.Parsed | None = None
-) -> tuple[LinearDataModule, RegressionModule]:
-    """The datamodule and module of one job; the model is made in the precision's dtype.
-    ``parsed``: interpolations' parse trees, shared by a group's members (``instantiate_node``)."""
-    datamodule = instantiate_node(cfg.data, parsed)
-    scheduler = instantiate_node(cfg.scheduler, parsed) if cfg.get("scheduler") else None
+def build(cfg: DictConfig) -> tuple[LinearDataModule, RegressionModule]:
+    """The datamodule and module of one job; the model is made in the precision's dtype."""
+    datamodule = instantiate_node(cfg.data)
+    scheduler = instantiate_node(cfg.scheduler) if cfg.get("scheduler") else None
     with dtypes.default_dtype(cfg.trainer.precision):
-        model = instantiate_node(cfg.model, parsed)
+        model = instantiate_node(cfg.model)
     module = instantiate_node(
         cfg.module,
-        parsed,
         model=model,
-        loss=instantiate_node(cfg.loss, parsed),
-        optimizer=instantiate_node(cfg.optimizer, parsed),
+        loss=instantiate_node(cfg.loss),
+        optimizer=instantiate_node(cfg.optimizer),
         scheduler=scheduler,
     )
     return datamodule, module
@@ -88,14 +83,13 @@ def build_trainer(
     """The trainer of K members: each member's loggers write into its own folder; with K > 1
     each member's callbacks see it as a run of its own (``linlab.stacking.members``)."""
     member_loggers, member_callbacks = [], []
-    parsed: interpolations.Parsed = {}  # shared by the members' nodes
     for k, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
         as_member(k)
         loggers = (cfg.get("logger") or {}).values()
         callbacks = (cfg.get("callbacks") or {}).values()
         save_dir = str(run_dir)
-        member_loggers.append([instantiate_node(c, parsed, save_dir=save_dir) for c in loggers])
-        member_callbacks.append([instantiate_node(c, parsed) for c in callbacks])
+        member_loggers.append([instantiate_node(c, save_dir=save_dir) for c in loggers])
+        member_callbacks.append([instantiate_node(c) for c in callbacks])
     as_member(0)
     cfg = cfgs[0]
     extra: dict[str, Any] = {}
@@ -123,17 +117,16 @@ def build_trainer(
         )
 
 
-def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **extra: Any) -> Any:
+def instantiate_node(node: Any, **extra: Any) -> Any:
     """A run's object from its config node, as Hydra's ``instantiate(node, **extra)`` builds
     it. Where every argument resolves to a plain value (no list or mapping, which Hydra would
     pass as its own config objects) it is built from the resolved values (``linlab.build``):
     Hydra's deep copy and resolution of the node cost ~1.5 ms a node, ten nodes a member, a
-    thousand members a group. ``parsed``: its interpolations' parse trees, shared by a group's
-    members (``linlab.stacking.interpolations``)."""
+    thousand members a group."""
     content = node.__dict__["_content"] if isinstance(node, DictConfig) else None
     if isinstance(content, dict) and "_target_" in content:  # ``in node`` resolves it
         try:
-            values = resolved_plain(node, {} if parsed is None else parsed)
+            values = resolved_plain(node)
             if values is not None:
                 return instantiate_plain(values, get_object, **extra)
         except Exception:  # Hydra's instantiate below raises it as a run has always seen it
@@ -141,17 +134,14 @@ def instantiate_node(node: Any, parsed: interpolations.Parsed | None = None, **e
     return instantiate(node, **extra)
 
 
-def resolved_plain(node: DictConfig, parsed: interpolations.Parsed) -> dict[str, Any] | None:
+def resolved_plain(node: DictConfig) -> dict[str, Any] | None:
     """``OmegaConf.to_container(node, resolve=True)`` where each of the node's values resolves to
-    a plain value (no list or mapping), each interpolation read with its parse tree from
-    ``parsed`` (``linlab.stacking.interpolations``); None otherwise."""
-    values = unresolved(node)
-    if not isinstance(values, dict) or any(isinstance(v, dict | list) for v in values.values()):
+    a plain value (no list or mapping, written or interpolated); None otherwise."""
+    written = unresolved(node)
+    if not isinstance(written, dict) or any(isinstance(v, dict | list) for v in written.values()):
         return None
-    for key, value in values.items():
-        if isinstance(value, str) and "${" in value:
-            values[key] = interpolations.read(node, key, parsed)
-    return None if any(isinstance(value, Container) for value in values.values()) else values
+    values = resolved(node)
+    return None if any(isinstance(value, dict | list) for value in values.values()) else values
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -250,10 +240,10 @@ def build_members(
 ) -> tuple[list[LinearDataModule], RegressionModule]:
     """Each member's datamodule, and the members' modules merged into one (``stack_modules``);
     the other members' module objects (~8 KiB each) are not kept through the fit."""
-    datamodules, modules, parsed = [], [], {}
+    datamodules, modules = [], []
     for cfg, seed in zip(cfgs, seeds, strict=True):
         L.seed_everything(seed, workers=True, verbose=False)
-        datamodule, module = build(cfg, parsed)
+        datamodule, module = build(cfg)
         datamodules.append(datamodule)
         modules.append(module)
     return datamodules, stack_modules(modules)
@@ -261,14 +251,13 @@ def build_members(
 
 def shared_data(cfgs: Sequence[DictConfig]) -> bool:
     """Whether the members' data settings agree (resolved): then one dataset serves all."""
-    parsed: interpolations.Parsed = {}
-    first, *others = (_data_settings(cfg, parsed) for cfg in cfgs)
+    first, *others = (_data_settings(cfg) for cfg in cfgs)
     return all(settings == first for settings in others)
 
 
-def _data_settings(cfg: DictConfig, parsed: interpolations.Parsed) -> Any:
+def _data_settings(cfg: DictConfig) -> Any:
     try:
-        settings = resolved_plain(cfg.data, parsed)
+        settings = resolved_plain(cfg.data)
     except Exception:  # raised again, as it always was, by ``to_container``
         settings = None
     return OmegaConf.to_container(cfg.data, resolve=True) if settings is None else settings

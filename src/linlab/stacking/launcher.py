@@ -38,7 +38,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from linlab.config_values import selected, unresolved
 from linlab.heap import few_full_collections
 from linlab.results import GroupConfigs
-from linlab.stacking import interpolations
 from linlab.stacking.executors import run_groups
 from linlab.stacking.groups import make_groups
 from linlab.sweeps.compose import JobComposer
@@ -70,9 +69,9 @@ def launch(
     setup_globals()
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    composer, parsed = JobComposer(hydra_context.config_loader, config), {}
+    composer = JobComposer(hydra_context.config_loader, config)
     configs = [
-        job_config(composer, overrides, initial_job_idx + i, parsed)
+        job_config(composer, overrides, initial_job_idx + i)
         for i, overrides in enumerate(job_overrides)
     ]
     groups = make_groups(configs, max_members)
@@ -99,18 +98,14 @@ def launch(
     return returns
 
 
-def job_config(
-    composer: JobComposer, overrides: Sequence[str], idx: int, parsed: interpolations.Parsed
-) -> DictConfig:
-    """The job's composed config with its folder set, as Hydra's ``run_job`` makes it (the
-    sweep's jobs share ``parsed``, ``linlab.stacking.interpolations``)."""
+def job_config(composer: JobComposer, overrides: Sequence[str], idx: int) -> DictConfig:
+    """The job's composed config with its folder set, as Hydra's ``run_job`` makes it."""
     cfg = composer.compose(overrides)
     with open_dict(cfg.hydra.job):
         cfg.hydra.job.id = idx
         cfg.hydra.job.num = idx
     sweep = cfg.hydra.sweep
-    subdir = interpolations.read(sweep, "subdir", parsed)
-    folder = Path(str(interpolations.read(sweep, "dir", parsed))) / str(subdir)
+    folder = Path(str(sweep.dir)) / str(sweep.subdir)
     with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
         cfg.hydra.runtime.output_dir = str(folder.absolute())
     return cfg
@@ -167,12 +162,11 @@ def log_to_every_member(configs: Sequence[DictConfig]) -> None:
     first = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
     if first is None:
         return
-    parsed: interpolations.Parsed = {}
     for cfg in configs:
         handler = selected(cfg, "hydra.job_logging.handlers.file")
         keys = handler.keys() if isinstance(handler, DictConfig) else ()  # ``in`` resolves
         named = "filename" in keys and not OmegaConf.is_missing(handler, "filename")
-        path = interpolations.read(handler, "filename", parsed) if named else None
+        path = handler.filename if named else None
         if path:
             open(path, "a").close()  # the file exists from the start, as without delay
             handler = logging.FileHandler(path, delay=True)
