@@ -4,8 +4,6 @@ files equal to what the basic launcher's separate process writes."""
 from __future__ import annotations
 
 import copy
-import dataclasses
-import enum
 import json
 import math
 import os
@@ -461,69 +459,6 @@ def test_a_groups_saved_configs_are_hydras_own_files_byte_for_byte(tmp_path):
             assert (tmp_path / f"group{k}" / name).read_bytes() == expected, (k, name)
 
 
-class Color(enum.Enum):
-    RED = 1
-
-
-@dataclasses.dataclass
-class Settings:
-    color: Color = Color.RED
-    size: int = 3
-    path: Path = Path("/tmp")
-
-
-def test_a_configs_values_read_from_its_nodes_are_what_omegaconf_reads():
-    """``unresolved`` is ``OmegaConf.to_container(resolve=False)`` and ``selected`` is
-    ``OmegaConf.select(default=None)`` at every node of a job's config and of one made of the
-    corner cases: missing values, None and interpolated nodes, lists, enums (also as keys),
-    a structured config, integer keys."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import Container, DictConfig, ListConfig
-
-    from linlab.config_values import selected, unresolved
-
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        job = compose("train", ["optimizer.lr=0.5"], return_hydra_config=True)
-    corners = OmegaConf.create(
-        {
-            "missing": "???",
-            "none": None,
-            "empty": {},
-            "alias": "${lists}",
-            "text": "${lists.0}/x",
-            "escaped": "\\${lists}",
-            "lists": [1, [2.0, {"a": True}], "???", None, "${none}"],
-            "deep": {"node": "???", "none": None, "list": "${lists}", "alias": "${deep}"},
-            "ints": {1: "one", 2: {3: "three"}},
-            "colors": {"first": Color.RED, "keys": {Color.RED: "red"}},
-        }
-    )
-    corners.settings = OmegaConf.structured(Settings)
-    corners.missing_node = DictConfig("???")
-    corners.none_node = ListConfig(None)
-
-    def nodes(node, path):
-        yield path, node
-        content = node._content if isinstance(node, Container) else None
-        items = content.items() if isinstance(content, dict) else enumerate(content or ())
-        for key, child in items if isinstance(content, dict | list) else ():
-            yield from nodes(child, (*path, key))
-
-    for cfg in (job, corners):
-        for path, node in nodes(cfg, ()):
-            for enum_to_str in (False, True):
-                if isinstance(node, Container):
-                    expected = OmegaConf.to_container(node, enum_to_str=enum_to_str)
-                    assert repr(unresolved(node, enum_to_str)) == repr(expected), path
-            if path and all(isinstance(part, str | int) for part in path):
-                key = ".".join(map(str, path))
-                expected, read = outcome(select, cfg, key), outcome(selected, cfg, key)
-                assert repr(read) == repr(expected), key  # also what either raises
-                assert read[1] is expected[1] or not isinstance(expected[1], Container)
-        for key in ("absent", "deep.absent", "alias.0", ".missing", "deep.alias.node"):
-            assert repr(outcome(selected, cfg, key)) == repr(outcome(select, cfg, key))
-
-
 def test_members_share_one_dataset_exactly_when_their_resolved_data_settings_agree(tmp_path):
     """``shared_data`` (plain settings read from the nodes, a list setting through
     ``to_container``) agrees with comparing ``to_container(resolve=True)``."""
@@ -539,18 +474,6 @@ def test_members_share_one_dataset_exactly_when_their_resolved_data_settings_agr
             answers.add(shared_data([a, b]))
             assert shared_data([a, b]) == (data[0] == data[1])
     assert answers == {True, False}
-
-
-def select(cfg, key):
-    return OmegaConf.select(cfg, key, default=None)
-
-
-def outcome(read, cfg, key) -> tuple:
-    """What ``read(cfg, key)`` gives, or the type of what it raises."""
-    try:
-        return "value", read(cfg, key)
-    except Exception as error:
-        return "raised", type(error)
 
 
 def test_a_sweeps_summary_takes_what_the_launcher_wrote_unless_it_changed(
