@@ -679,6 +679,34 @@ def test_a_threadless_writers_events_file_is_what_tensorboards_own_writer_writes
     assert len(records) == 4 and all(got == records["own"] for got in records.values())
 
 
+def test_a_member_closing_its_events_file_leaves_the_groups_periodic_flush_working(tmp_path):
+    """A member's writer closes its file (its logger finalized) while the group's thread still
+    counts that file among those written since its last flush: the thread's flush, every
+    ``flush_secs``, passes the closed file by, and the other members go on writing (it raised
+    "File already closed" to every member once, failing a whole group)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from linlab.stacking.event_writer import GroupWriterThread, ThreadlessSummaryWriter
+
+    thread = GroupWriterThread(flush_secs=0.5)
+    thread.start()
+    first, second = (
+        ThreadlessSummaryWriter(thread.member_writer, log_dir=str(tmp_path / name))
+        for name in ("first", "second")
+    )
+    first.add_scalar("loss", 1.0, 1)
+    second.add_scalar("loss", 2.0, 1)
+    first.close()  # both files written, neither flushed by the thread yet
+    time.sleep(1.2)  # the thread's periodic flush has come
+    second.add_scalar("loss", 3.0, 2)
+    second.close()
+    assert thread.exception is None and not thread.is_alive()
+    for name, expected in (("first", [1.0]), ("second", [2.0, 3.0])):
+        (path,) = (tmp_path / name).iterdir()
+        events = [e for e in EventFileLoader(str(path)).Load() if e.summary.value]
+        assert [e.summary.value[0].tensor.float_val[0] for e in events] == expected, name
+
+
 def test_a_members_loggers_and_callbacks_are_what_hydras_instantiate_builds(tmp_path):
     """``instantiate_node`` (plain values where Hydra would pass plain values) builds each
     logger and callback node of a member as Hydra's ``instantiate`` does: same class, same

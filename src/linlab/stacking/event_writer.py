@@ -70,6 +70,7 @@ class GroupWriterThread(threading.Thread):
         self.open_writers, self.stopped = 0, False
         self.batch = BATCH  # events waiting that wake the writer
         self.lock = threading.Lock()
+        self.files_lock = threading.Lock()  # a file is flushed or closed by one thread at a time
 
     def member_writer(self, record_writer: RecordWriter) -> MemberWriter | _AsyncWriter:
         """A writer of ``record_writer``'s file on this thread; once the thread has stopped
@@ -146,11 +147,16 @@ class GroupWriterThread(threading.Thread):
         records.clear()
 
     def _flush(self, pending: set[Any]) -> None:
-        for record_writer in pending:
-            try:
-                record_writer.flush()
-            except Exception as error:
-                self.exception = error
+        """Flush the files written since the last flush; a file its member closed since (after
+        its last records were written) is not flushed again."""
+        with self.files_lock:
+            for record_writer in pending:
+                if record_writer.closed:
+                    continue
+                try:
+                    record_writer.flush()
+                except Exception as error:
+                    self.exception = error
         pending.clear()
 
     def closed_one(self) -> None:
@@ -200,7 +206,8 @@ class MemberWriter:
         self._check(open_only=True)
         self._thread.written()
         self._check()
-        self._writer.flush()
+        with self._thread.files_lock:
+            self._writer.flush()
 
     def close(self) -> None:
         if self._closed:
@@ -208,8 +215,9 @@ class MemberWriter:
         self._closed = True
         try:
             self._thread.written()
-            self._writer.flush()
-            self._writer.close()
+            with self._thread.files_lock:
+                self._writer.flush()
+                self._writer.close()
         finally:
             self._thread.closed_one()
 
