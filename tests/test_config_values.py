@@ -10,12 +10,12 @@ import enum
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
 from hydra import compose, initialize_config_dir
 from omegaconf import MISSING, Container, DictConfig, ListConfig, OmegaConf
 
 from linlab.config_tree import config_dir
 from linlab.config_values import resolved, selected, unresolved
-from tests.conftest import compose_config
 
 
 class Color(enum.Enum):
