@@ -25,12 +25,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from linlab import ddp, devices, dtypes, faults, folders, interpolation_parses, run_state, unwritten
 from linlab.build import instantiate as instantiate_plain
 from linlab.config_tree import VERSION_BASE, config_dir
-from linlab.config_values import resolved, unresolved
+from linlab.config_values import resolved
 from linlab.data.datamodule import LinearDataModule
 from linlab.final_values import learned_parameters, split_losses
 from linlab.module import RegressionModule
@@ -137,11 +137,10 @@ def instantiate_node(node: Any, **extra: Any) -> Any:
 def resolved_plain(node: DictConfig) -> dict[str, Any] | None:
     """``OmegaConf.to_container(node, resolve=True)`` where each of the node's values resolves to
     a plain value (no list or mapping, written or interpolated); None otherwise."""
-    written = unresolved(node)
-    if not isinstance(written, dict) or any(isinstance(v, dict | list) for v in written.values()):
-        return None
     values = resolved(node)
-    return None if any(isinstance(value, dict | list) for value in values.values()) else values
+    if not isinstance(values, dict) or any(isinstance(v, dict | list) for v in values.values()):
+        return None
+    return values
 
 
 def hyperparameters(cfg: DictConfig, seed: int) -> dict[str, Any]:
@@ -251,16 +250,8 @@ def build_members(
 
 def shared_data(cfgs: Sequence[DictConfig]) -> bool:
     """Whether the members' data settings agree (resolved): then one dataset serves all."""
-    first, *others = (_data_settings(cfg) for cfg in cfgs)
+    first, *others = (resolved(cfg.data) for cfg in cfgs)
     return all(settings == first for settings in others)
-
-
-def _data_settings(cfg: DictConfig) -> Any:
-    try:
-        settings = resolved_plain(cfg.data)
-    except Exception:  # raised again, as it always was, by ``to_container``
-        settings = None
-    return OmegaConf.to_container(cfg.data, resolve=True) if settings is None else settings
 
 
 def resume_path(cfgs: Sequence[DictConfig], run_dirs: Sequence[Path]) -> str | None:
